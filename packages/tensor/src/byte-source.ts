@@ -1,0 +1,170 @@
+// Random-access byte sources: a local file (Node), a Blob/File (browser), a URL (HTTP range requests).
+// Everything above reads through `read(offset, length)`, so a multi-GB file is never held whole.
+
+import { AbortError, ModelLoadError, throwIfAborted } from './errors.js';
+
+export interface ByteSource {
+  /** Path or URL, for messages. */
+  readonly name: string;
+  /** Total size in bytes. */
+  size(): Promise<number>;
+  /** Exactly `length` bytes at `offset`; a short read is a ModelLoadError (truncated file). */
+  read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+interface NodeFileHandle {
+  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  stat(): Promise<{ size: number }>;
+  close(): Promise<void>;
+}
+
+/** A local file, read with positional reads (files over 4 GB included). Node only. */
+export class NodeFileSource implements ByteSource {
+  private handle: Promise<NodeFileHandle> | null = null;
+  constructor(readonly name: string) {}
+
+  private open(): Promise<NodeFileHandle> {
+    return (this.handle ??= (async () => {
+      const fsName = 'node:fs/promises';
+      const fs = (await import(/* @vite-ignore */ fsName)) as { open(p: string, f: string): Promise<NodeFileHandle> };
+      try {
+        return await fs.open(this.name, 'r');
+      } catch (e) {
+        this.handle = null;
+        const code = (e as { code?: string }).code;
+        throw new ModelLoadError(code === 'ENOENT' ? `file not found: ${this.name}` : `cannot open ${this.name}: ${(e as Error).message}`, { cause: e });
+      }
+    })());
+  }
+
+  async size(): Promise<number> {
+    return (await (await this.open()).stat()).size;
+  }
+
+  async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    throwIfAborted(signal, `reading ${this.name}`);
+    const fh = await this.open();
+    const out = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await fh.read(out, done, Math.min(length - done, 1 << 30), offset + done);
+      if (bytesRead === 0) {
+        throw new ModelLoadError(`${this.name}: unexpected end of file at byte ${offset + done} (wanted ${length} bytes at ${offset}); the file is truncated`);
+      }
+      done += bytesRead;
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    const h = this.handle;
+    this.handle = null;
+    if (h) await (await h.catch(() => null))?.close();
+  }
+}
+
+/** A Blob or File (browser folder pickers, drag and drop). */
+export class BlobSource implements ByteSource {
+  constructor(
+    readonly blob: Blob,
+    readonly name: string = (blob as File).name ?? 'blob',
+  ) {}
+
+  async size(): Promise<number> {
+    return this.blob.size;
+  }
+
+  async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    throwIfAborted(signal, `reading ${this.name}`);
+    if (offset + length > this.blob.size) {
+      throw new ModelLoadError(`${this.name}: unexpected end of file at byte ${this.blob.size} (wanted ${length} bytes at ${offset}); the file is truncated`);
+    }
+    return new Uint8Array(await this.blob.slice(offset, offset + length).arrayBuffer());
+  }
+
+  async close(): Promise<void> {}
+}
+
+export interface HttpOptions {
+  fetch?: typeof fetch;
+  headers?: Record<string, string>;
+  /** Retries after a dropped connection or a 5xx answer (default 2). */
+  retries?: number;
+}
+
+/** A URL read with HTTP range requests. A server that ignores Range is a clear error. */
+export class HttpRangeSource implements ByteSource {
+  private sizePromise: Promise<number> | null = null;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(
+    readonly name: string,
+    private readonly options: HttpOptions = {},
+  ) {
+    this.fetchImpl = options.fetch ?? ((...a: Parameters<typeof fetch>) => fetch(...a));
+  }
+
+  size(): Promise<number> {
+    return (this.sizePromise ??= this.fetchSize().catch((e) => {
+      this.sizePromise = null;
+      throw e;
+    }));
+  }
+
+  private async fetchSize(): Promise<number> {
+    const res = await this.request({ Range: 'bytes=0-0' });
+    await res.body?.cancel().catch(() => {});
+    const range = res.headers.get('content-range');
+    const total = range ? Number(/\/(\d+)\s*$/.exec(range)?.[1]) : NaN;
+    if (res.status === 206 && Number.isFinite(total)) return total;
+    const len = Number(res.headers.get('content-length'));
+    if (res.status === 200 && Number.isFinite(len)) return len;
+    throw new ModelLoadError(`${this.name}: cannot tell the file size (status ${res.status}, no Content-Range)`);
+  }
+
+  async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    if (length === 0) return new Uint8Array(0);
+    const retries = this.options.retries ?? 2;
+    for (let attempt = 0; ; attempt++) {
+      throwIfAborted(signal, `downloading ${this.name}`);
+      try {
+        const res = await this.request({ Range: `bytes=${offset}-${offset + length - 1}` }, signal);
+        if (res.status === 200) {
+          await res.body?.cancel().catch(() => {});
+          throw new ModelLoadError(`${this.name}: the server ignored the HTTP Range header (answered 200 instead of 206); serve the model from a server that supports range requests`);
+        }
+        if (res.status === 416) throw new ModelLoadError(`${this.name}: range ${offset}+${length} is past the end of the file; the file is truncated`);
+        const buf = new Uint8Array(await res.arrayBuffer());
+        if (buf.length !== length) {
+          throw new RetryableError(`${this.name}: got ${buf.length} of ${length} bytes at ${offset}; the connection dropped or the file is truncated`);
+        }
+        return buf;
+      } catch (e) {
+        if (e instanceof AbortError || signal?.aborted) throw e instanceof AbortError ? e : new AbortError(`downloading ${this.name} was aborted`, { cause: e });
+        const retryable = e instanceof RetryableError || !(e instanceof ModelLoadError);
+        if (!retryable || attempt >= retries) {
+          if (e instanceof ModelLoadError) throw e;
+          throw new ModelLoadError(`${this.name}: download failed (${(e as Error).message})`, { cause: e });
+        }
+      }
+    }
+  }
+
+  private async request(headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
+    let res: Response;
+    try {
+      res = await this.fetchImpl(this.name, { headers: { ...this.options.headers, ...headers }, signal });
+    } catch (e) {
+      if (signal?.aborted) throw new AbortError(`downloading ${this.name} was aborted`, { cause: e });
+      throw new RetryableError(`${this.name}: request failed (${(e as Error).message})`);
+    }
+    if (res.status >= 500) throw new RetryableError(`${this.name}: server error ${res.status} ${res.statusText}`);
+    if (!res.ok) throw new ModelLoadError(`${this.name}: HTTP ${res.status} ${res.statusText}`);
+    return res;
+  }
+
+  async close(): Promise<void> {}
+}
+
+class RetryableError extends ModelLoadError {}

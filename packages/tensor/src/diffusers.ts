@@ -1,0 +1,107 @@
+// Reading a diffusers folder: model_index.json, each component's config, and the weight file(s) of a
+// component, preferring the requested variant (`*.fp16.safetensors`) and falling back with a notice.
+
+import { ModelLoadError } from './errors.js';
+import type { ModelSource } from './model-source.js';
+import { SafetensorsFile } from './safetensors.js';
+
+export interface ModelIndex {
+  className: string;
+  /** Component name → [library, class]; entries of [null, null] (absent components) are dropped. */
+  components: Record<string, [string, string]>;
+  /** Every other key (force_zeros_for_empty_prompt, requires_aesthetics_score, …). */
+  extra: Record<string, unknown>;
+}
+
+export async function readJson<T = Record<string, unknown>>(source: ModelSource, path: string): Promise<T> {
+  const text = await source.readText(path);
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new ModelLoadError(`${source.description}/${path} is not valid JSON (${(e as Error).message})`, { cause: e });
+  }
+}
+
+export async function readModelIndex(source: ModelSource): Promise<ModelIndex> {
+  if (!(await source.exists('model_index.json'))) {
+    throw new ModelLoadError(`${source.description} is not a diffusers pipeline folder: model_index.json was not found there`);
+  }
+  const raw = await readJson(source, 'model_index.json');
+  const components: Record<string, [string, string]> = {};
+  const extra: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (k === '_class_name' || k === '_diffusers_version' || k === '_name_or_path') continue;
+    if (Array.isArray(v) && v.length === 2 && (v[0] === null || typeof v[0] === 'string')) {
+      if (v[0] !== null && v[1] !== null) components[k] = [v[0], v[1]];
+    } else extra[k] = v;
+  }
+  return { className: String(raw._class_name ?? ''), components, extra };
+}
+
+/** A component's config.json (scheduler: scheduler_config.json). */
+export async function readComponentConfig(source: ModelSource, subfolder: string): Promise<Record<string, unknown>> {
+  const prefix = subfolder ? `${subfolder}/` : '';
+  const candidates = [`${prefix}config.json`, `${prefix}scheduler_config.json`];
+  for (const c of candidates) if (await source.exists(c)) return readJson(source, c);
+  throw new ModelLoadError(`no config for "${subfolder || '.'}" in ${source.description}: looked for ${candidates.join(', ')}`);
+}
+
+export interface WeightFiles {
+  /** Model-relative paths of the safetensors file(s) (several when sharded). */
+  paths: string[];
+  /** The variant that was loaded ('' for the default weights). */
+  variant: string;
+  /** A sentence for the user when the requested variant was not found and we fell back. */
+  notice?: string;
+}
+
+const BASE_NAMES = ['diffusion_pytorch_model', 'model'];
+
+/** Finds a component's weights, trying the variant first, then the default files. */
+export async function resolveWeightFiles(source: ModelSource, subfolder: string, variant?: string): Promise<WeightFiles> {
+  const prefix = subfolder ? `${subfolder}/` : '';
+  const looked: string[] = [];
+  const tryVariant = async (v: string): Promise<string[] | null> => {
+    for (const base of BASE_NAMES) {
+      const name = v ? `${base}.${v}.safetensors` : `${base}.safetensors`;
+      looked.push(prefix + name);
+      if (await source.exists(prefix + name)) return [prefix + name];
+      const index = `${prefix}${name}.index.json`;
+      looked.push(index);
+      if (await source.exists(index)) {
+        const idx = await readJson<{ weight_map?: Record<string, string> }>(source, index);
+        const shards = [...new Set(Object.values(idx.weight_map ?? {}))];
+        if (!shards.length) throw new ModelLoadError(`${source.description}/${index} lists no shards`);
+        return shards.map((s) => prefix + s);
+      }
+    }
+    return null;
+  };
+  if (variant) {
+    const found = await tryVariant(variant);
+    if (found) return { paths: found, variant };
+  }
+  const found = await tryVariant('');
+  if (found) {
+    return {
+      paths: found,
+      variant: '',
+      notice: variant ? `${source.description}/${subfolder}: no "${variant}" variant weights, loading ${found.join(', ')} instead` : undefined,
+    };
+  }
+  const bin = `${prefix}diffusion_pytorch_model.bin`;
+  const hint = (await source.exists(bin)) ? ` (found ${bin}: PyTorch .bin weights are not supported, convert them to safetensors)` : '';
+  throw new ModelLoadError(`no weights for "${subfolder}" in ${source.description}${hint}; looked for: ${looked.join(', ')}`);
+}
+
+/** Opens (and validates the headers of) a component's weight file(s). */
+export async function openWeightFiles(source: ModelSource, files: WeightFiles): Promise<SafetensorsFile[]> {
+  const out: SafetensorsFile[] = [];
+  try {
+    for (const p of files.paths) out.push(await SafetensorsFile.open(await source.open(p)));
+  } catch (e) {
+    await Promise.all(out.map((f) => f.source.close()));
+    throw e;
+  }
+  return out;
+}

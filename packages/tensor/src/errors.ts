@@ -1,0 +1,179 @@
+// The error hierarchy every @ssd package throws. Each error has a stable `code` (for programs and the
+// CLI's exit codes) and a message that names what failed, the expected and actual values, and the fix.
+
+/** Base class of every error @ssd throws on purpose. */
+export class SsdError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A caller passed a value we cannot use (bad size, NaN guidance, unsafe seed, ...). */
+export class InvalidArgumentError extends SsdError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INVALID_ARGUMENT', message, options);
+  }
+}
+
+/** A tensor of the wrong rank or shape reached an op. Thrown before anything is recorded. */
+export class ShapeError extends InvalidArgumentError {
+  constructor(
+    readonly op: string,
+    readonly arg: string,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(`${op}: ${arg} must have shape ${expected}, got ${actual}`);
+  }
+}
+
+/** A tensor of the wrong dtype reached an op. */
+export class DTypeError extends InvalidArgumentError {
+  constructor(
+    readonly op: string,
+    readonly arg: string,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(`${op}: ${arg} must be ${expected}, got ${actual}`);
+  }
+}
+
+/** A config.json value we do not support or that contradicts another one. */
+export class ConfigError extends SsdError {
+  constructor(
+    readonly key: string,
+    readonly value: unknown,
+    reason: string,
+    readonly file?: string,
+  ) {
+    super('CONFIG', `${file ? file + ': ' : ''}config key "${key}" = ${fmtValue(value)}: ${reason}`);
+  }
+}
+
+/** A model file or folder could not be read: missing, truncated, malformed, unreachable. */
+export class ModelLoadError extends SsdError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('MODEL_LOAD', message, options);
+  }
+}
+
+/** A safetensors file whose header or layout is invalid. */
+export class SafetensorsError extends ModelLoadError {
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+    readonly tensor?: string,
+  ) {
+    super(`${file}: ${tensor ? `tensor "${tensor}": ` : ''}${problem}`);
+  }
+}
+
+export interface CheckpointProblem {
+  key: string;
+  kind: 'missing' | 'unexpected' | 'shape' | 'dtype';
+  expected?: string;
+  actual?: string;
+}
+
+/** Weights that do not match the model built from its config: lists every problem at once. */
+export class CheckpointError extends ModelLoadError {
+  constructor(
+    readonly file: string,
+    readonly problems: CheckpointProblem[],
+  ) {
+    const lines = problems.slice(0, 40).map((p) => {
+      if (p.kind === 'missing') return `  missing: ${p.key} (expected shape ${p.expected})`;
+      if (p.kind === 'unexpected') return `  unexpected: ${p.key} (shape ${p.actual})`;
+      return `  ${p.kind} mismatch: ${p.key}: expected ${p.expected}, found ${p.actual}`;
+    });
+    const more = problems.length > 40 ? `\n  ... and ${problems.length - 40} more` : '';
+    super(
+      `${file}: the weights do not match the model config (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
+        lines.join('\n') +
+        more,
+    );
+  }
+}
+
+/** The device lacks a feature, or an op/tensor would exceed one of its limits. */
+export class DeviceLimitError extends SsdError {
+  constructor(
+    readonly limit: string,
+    readonly required: number | string,
+    readonly available: number | string,
+    detail?: string,
+  ) {
+    super(
+      'DEVICE_LIMIT',
+      `${detail ? detail + ': ' : ''}needs ${limit} ≥ ${fmtValue(required)}, the device offers ${fmtValue(available)}`,
+    );
+  }
+}
+
+/** The GPU device was lost (driver reset, `device.destroy()`, context destroyed). */
+export class DeviceLostError extends SsdError {
+  constructor(readonly reason: string) {
+    super('DEVICE_LOST', `the WebGPU device was lost (${reason}); create a new context and pipeline to continue`);
+  }
+}
+
+/** The GPU reported a validation or out-of-memory error for work we recorded. */
+export class GpuError extends SsdError {
+  constructor(
+    readonly kind: 'validation' | 'out-of-memory' | 'internal' | 'unknown',
+    message: string,
+  ) {
+    super(kind === 'out-of-memory' ? 'GPU_OUT_OF_MEMORY' : 'GPU_ERROR', `GPU ${kind} error: ${message}`);
+  }
+}
+
+/** A WGSL kernel failed to compile; carries the pipeline label and the compiler's messages. */
+export class KernelCompileError extends SsdError {
+  constructor(
+    readonly label: string,
+    readonly messages: string[],
+  ) {
+    super('KERNEL_COMPILE', `kernel ${label} failed to compile:\n${messages.join('\n')}`);
+  }
+}
+
+/** The caller's AbortSignal fired. `name` is 'AbortError' like the DOM's. */
+export class AbortError extends SsdError {
+  constructor(message = 'the operation was aborted', options?: { cause?: unknown }) {
+    super('ABORTED', message, options);
+    this.name = 'AbortError';
+  }
+}
+
+/** A NaN or infinity appeared in an output; names the stage where it first appeared. */
+export class NumericalError extends SsdError {
+  constructor(
+    readonly stage: string,
+    hint: string,
+  ) {
+    super('NUMERICAL', `non-finite values (NaN or ±inf) appeared in ${stage}. ${hint}`);
+  }
+}
+
+/** Throws AbortError if the signal has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined, what = 'the operation'): void {
+  if (signal?.aborted) {
+    const reason = signal.reason;
+    if (reason instanceof AbortError) throw reason;
+    throw new AbortError(`${what} was aborted${reason instanceof Error ? ': ' + reason.message : ''}`, { cause: reason });
+  }
+}
+
+function fmtValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number') return Number.isInteger(v) && Math.abs(v) >= 1 << 20 ? v.toLocaleString('en-US') : String(v);
+  try {
+    return JSON.stringify(v);
+  } catch {
+    return String(v);
+  }
+}

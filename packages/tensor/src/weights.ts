@@ -1,0 +1,221 @@
+// WeightStore: how a model's modules get their weights. While a model is built from its config, each
+// module asks for its parameters by checkpoint key and expected shape (`take`); the store allocates the
+// GPU tensor and remembers every problem. `finish()` then reports all missing, unexpected and
+// mis-shaped keys at once (CheckpointError); `load()` streams the data in, converting dtypes and
+// applying host-side re-layouts (conv weights for NHWC) on the way.
+
+import type { GpuContext } from './context.js';
+import { formatShape, shapeSize, type DType } from './dtype.js';
+import { CheckpointError, type CheckpointProblem } from './errors.js';
+import { openWeightFiles, resolveWeightFiles } from './diffusers.js';
+import type { ModelSource } from './model-source.js';
+import type { SafetensorsFile, TensorInfo } from './safetensors.js';
+import type { Tensor } from './tensor.js';
+
+export type HostData = Float32Array | Uint16Array | Int32Array;
+
+export interface TakeOptions {
+  dtype?: DType;
+  /** Other shapes with the same row-major data (e.g. a 1×1 conv [o,i,1,1] for a linear [o,i]). */
+  alternateShapes?: readonly (readonly number[])[];
+  /** Host-side re-layout of the (already dtype-converted) data; must keep the element count. */
+  transform?: (data: HostData, fileShape: readonly number[]) => HostData;
+}
+
+interface Pending {
+  key: string;
+  file: SafetensorsFile;
+  tensor: Tensor;
+  transform?: TakeOptions['transform'];
+}
+
+export interface LoadProgress {
+  loadedBytes: number;
+  totalBytes: number;
+  key: string;
+}
+
+export interface LoadOptions {
+  signal?: AbortSignal;
+  onProgress?: (p: LoadProgress) => void;
+}
+
+export class WeightStore {
+  private readonly where = new Map<string, SafetensorsFile>();
+  private readonly used = new Set<string>();
+  private readonly problems: CheckpointProblem[] = [];
+  private readonly pending: Pending[] = [];
+  readonly taken: Tensor[] = [];
+
+  constructor(
+    readonly ctx: GpuContext,
+    readonly files: readonly SafetensorsFile[],
+    readonly dtype: DType,
+    /** Keys in the file that the model deliberately does not use. */
+    private readonly ignore: readonly RegExp[] = [],
+    /** The name to use in messages (the file or folder). */
+    readonly label = files.map((f) => f.name).join(', '),
+  ) {
+    for (const f of files) for (const k of f.keys()) this.where.set(k, f);
+  }
+
+  /** Opens a diffusers component's weights (variant first, with fallback). */
+  static async open(
+    ctx: GpuContext,
+    source: ModelSource,
+    subfolder: string,
+    opts: { dtype: DType; variant?: string; ignore?: RegExp[]; onNotice?: (msg: string) => void },
+  ): Promise<WeightStore> {
+    const found = await resolveWeightFiles(source, subfolder, opts.variant);
+    if (found.notice) (opts.onNotice ?? console.warn)(found.notice);
+    const files = await openWeightFiles(source, found);
+    return new WeightStore(ctx, files, opts.dtype, opts.ignore);
+  }
+
+  has(key: string): boolean {
+    return this.where.has(key);
+  }
+
+  info(key: string): TensorInfo | undefined {
+    return this.where.get(key)?.tensors.get(key);
+  }
+
+  keys(): string[] {
+    return [...this.where.keys()];
+  }
+
+  /** Allocates the parameter `key` with `shape` and queues its upload; problems are collected. */
+  take(key: string, shape: readonly number[], opts: TakeOptions = {}): Tensor {
+    const dtype = opts.dtype ?? this.dtype;
+    const tensor = this.ctx.weight(shape, dtype, key);
+    this.taken.push(tensor);
+    const file = this.where.get(key);
+    if (!file) {
+      this.problems.push({ key, kind: 'missing', expected: formatShape(shape) });
+      return tensor;
+    }
+    if (this.used.has(key)) throw new Error(`WeightStore: key ${key} taken twice (a model-building bug)`);
+    this.used.add(key);
+    const info = file.tensors.get(key)!;
+    const ok = [shape, ...(opts.alternateShapes ?? [])].some((s) => sameShape(s, info.shape));
+    if (!ok) {
+      this.problems.push({ key, kind: 'shape', expected: formatShape(shape), actual: formatShape(info.shape) });
+      return tensor;
+    }
+    if (!isFloatOrInt(info.dtype, dtype)) {
+      this.problems.push({ key, kind: 'dtype', expected: dtype, actual: info.dtype });
+      return tensor;
+    }
+    this.pending.push({ key, file, tensor, transform: opts.transform });
+    return tensor;
+  }
+
+  /** The first of `keys` present in the file (e.g. new vs legacy attention names), else keys[0]. */
+  pick(...keys: string[]): string {
+    return keys.find((k) => this.where.has(k)) ?? keys[0];
+  }
+
+  /** Throws CheckpointError listing every missing, mis-shaped and unexpected key. */
+  finish(): void {
+    const unexpected: CheckpointProblem[] = [];
+    for (const [k, f] of this.where) {
+      if (this.used.has(k) || this.ignore.some((r) => r.test(k))) continue;
+      unexpected.push({ key: k, kind: 'unexpected', actual: formatShape(f.tensors.get(k)!.shape) });
+    }
+    const all = [...this.problems, ...unexpected];
+    if (all.length) throw new CheckpointError(this.label, all);
+  }
+
+  /** Bytes of file data the queued parameters will read. */
+  get totalBytes(): number {
+    return this.pending.reduce((a, p) => a + (p.file.tensors.get(p.key)!.end - p.file.tensors.get(p.key)!.begin), 0);
+  }
+
+  /** Streams every queued parameter to the GPU. */
+  async load(opts: LoadOptions = {}): Promise<void> {
+    const total = this.totalBytes;
+    let loaded = 0;
+    let sinceDrain = 0;
+    // Bound the writes the queue holds in staging memory: wait for it every 128 MiB.
+    const drain = async (bytes: number) => {
+      sinceDrain += bytes;
+      if (sinceDrain >= 128 << 20) {
+        sinceDrain = 0;
+        await this.ctx.raceLost(this.ctx.device.queue.onSubmittedWorkDone());
+      }
+    };
+    for (const p of this.pending) {
+      const info = p.file.tensors.get(p.key)!;
+      if (!p.transform) {
+        await p.file.uploadInto(p.tensor, p.key, {
+          signal: opts.signal,
+          drain,
+          onBytes: (b) => {
+            loaded += b;
+            opts.onProgress?.({ loadedBytes: loaded, totalBytes: total, key: p.key });
+          },
+        });
+      } else {
+        const data = await p.file.readAs(p.key, p.tensor.dtype, opts.signal);
+        const out = p.transform(data, info.shape);
+        if (out.length !== shapeSize(p.tensor.shape)) throw new Error(`WeightStore: transform of ${p.key} changed the element count`);
+        const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+        this.ctx.write(p.tensor, bytes.byteLength % 4 ? padTo4(bytes) : bytes, 0);
+        await drain(bytes.byteLength);
+        loaded += info.end - info.begin;
+        opts.onProgress?.({ loadedBytes: loaded, totalBytes: total, key: p.key });
+      }
+    }
+    this.pending.length = 0;
+    await this.ctx.sync();
+  }
+
+  /** Disposes every tensor this store allocated (after a failed load). */
+  disposeAll(): void {
+    for (const t of this.taken) t.dispose();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.files.map((f) => f.source.close()));
+  }
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function isFloatOrInt(file: string, to: DType): boolean {
+  const float = file === 'F32' || file === 'F16' || file === 'BF16' || file === 'F64';
+  return to === 'i32' ? file === 'I64' || file === 'I32' : float;
+}
+
+function padTo4(b: Uint8Array): Uint8Array {
+  const p = new Uint8Array(Math.ceil(b.byteLength / 4) * 4);
+  p.set(b);
+  return p;
+}
+
+/** Permutes a row-major array of `shape` by `perm` (out dim i = in dim perm[i]). */
+export function permute<T extends HostData>(src: T, shape: readonly number[], perm: readonly number[]): T {
+  const rank = shape.length;
+  const outShape = perm.map((p) => shape[p]);
+  const inStrides = new Array<number>(rank);
+  let s = 1;
+  for (let i = rank - 1; i >= 0; i--) {
+    inStrides[i] = s;
+    s *= shape[i];
+  }
+  const strideForOut = perm.map((p) => inStrides[p]);
+  const out = new (src.constructor as new (n: number) => T)(src.length);
+  const idx = new Array<number>(rank).fill(0);
+  for (let o = 0; o < out.length; o++) {
+    let off = 0;
+    for (let d = 0; d < rank; d++) off += idx[d] * strideForOut[d];
+    out[o] = src[off];
+    for (let d = rank - 1; d >= 0; d--) {
+      if (++idx[d] < outShape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
