@@ -188,6 +188,9 @@ export class GpuContext {
     device.addEventListener('uncapturederror', (ev) => {
       const err = (ev as GPUUncapturedErrorEvent).error;
       if (this.pendingError) return; // keep the first, it is the cause
+      // Dawn reports every object made from an invalid one again; those are echoes of an error
+      // that was (or is being) reported already
+      if (/invalid due to a previous error/i.test(err.message)) return;
       const kind = err.constructor?.name === 'GPUOutOfMemoryError' ? 'out-of-memory' : err.constructor?.name === 'GPUValidationError' ? 'validation' : err.constructor?.name === 'GPUInternalError' ? 'internal' : 'unknown';
       this.pendingError = new GpuError(kind, err.message);
     });
@@ -202,8 +205,28 @@ export class GpuContext {
     if (this.pendingError) {
       const e = this.pendingError;
       this.pendingError = null;
+      this.discardRecording(); // the failed work is lost; what comes next must not inherit it
       throw e;
     }
+  }
+
+  private discardRecording(): void {
+    if (this.pass) {
+      try {
+        this.pass.end();
+      } catch {
+        /* an invalid pass may refuse to end; it is dropped either way */
+      }
+    }
+    this.pass = null;
+    this.encoder = null;
+    this.dispatchesInEncoder = 0;
+    this.commandsInEncoder = 0;
+    this.pendingUniformWrites = [];
+    this.uniformArenaIndex = 0;
+    this.uniformOffset = 0;
+    for (const b of this.deferredDestroy) b.destroy();
+    this.deferredDestroy = [];
   }
 
   get isLost(): boolean {

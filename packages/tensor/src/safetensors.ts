@@ -112,7 +112,7 @@ export class SafetensorsFile {
   }
 
   /** The tensor's raw little-endian bytes. */
-  readBytes(name: string, signal?: AbortSignal): Promise<Uint8Array> {
+  async readBytes(name: string, signal?: AbortSignal): Promise<Uint8Array> {
     const t = this.info(name);
     return this.source.read(t.begin, t.end - t.begin, signal);
   }

@@ -1,0 +1,2 @@
+/** @ssd/clip — public API (filled in as the package grows). */
+export {};

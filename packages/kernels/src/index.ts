@@ -1,0 +1,2 @@
+/** @ssd/kernels — public API (filled in as the package grows). */
+export {};

@@ -1,0 +1,5 @@
+/**
+ * @ssd/pipeline — StableDiffusionXLPipeline, schedulers, torch-compatible RNG, image encoding and
+ * the `ssd` command line.
+ */
+export {};

@@ -1,0 +1,2 @@
+/** @ssd/unet — public API (filled in as the package grows). */
+export {};

@@ -1,0 +1,2 @@
+/** @ssd/vae — public API (filled in as the package grows). */
+export {};
