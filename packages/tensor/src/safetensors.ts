@@ -154,17 +154,22 @@ export class SafetensorsFile {
     return out;
   }
 
-  /** Streams a tensor's data into an existing GPU tensor of the same element count. */
+  /**
+   * Streams a tensor's data into an existing GPU tensor: the whole of it (same element count), or a
+   * part of it starting at `opts.targetOffsetElems` (several file tensors stacked into one).
+   */
   async uploadInto(target: Tensor, name: string, opts: UploadOptions = {}): Promise<void> {
     const t = this.info(name);
     const n = shapeSize(t.shape);
-    if (n !== target.size) {
-      throw new SafetensorsError(this.name, `has ${n} elements ${formatShape(t.shape)}, the target tensor ${target.size} ${formatShape(target.shape)}`, name);
+    const at = opts.targetOffsetElems ?? 0;
+    if (opts.targetOffsetElems === undefined ? n !== target.size : at + n > target.size) {
+      throw new SafetensorsError(this.name, `has ${n} elements ${formatShape(t.shape)}, the target tensor ${target.size} ${formatShape(target.shape)}${at ? ` from element ${at}` : ''}`, name);
     }
     checkConvertible(this.name, t, target.dtype);
     const srcEl = SAFETENSORS_DTYPE_BYTES[t.dtype];
-    const chunkElems = Math.max(4, Math.floor((opts.chunkBytes ?? 8 << 20) / srcEl / 4) * 4);
     const dstEl = DTYPE_BYTES[target.dtype];
+    if ((at * dstEl) % 4) throw new SafetensorsError(this.name, `cannot start at element ${at} of an ${target.dtype} tensor (4-byte alignment)`, name);
+    const chunkElems = Math.max(4, Math.floor((opts.chunkBytes ?? 8 << 20) / srcEl / 4) * 4);
     for (let e0 = 0; e0 < n; e0 += chunkElems) {
       throwIfAborted(opts.signal, `loading ${name}`);
       const count = Math.min(chunkElems, n - e0);
@@ -172,7 +177,7 @@ export class SafetensorsFile {
       const converted = convert(this.name, t, decode(t.dtype, bytes), target.dtype);
       const view = new Uint8Array(converted.buffer, converted.byteOffset, converted.byteLength);
       const padded = view.byteLength % 4 ? padBytes(view) : view;
-      target.ctx.write(target, padded, e0 * dstEl);
+      target.ctx.write(target, padded, (at + e0) * dstEl);
       opts.onBytes?.(count * srcEl);
       if (opts.drain) await opts.drain(count * dstEl);
     }
@@ -185,6 +190,8 @@ export interface UploadOptions {
   signal?: AbortSignal;
   /** Called with the number of file bytes consumed after each chunk. */
   onBytes?: (bytes: number) => void;
+  /** Where in the target tensor the data starts (elements; default 0). */
+  targetOffsetElems?: number;
   /** Called after each chunk with the bytes written; may wait for the GPU queue to drain. */
   drain?: (bytesWritten: number) => Promise<void>;
 }

@@ -16,6 +16,8 @@ export type HostData = Float32Array | Uint16Array | Int32Array;
 
 export interface TakeOptions {
   dtype?: DType;
+  /** The shape the file must hold when it differs from the allocated one (a re-layout by `transform`). */
+  fileShape?: readonly number[];
   /** Other shapes with the same row-major data (e.g. a 1×1 conv [o,i,1,1] for a linear [o,i]). */
   alternateShapes?: readonly (readonly number[])[];
   /** Host-side re-layout of the (already dtype-converted) data; must keep the element count. */
@@ -26,6 +28,8 @@ interface Pending {
   key: string;
   file: SafetensorsFile;
   tensor: Tensor;
+  /** Element offset in `tensor` (stacked parameters). */
+  offsetElems: number;
   transform?: TakeOptions['transform'];
 }
 
@@ -86,28 +90,48 @@ export class WeightStore {
 
   /** Allocates the parameter `key` with `shape` and queues its upload; problems are collected. */
   take(key: string, shape: readonly number[], opts: TakeOptions = {}): Tensor {
-    const dtype = opts.dtype ?? this.dtype;
-    const tensor = this.ctx.weight(shape, dtype, key);
+    const tensor = this.ctx.weight(shape, opts.dtype ?? this.dtype, key);
     this.taken.push(tensor);
+    this.queue(key, opts.fileShape ?? shape, tensor, 0, opts);
+    return tensor;
+  }
+
+  /**
+   * Several parameters stacked along their first axis into one tensor (e.g. to_q, to_k, to_v →
+   * one [3C, C] projection). Each key must have `partShape`s; the result is [Σ rows, ...rest].
+   */
+  takeStacked(keys: readonly string[], partShapes: readonly (readonly number[])[], opts: Omit<TakeOptions, 'transform' | 'fileShape'> = {}): Tensor {
+    const rest = partShapes[0].slice(1);
+    const rows = partShapes.reduce((a, s) => a + s[0], 0);
+    const tensor = this.ctx.weight([rows, ...rest], opts.dtype ?? this.dtype, keys.join('+'));
+    this.taken.push(tensor);
+    let offset = 0;
+    keys.forEach((k, i) => {
+      this.queue(k, partShapes[i], tensor, offset, opts);
+      offset += shapeSize(partShapes[i]);
+    });
+    return tensor;
+  }
+
+  private queue(key: string, fileShape: readonly number[], tensor: Tensor, offsetElems: number, opts: TakeOptions): void {
     const file = this.where.get(key);
     if (!file) {
-      this.problems.push({ key, kind: 'missing', expected: formatShape(shape) });
-      return tensor;
+      this.problems.push({ key, kind: 'missing', expected: formatShape(fileShape) });
+      return;
     }
     if (this.used.has(key)) throw new Error(`WeightStore: key ${key} taken twice (a model-building bug)`);
     this.used.add(key);
     const info = file.tensors.get(key)!;
-    const ok = [shape, ...(opts.alternateShapes ?? [])].some((s) => sameShape(s, info.shape));
+    const ok = [fileShape, ...(opts.alternateShapes ?? [])].some((s) => sameShape(s, info.shape));
     if (!ok) {
-      this.problems.push({ key, kind: 'shape', expected: formatShape(shape), actual: formatShape(info.shape) });
-      return tensor;
+      this.problems.push({ key, kind: 'shape', expected: formatShape(fileShape), actual: formatShape(info.shape) });
+      return;
     }
-    if (!isFloatOrInt(info.dtype, dtype)) {
-      this.problems.push({ key, kind: 'dtype', expected: dtype, actual: info.dtype });
-      return tensor;
+    if (!isFloatOrInt(info.dtype, tensor.dtype)) {
+      this.problems.push({ key, kind: 'dtype', expected: tensor.dtype, actual: info.dtype });
+      return;
     }
-    this.pending.push({ key, file, tensor, transform: opts.transform });
-    return tensor;
+    this.pending.push({ key, file, tensor, offsetElems, transform: opts.transform });
   }
 
   /** The first of `keys` present in the file (e.g. new vs legacy attention names), else keys[0]. */
@@ -148,6 +172,7 @@ export class WeightStore {
       const info = p.file.tensors.get(p.key)!;
       if (!p.transform) {
         await p.file.uploadInto(p.tensor, p.key, {
+          targetOffsetElems: p.offsetElems,
           signal: opts.signal,
           drain,
           onBytes: (b) => {
@@ -158,9 +183,9 @@ export class WeightStore {
       } else {
         const data = await p.file.readAs(p.key, p.tensor.dtype, opts.signal);
         const out = p.transform(data, info.shape);
-        if (out.length !== shapeSize(p.tensor.shape)) throw new Error(`WeightStore: transform of ${p.key} changed the element count`);
+        if (out.length !== data.length) throw new Error(`WeightStore: transform of ${p.key} changed the element count`);
         const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-        this.ctx.write(p.tensor, bytes.byteLength % 4 ? padTo4(bytes) : bytes, 0);
+        this.ctx.write(p.tensor, bytes.byteLength % 4 ? padTo4(bytes) : bytes, p.offsetElems * (out.BYTES_PER_ELEMENT));
         await drain(bytes.byteLength);
         loaded += info.end - info.begin;
         opts.onProgress?.({ loadedBytes: loaded, totalBytes: total, key: p.key });

@@ -110,11 +110,26 @@ describe('WeightStore', () => {
     const store = await WeightStore.open(ctx, new FolderSource(model), 'unet', { dtype: ctx.f16 ? 'f16' : 'f32', variant: 'fp16' });
     const key = 'conv_in.weight';
     const s = [...store.info(key)!.shape]; // [O, I, 3, 3]
-    const t = store.take(key, [s[2], s[3], s[1], s[0]], { transform: (d, fs) => permute(d, fs, [2, 3, 1, 0]), alternateShapes: [s] });
+    const t = store.take(key, [s[2], s[3], s[1], s[0]], { transform: (d, fs) => permute(d, fs, [2, 3, 1, 0]), fileShape: s });
     await store.load();
     const raw = await store.files[0].readFloat32(key);
     const want = permute(raw, s, [2, 3, 1, 0]);
     expect([...(await t.read())]).toEqual([...want]);
+    store.disposeAll();
+    await store.close();
+  });
+
+  it('stacks several parameters into one tensor (fused projections)', async () => {
+    const ctx = await testContext();
+    const store = await WeightStore.open(ctx, new FolderSource(model), 'text_encoder', { dtype: 'f32' });
+    const p = 'text_model.encoder.layers.0.self_attn.';
+    const keys = ['q_proj.weight', 'k_proj.weight', 'v_proj.weight'].map((k) => p + k);
+    const shapes = keys.map((k) => [...store.info(k)!.shape]);
+    const qkv = store.takeStacked(keys, shapes);
+    expect(qkv.shape).toEqual([shapes[0][0] * 3, shapes[0][1]]);
+    await store.load();
+    const want = (await Promise.all(keys.map((k) => store.files[0].readFloat32(k)))).flatMap((a) => [...a]);
+    expect([...(await qkv.read())]).toEqual(want);
     store.disposeAll();
     await store.close();
   });
