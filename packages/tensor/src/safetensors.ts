@@ -160,7 +160,9 @@ export class SafetensorsFile {
    */
   async uploadInto(target: Tensor, name: string, opts: UploadOptions = {}): Promise<void> {
     const t = this.info(name);
-    const n = shapeSize(t.shape);
+    const from = opts.sourceOffsetElems ?? 0;
+    const n = opts.countElems ?? shapeSize(t.shape) - from;
+    if (from < 0 || from + n > shapeSize(t.shape)) throw new SafetensorsError(this.name, `elements [${from}, ${from + n}) are outside the tensor's ${shapeSize(t.shape)}`, name);
     const at = opts.targetOffsetElems ?? 0;
     if (opts.targetOffsetElems === undefined ? n !== target.size : at + n > target.size) {
       throw new SafetensorsError(this.name, `has ${n} elements ${formatShape(t.shape)}, the target tensor ${target.size} ${formatShape(target.shape)}${at ? ` from element ${at}` : ''}`, name);
@@ -173,7 +175,7 @@ export class SafetensorsFile {
     for (let e0 = 0; e0 < n; e0 += chunkElems) {
       throwIfAborted(opts.signal, `loading ${name}`);
       const count = Math.min(chunkElems, n - e0);
-      const bytes = await this.source.read(t.begin + e0 * srcEl, count * srcEl, opts.signal);
+      const bytes = await this.source.read(t.begin + (from + e0) * srcEl, count * srcEl, opts.signal);
       const converted = convert(this.name, t, decode(t.dtype, bytes), target.dtype);
       const view = new Uint8Array(converted.buffer, converted.byteOffset, converted.byteLength);
       const padded = view.byteLength % 4 ? padBytes(view) : view;
@@ -190,6 +192,9 @@ export interface UploadOptions {
   signal?: AbortSignal;
   /** Called with the number of file bytes consumed after each chunk. */
   onBytes?: (bytes: number) => void;
+  /** Read only elements [sourceOffsetElems, sourceOffsetElems + countElems) of the file tensor. */
+  sourceOffsetElems?: number;
+  countElems?: number;
   /** Where in the target tensor the data starts (elements; default 0). */
   targetOffsetElems?: number;
   /** Called after each chunk with the bytes written; may wait for the GPU queue to drain. */

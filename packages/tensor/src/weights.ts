@@ -30,6 +30,9 @@ interface Pending {
   tensor: Tensor;
   /** Element offset in `tensor` (stacked parameters). */
   offsetElems: number;
+  /** A row range of the file tensor (row-chunked parameters). */
+  sourceOffsetElems?: number;
+  countElems?: number;
   transform?: TakeOptions['transform'];
 }
 
@@ -113,6 +116,39 @@ export class WeightStore {
     return tensor;
   }
 
+  /**
+   * A 2-D parameter split by rows into chunks of at most `maxBytes` each (a table larger than one
+   * storage binding, e.g. bigG's token embedding in f32). Returns the chunks and their first rows.
+   */
+  takeRowChunks(key: string, shape: readonly [number, number], maxBytes: number, opts: Pick<TakeOptions, 'dtype'> = {}): { chunks: Tensor[]; rowStarts: number[] } {
+    const dtype = opts.dtype ?? this.dtype;
+    const rowBytes = shape[1] * (dtype === 'f16' ? 2 : 4);
+    const rowsPer = Math.max(1, Math.floor(maxBytes / rowBytes));
+    const chunks: Tensor[] = [];
+    const rowStarts: number[] = [];
+    for (let r = 0; r < shape[0]; r += rowsPer) {
+      const rows = Math.min(rowsPer, shape[0] - r);
+      const t = this.ctx.weight([rows, shape[1]], dtype, `${key}[${r}:${r + rows}]`);
+      this.taken.push(t);
+      chunks.push(t);
+      rowStarts.push(r);
+    }
+    const file = this.where.get(key);
+    if (!file) {
+      this.problems.push({ key, kind: 'missing', expected: formatShape(shape) });
+      return { chunks, rowStarts };
+    }
+    if (this.used.has(key)) throw new Error(`WeightStore: key ${key} taken twice (a model-building bug)`);
+    this.used.add(key);
+    const info = file.tensors.get(key)!;
+    if (!sameShape(shape, info.shape)) {
+      this.problems.push({ key, kind: 'shape', expected: formatShape(shape), actual: formatShape(info.shape) });
+      return { chunks, rowStarts };
+    }
+    chunks.forEach((t, i) => this.pending.push({ key, file, tensor: t, offsetElems: 0, sourceOffsetElems: rowStarts[i] * shape[1], countElems: t.size }));
+    return { chunks, rowStarts };
+  }
+
   private queue(key: string, fileShape: readonly number[], tensor: Tensor, offsetElems: number, opts: TakeOptions): void {
     const file = this.where.get(key);
     if (!file) {
@@ -152,7 +188,7 @@ export class WeightStore {
 
   /** Bytes of file data the queued parameters will read. */
   get totalBytes(): number {
-    return this.pending.reduce((a, p) => a + (p.file.tensors.get(p.key)!.end - p.file.tensors.get(p.key)!.begin), 0);
+    return this.pending.reduce((a, p) => a + pendingBytes(p), 0);
   }
 
   /** Streams every queued parameter to the GPU. */
@@ -173,6 +209,8 @@ export class WeightStore {
       if (!p.transform) {
         await p.file.uploadInto(p.tensor, p.key, {
           targetOffsetElems: p.offsetElems,
+          sourceOffsetElems: p.sourceOffsetElems,
+          countElems: p.countElems,
           signal: opts.signal,
           drain,
           onBytes: (b) => {
@@ -203,6 +241,12 @@ export class WeightStore {
   async close(): Promise<void> {
     await Promise.all(this.files.map((f) => f.source.close()));
   }
+}
+
+function pendingBytes(p: Pending): number {
+  const info = p.file.tensors.get(p.key)!;
+  const all = info.end - info.begin;
+  return p.countElems === undefined ? all : (all / shapeSize(info.shape)) * p.countElems;
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {

@@ -133,4 +133,21 @@ describe('WeightStore', () => {
     store.disposeAll();
     await store.close();
   });
+
+  it('splits a large table into row chunks that each fit a binding', async () => {
+    const ctx = await testContext();
+    const store = await WeightStore.open(ctx, new FolderSource(model), 'text_encoder', { dtype: 'f32' });
+    const key = 'text_model.embeddings.token_embedding.weight';
+    const [v, d] = store.info(key)!.shape;
+    const { chunks, rowStarts } = store.takeRowChunks(key, [v, d], 1_000_000);
+    expect(chunks.length).toBe(Math.ceil(v / Math.floor(1_000_000 / (d * 4))));
+    expect(chunks.every((c) => c.byteSize <= 1_000_000)).toBe(true);
+    await store.load();
+    const all = await store.files[0].readFloat32(key);
+    const last = chunks.length - 1;
+    expect([...(await chunks[last].read())]).toEqual([...all.subarray(rowStarts[last] * d)]);
+    expect([...(await chunks[0].read())]).toEqual([...all.subarray(0, chunks[0].size)]);
+    store.disposeAll();
+    await store.close();
+  });
 });
