@@ -1,2 +1,14 @@
-/** @ssd/unet — public API (filled in as the package grows). */
-export {};
+/**
+ * @ssd/unet — UNet2DConditionModel for the SDXL family, built from a diffusers config.json.
+ *
+ * ```ts
+ * const unet = await UNet2DConditionModel.fromPretrained('path/to/SSD-1B', { context: ctx, dtype: 'f16', variant: 'fp16' });
+ * const eps = unet.forward({ sample, timestep, encoderHiddenStates, textEmbeds, timeIds });   // NHWC
+ * ```
+ */
+export { UNet2DConditionModel, type UNetForwardInput, type UNetLoadOptions } from './unet-2d-condition.js';
+export { parseUNetConfig } from './config.js';
+export type { UNet2DConditionConfig, UNetSpec, DownBlockSpec, UpBlockSpec, MidBlockSpec } from './config.js';
+export { Transformer2DModel, BasicTransformerBlock } from './transformer-2d.js';
+export { DownBlock, MidBlock, UpBlock } from './unet-2d-blocks.js';
+export { TimestepEmbedding } from './embeddings.js';

@@ -1,0 +1,266 @@
+// CLIPTextModel and CLIPTextModelWithProjection (transformers models/clip/modeling_clip.py), as the
+// SDXL pipeline uses them: token + position embeddings, pre-LN encoder layers with causal
+// self-attention (q/k/v fused into one projection), every hidden state on request, the final
+// LayerNorm at the first EOS position and, for the projection model, text_projection (no bias).
+import {
+  ConfigError, formatShape, InvalidArgumentError, openModelSource, readComponentConfig, ShapeError, WeightStore,
+  type DType, type GpuContext, type LoadProgress, type ModelSource, type Tensor,
+} from '@ssd/tensor';
+import { attention, gatherRows, LayerNorm, Linear, linear, tokenEmbedding, type Activation } from '@ssd/kernels';
+
+/** The config.json keys we read (transformers CLIPTextConfig). */
+export interface CLIPTextConfig {
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  hidden_act?: string;
+  layer_norm_eps?: number;
+  max_position_embeddings?: number;
+  vocab_size: number;
+  projection_dim?: number;
+  eos_token_id?: number;
+  [key: string]: unknown;
+}
+
+const ACTS: Record<string, Activation> = { quick_gelu: 'quick_gelu', gelu: 'gelu', gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh' };
+
+export interface CLIPLoadOptions {
+  context: GpuContext;
+  dtype?: 'f16' | 'f32';
+  variant?: string;
+  signal?: AbortSignal;
+  onProgress?: (p: LoadProgress) => void;
+  onNotice?: (message: string) => void;
+}
+
+export interface CLIPEncodeOptions {
+  /** Indices into hidden_states (embeddings output = 0, layer i output = i+1; negative from the end). Default [-2]. */
+  hiddenStates?: readonly number[];
+  /** Also compute last_hidden_state (final LayerNorm over every token). */
+  lastHiddenState?: boolean;
+  /** Also compute the pooled output (final LN at the first EOS) and, with projection, text_embeds. */
+  pooled?: boolean;
+}
+
+export interface CLIPTextOutput {
+  /** Requested hidden states, keyed by the index as given, [B, T, D]. */
+  hiddenStates: Map<number, Tensor>;
+  lastHiddenState?: Tensor;
+  /** final_layer_norm(h)[b, eos_b] — [B, D]. */
+  pooled?: Tensor;
+  /** text_projection(pooled) — [B, projection_dim] (CLIPTextModelWithProjection only). */
+  textEmbeds?: Tensor;
+  dispose(): void;
+}
+
+class EncoderLayer {
+  readonly norm1: LayerNorm;
+  readonly qkvWeight: Tensor;
+  readonly qkvBias: Tensor;
+  readonly outProj: Linear;
+  readonly norm2: LayerNorm;
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+
+  constructor(store: WeightStore, prefix: string, private readonly cfg: Required<Pick<CLIPTextConfig, 'hidden_size' | 'intermediate_size' | 'num_attention_heads' | 'layer_norm_eps'>>, private readonly act: Activation) {
+    const d = cfg.hidden_size;
+    const a = `${prefix}.self_attn`;
+    this.norm1 = new LayerNorm(store, `${prefix}.layer_norm1`, d, cfg.layer_norm_eps);
+    this.qkvWeight = store.takeStacked([`${a}.q_proj.weight`, `${a}.k_proj.weight`, `${a}.v_proj.weight`], [[d, d], [d, d], [d, d]]);
+    this.qkvBias = store.takeStacked([`${a}.q_proj.bias`, `${a}.k_proj.bias`, `${a}.v_proj.bias`], [[d], [d], [d]]);
+    this.outProj = new Linear(store, `${a}.out_proj`, d, d);
+    this.norm2 = new LayerNorm(store, `${prefix}.layer_norm2`, d, cfg.layer_norm_eps);
+    this.fc1 = new Linear(store, `${prefix}.mlp.fc1`, d, cfg.intermediate_size);
+    this.fc2 = new Linear(store, `${prefix}.mlp.fc2`, cfg.intermediate_size, d);
+  }
+
+  /** h [B, T, D] → [B, T, D]; does not dispose h. */
+  forward(h: Tensor): Tensor {
+    const d = this.cfg.hidden_size;
+    const heads = this.cfg.num_attention_heads;
+    const n1 = this.norm1.forward(h);
+    const qkv = linear(n1, this.qkvWeight, { bias: this.qkvBias });
+    n1.dispose();
+    const att = attention({ tensor: qkv, channelOffset: 0 }, { tensor: qkv, channelOffset: d }, { tensor: qkv, channelOffset: 2 * d }, { heads, headDim: d / heads, causal: true });
+    qkv.dispose();
+    const h1 = this.outProj.forward(att, { residual: h });
+    att.dispose();
+    const n2 = this.norm2.forward(h1);
+    const f = this.fc1.forward(n2, { activation: this.act });
+    n2.dispose();
+    const h2 = this.fc2.forward(f, { residual: h1 });
+    f.dispose();
+    h1.dispose();
+    return h2;
+  }
+}
+
+export class CLIPTextModel {
+  readonly dtype: DType;
+  readonly config: Readonly<CLIPTextConfig>;
+  readonly tokenTable: { chunks: Tensor[]; rowStarts: number[] };
+  readonly positionEmbedding: Tensor;
+  readonly layers: EncoderLayer[];
+  readonly finalLayerNorm: LayerNorm;
+  readonly textProjection: Tensor | null;
+  private readonly params: Tensor[];
+  private disposed = false;
+
+  /** Builds the model from a config object and a WeightStore (see fromPretrained). */
+  constructor(
+    readonly ctx: GpuContext,
+    config: CLIPTextConfig,
+    store: WeightStore,
+    readonly withProjection = false,
+  ) {
+    this.config = config;
+    const d = int('hidden_size', config.hidden_size);
+    const heads = int('num_attention_heads', config.num_attention_heads);
+    if (d % heads) throw new ConfigError('num_attention_heads', heads, `hidden_size ${d} does not split into ${heads} heads`, 'text_encoder/config.json');
+    const act = ACTS[config.hidden_act ?? 'quick_gelu'];
+    if (!act) throw new ConfigError('hidden_act', config.hidden_act, `supported: ${Object.keys(ACTS).join(', ')}`, 'text_encoder/config.json');
+    const eps = config.layer_norm_eps ?? 1e-5;
+    const positions = int('max_position_embeddings', config.max_position_embeddings ?? 77);
+    const vocab = int('vocab_size', config.vocab_size);
+    this.dtype = store.dtype;
+    try {
+      this.tokenTable = store.takeRowChunks('text_model.embeddings.token_embedding.weight', [vocab, d], ctx.limits.maxStorageBufferBindingSize);
+      this.positionEmbedding = store.take('text_model.embeddings.position_embedding.weight', [positions, d]);
+      const cfg = { hidden_size: d, intermediate_size: int('intermediate_size', config.intermediate_size), num_attention_heads: heads, layer_norm_eps: eps };
+      this.layers = Array.from({ length: int('num_hidden_layers', config.num_hidden_layers) }, (_, i) => new EncoderLayer(store, `text_model.encoder.layers.${i}`, cfg, act));
+      this.finalLayerNorm = new LayerNorm(store, 'text_model.final_layer_norm', d, eps);
+      this.textProjection = withProjection ? store.take('text_projection.weight', [int('projection_dim', config.projection_dim ?? d), d]) : null;
+      store.finish();
+    } catch (e) {
+      store.disposeAll();
+      throw e;
+    }
+    this.params = [...store.taken];
+  }
+
+  /** Loads text_encoder/ (CLIPTextModel) or text_encoder_2/ (…WithProjection, chosen by its config). */
+  static async fromPretrained(source: string | ModelSource, subfolder: string, options: CLIPLoadOptions): Promise<CLIPTextModel> {
+    const ctx = options.context;
+    const src = openModelSource(source);
+    const config = (await readComponentConfig(src, subfolder)) as CLIPTextConfig;
+    const arch = (config.architectures as string[] | undefined)?.[0];
+    const withProjection = arch === 'CLIPTextModelWithProjection';
+    let dtype: DType = options.dtype ?? (ctx.f16 ? 'f16' : 'f32');
+    if (dtype === 'f16' && !ctx.f16) {
+      (options.onNotice ?? console.warn)('the device has no shader-f16: running the text encoder in f32');
+      dtype = 'f32';
+    }
+    const store = await WeightStore.open(ctx, src, subfolder, {
+      dtype,
+      variant: options.variant,
+      onNotice: options.onNotice,
+      ignore: [/^text_model\.embeddings\.position_ids$/, ...(withProjection ? [] : [/^text_projection\.weight$/])],
+    });
+    try {
+      const model = new CLIPTextModel(ctx, config, store, withProjection);
+      try {
+        await store.load({ signal: options.signal, onProgress: options.onProgress });
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
+      return model;
+    } finally {
+      await store.close();
+    }
+  }
+
+  get parameterCount(): number {
+    return this.params.reduce((a, t) => a + t.size, 0);
+  }
+
+  /** Index of the pooled token per row: transformers takes argmax(ids) when eos_token_id is the legacy 2, else the first eos_token_id. */
+  eosPositions(ids: readonly ArrayLike<number>[]): number[] {
+    const eos = this.config.eos_token_id ?? 2;
+    return ids.map((row) => {
+      let best = 0;
+      if (eos === 2) {
+        for (let k = 1; k < row.length; k++) if (row[k] > row[best]) best = k;
+        return best;
+      }
+      for (let k = 0; k < row.length; k++) if (row[k] === eos) return k;
+      return 0;
+    });
+  }
+
+  /** Runs the encoder on token ids [B][T]. Records the work; read results with tensor.read(). */
+  encode(ids: readonly ArrayLike<number>[], opts: CLIPEncodeOptions = {}): CLIPTextOutput {
+    if (this.disposed) throw new InvalidArgumentError('CLIPTextModel was disposed');
+    const n = this.layers.length;
+    const t = ids[0]?.length ?? 0;
+    if (!ids.length || t === 0) throw new InvalidArgumentError('CLIPTextModel.encode: no token ids');
+    if (t > this.positionEmbedding.shape[0]) throw new ShapeError('CLIPTextModel', 'ids', `[B, ≤${this.positionEmbedding.shape[0]}]`, formatShape([ids.length, t]));
+    const wanted = new Map<number, number>(); // layer-output index (0..n) → requested key
+    for (const k of opts.hiddenStates ?? [-2]) {
+      const idx = k < 0 ? n + 1 + k : k;
+      if (idx < 0 || idx > n) throw new InvalidArgumentError(`CLIPTextModel.encode: hidden state ${k} does not exist (${n + 1} states)`);
+      wanted.set(idx, k);
+    }
+    const needFinal = !!opts.lastHiddenState || !!opts.pooled;
+    const lastLayer = needFinal ? n : Math.max(...wanted.keys());
+    const out: CLIPTextOutput = {
+      hiddenStates: new Map(),
+      dispose() {
+        for (const v of this.hiddenStates.values()) v.dispose();
+        this.lastHiddenState?.dispose();
+        this.pooled?.dispose();
+        this.textEmbeds?.dispose();
+      },
+    };
+    let h = tokenEmbedding(this.ctx, ids, this.tokenTable.chunks, this.tokenTable.rowStarts, this.positionEmbedding);
+    const keep = (idx: number, x: Tensor) => {
+      const key = wanted.get(idx);
+      if (key !== undefined) out.hiddenStates.set(key, x);
+      return key !== undefined;
+    };
+    let kept = keep(0, h);
+    for (let i = 0; i < lastLayer; i++) {
+      const next = this.layers[i].forward(h);
+      if (!kept) h.dispose();
+      h = next;
+      kept = keep(i + 1, h);
+    }
+    if (needFinal) {
+      if (opts.lastHiddenState) out.lastHiddenState = this.finalLayerNorm.forward(h);
+      if (opts.pooled) {
+        const eos = this.ctx.fromData(Int32Array.from(this.eosPositions(ids)), [ids.length], 'i32', 'eos positions');
+        const rows = gatherRows(h, eos);
+        eos.dispose();
+        out.pooled = this.finalLayerNorm.forward(rows); // LayerNorm is per row: gather first, normalise 1 row per sample
+        rows.dispose();
+        if (this.textProjection) out.textEmbeds = linear(out.pooled, this.textProjection);
+      }
+    }
+    if (!kept) h.dispose();
+    return out;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const p of this.params) p.dispose();
+  }
+}
+
+/** transformers' name for the projection model: the same class, with text_projection. */
+export class CLIPTextModelWithProjection extends CLIPTextModel {
+  static override async fromPretrained(source: string | ModelSource, subfolder: string, options: CLIPLoadOptions): Promise<CLIPTextModelWithProjection> {
+    const m = await CLIPTextModel.fromPretrained(source, subfolder, options);
+    if (!m.textProjection) {
+      m.dispose();
+      throw new ConfigError('architectures', m.config.architectures, 'is not CLIPTextModelWithProjection', `${subfolder}/config.json`);
+    }
+    return m as CLIPTextModelWithProjection;
+  }
+}
+
+function int(key: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ConfigError(key, v, 'must be a positive integer', 'text_encoder/config.json');
+  return v;
+}

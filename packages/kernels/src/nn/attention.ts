@@ -1,0 +1,91 @@
+// diffusers Attention (attention_processor.py, AttnProcessor2_0): to_q, to_k, to_v, to_out.0 with
+// heads split into contiguous chunks of dimHead, scale 1/√dimHead. Self-attention loads q/k/v as
+// one stacked [3·inner, C] projection (one matmul, read in place by the attention kernel); cross-
+// attention stacks k/v. Legacy names (query/key/value/proj_attn) and 1×1-conv shapes are accepted.
+import type { Tensor, WeightStore } from '@ssd/tensor';
+import { attention } from '../attention.js';
+import { linear } from '../matmul.js';
+
+export interface AttentionConfig {
+  queryDim: number;
+  /** Width of the context for cross-attention; omitted for self-attention. */
+  crossAttentionDim?: number;
+  heads: number;
+  dimHead: number;
+  /** Bias on to_q/to_k/to_v (false in the UNet, true in the VAE). */
+  bias?: boolean;
+  outBias?: boolean;
+}
+
+const NEW_NAMES = { q: 'to_q', k: 'to_k', v: 'to_v', out: 'to_out.0' };
+const LEGACY_NAMES = { q: 'query', k: 'key', v: 'value', out: 'proj_attn' };
+
+export class Attention {
+  readonly inner: number;
+  readonly isCross: boolean;
+  /** Self: [3·inner, C] (q, k, v); cross: q [inner, C] and kv [2·inner, Cctx]. */
+  readonly qkvWeight: Tensor | null = null;
+  readonly qkvBias: Tensor | null = null;
+  readonly qWeight: Tensor | null = null;
+  readonly qBias: Tensor | null = null;
+  readonly kvWeight: Tensor | null = null;
+  readonly kvBias: Tensor | null = null;
+  readonly outWeight: Tensor;
+  readonly outBias: Tensor | null;
+
+  constructor(
+    store: WeightStore,
+    readonly prefix: string,
+    readonly config: AttentionConfig,
+  ) {
+    const { queryDim, heads, dimHead } = config;
+    this.inner = heads * dimHead;
+    this.isCross = config.crossAttentionDim !== undefined;
+    const names = store.has(`${prefix}.${NEW_NAMES.q}.weight`) || !store.has(`${prefix}.${LEGACY_NAMES.q}.weight`) ? NEW_NAMES : LEGACY_NAMES;
+    const key = (n: keyof typeof NEW_NAMES, p: 'weight' | 'bias') => `${prefix}.${names[n]}.${p}`;
+    const conv1x1 = (s: number[]) => [[...s, 1, 1]];
+    if (!this.isCross) {
+      const w = [this.inner, queryDim];
+      this.qkvWeight = store.takeStacked([key('q', 'weight'), key('k', 'weight'), key('v', 'weight')], [w, w, w], { alternateShapes: conv1x1(w) });
+      if (config.bias) this.qkvBias = store.takeStacked([key('q', 'bias'), key('k', 'bias'), key('v', 'bias')], [[this.inner], [this.inner], [this.inner]]);
+    } else {
+      const ctxDim = config.crossAttentionDim!;
+      this.qWeight = store.take(key('q', 'weight'), [this.inner, queryDim], { alternateShapes: conv1x1([this.inner, queryDim]) });
+      const kv = [this.inner, ctxDim];
+      this.kvWeight = store.takeStacked([key('k', 'weight'), key('v', 'weight')], [kv, kv], { alternateShapes: conv1x1(kv) });
+      if (config.bias) {
+        this.qBias = store.take(key('q', 'bias'), [this.inner]);
+        this.kvBias = store.takeStacked([key('k', 'bias'), key('v', 'bias')], [[this.inner], [this.inner]]);
+      }
+    }
+    this.outWeight = store.take(key('out', 'weight'), [queryDim, this.inner], { alternateShapes: conv1x1([queryDim, this.inner]) });
+    this.outBias = config.outBias === false ? null : store.take(key('out', 'bias'), [queryDim]);
+  }
+
+  /** x [B, N, C] (and context [B, M, Cctx] for cross-attention) → [B, N, C] (+ residual). */
+  forward(x: Tensor, context?: Tensor, opts: { residual?: Tensor } = {}): Tensor {
+    const { heads, dimHead } = this.config;
+    const inner = this.inner;
+    let h: Tensor;
+    if (!this.isCross) {
+      const qkv = linear(x, this.qkvWeight!, { bias: this.qkvBias ?? undefined });
+      h = attention(
+        { tensor: qkv, channelOffset: 0 },
+        { tensor: qkv, channelOffset: inner },
+        { tensor: qkv, channelOffset: 2 * inner },
+        { heads, headDim: dimHead },
+      );
+      qkv.dispose();
+    } else {
+      if (!context) throw new Error(`${this.prefix}: cross-attention needs a context`);
+      const q = linear(x, this.qWeight!, { bias: this.qBias ?? undefined });
+      const kv = linear(context, this.kvWeight!, { bias: this.kvBias ?? undefined });
+      h = attention(q, { tensor: kv, channelOffset: 0 }, { tensor: kv, channelOffset: inner }, { heads, headDim: dimHead });
+      q.dispose();
+      kv.dispose();
+    }
+    const out = linear(h, this.outWeight, { bias: this.outBias ?? undefined, residual: opts.residual });
+    h.dispose();
+    return out;
+  }
+}

@@ -1,0 +1,50 @@
+// nn.Conv2d for NHWC activations. The PyTorch OIHW weight is re-laid once, at load, into the layout
+// the implicit-GEMM kernel reads (conv2dWeightFromOIHW); the file's shape is still validated as OIHW.
+import type { Tensor, WeightStore } from '@ssd/tensor';
+import { conv2d, conv2dWeightFromOIHW, conv2dWeightShape, type Conv2dOptions } from '../conv2d.js';
+import type { Activation } from '../shader.js';
+
+export interface Conv2dConfig {
+  kernelSize: number;
+  stride?: 1 | 2;
+  /** Symmetric padding, or [top, left, bottom, right]. */
+  padding?: number | readonly [number, number, number, number];
+  bias?: boolean;
+}
+
+export class Conv2d {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+
+  constructor(
+    store: WeightStore,
+    readonly prefix: string,
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly config: Conv2dConfig,
+  ) {
+    const k = config.kernelSize;
+    const oihw = [outChannels, inChannels, k, k];
+    this.weight = store.take(`${prefix}.weight`, conv2dWeightShape(oihw), {
+      fileShape: oihw,
+      transform: (data, shape) => conv2dWeightFromOIHW(data as Float32Array | Uint16Array, shape).data,
+    });
+    this.bias = config.bias === false ? null : store.take(`${prefix}.bias`, [outChannels]);
+  }
+
+  /**
+   * x [B, H, W, Cin] → [B, Ho, Wo, Cout]. `bias` overrides the layer's own (a per-sample [B, Cout]
+   * bias with the time embedding folded in); `upsample: 2` reads the input nearest-upsampled 2×.
+   */
+  forward(x: Tensor, opts: { bias?: Tensor; residual?: Tensor; activation?: Activation; upsample?: 1 | 2 } = {}): Tensor {
+    const o: Conv2dOptions = {
+      bias: opts.bias ?? this.bias ?? undefined,
+      stride: this.config.stride ?? 1,
+      padding: this.config.padding ?? 0,
+      residual: opts.residual,
+      activation: opts.activation,
+      upsample: opts.upsample,
+    };
+    return conv2d(x, this.weight, o);
+  }
+}

@@ -1,0 +1,85 @@
+// Transformer2DModel and BasicTransformerBlock (diffusers models/transformers/transformer_2d.py,
+// models/attention.py) in NHWC: [B, H, W, C] is already the token layout [B, H·W, C], so there is no
+// permute; each residual add is folded into the epilogue of the linear that produces it.
+import type { Tensor, WeightStore } from '@ssd/tensor';
+import { Attention, FeedForward, GroupNorm, LayerNorm, Linear } from '@ssd/kernels';
+
+export interface Transformer2DConfig {
+  channels: number;
+  heads: number;
+  depth: number;
+  crossAttentionDim: number;
+  groups: number;
+  useLinearProjection: boolean;
+}
+
+export class BasicTransformerBlock {
+  readonly norm1: LayerNorm;
+  readonly attn1: Attention;
+  readonly norm2: LayerNorm;
+  readonly attn2: Attention;
+  readonly norm3: LayerNorm;
+  readonly ff: FeedForward;
+
+  constructor(store: WeightStore, prefix: string, dim: number, heads: number, crossAttentionDim: number) {
+    const dimHead = dim / heads;
+    this.norm1 = new LayerNorm(store, `${prefix}.norm1`, dim, 1e-5);
+    this.attn1 = new Attention(store, `${prefix}.attn1`, { queryDim: dim, heads, dimHead });
+    this.norm2 = new LayerNorm(store, `${prefix}.norm2`, dim, 1e-5);
+    this.attn2 = new Attention(store, `${prefix}.attn2`, { queryDim: dim, heads, dimHead, crossAttentionDim });
+    this.norm3 = new LayerNorm(store, `${prefix}.norm3`, dim, 1e-5);
+    this.ff = new FeedForward(store, `${prefix}.ff`, dim);
+  }
+
+  /** h [B, N, C] → [B, N, C]; does not dispose h. */
+  forward(h: Tensor, context: Tensor): Tensor {
+    const n1 = this.norm1.forward(h);
+    const h1 = this.attn1.forward(n1, undefined, { residual: h });
+    n1.dispose();
+    const n2 = this.norm2.forward(h1);
+    const h2 = this.attn2.forward(n2, context, { residual: h1 });
+    n2.dispose();
+    h1.dispose();
+    const n3 = this.norm3.forward(h2);
+    const h3 = this.ff.forward(n3, h2);
+    n3.dispose();
+    h2.dispose();
+    return h3;
+  }
+}
+
+export class Transformer2DModel {
+  readonly norm: GroupNorm;
+  readonly projIn: Linear;
+  readonly blocks: BasicTransformerBlock[];
+  readonly projOut: Linear;
+
+  constructor(store: WeightStore, prefix: string, readonly config: Transformer2DConfig) {
+    const { channels: c, heads, depth, crossAttentionDim, groups } = config;
+    this.norm = new GroupNorm(store, `${prefix}.norm`, groups, c, 1e-6);
+    // use_linear_projection=false stores proj_in/out as 1×1 convs: the same matrix (Linear accepts both)
+    this.projIn = new Linear(store, `${prefix}.proj_in`, c, c);
+    this.blocks = Array.from({ length: depth }, (_, k) => new BasicTransformerBlock(store, `${prefix}.transformer_blocks.${k}`, c, heads, crossAttentionDim));
+    this.projOut = new Linear(store, `${prefix}.proj_out`, c, c);
+  }
+
+  /** x [B, H, W, C] → [B, H, W, C] (x + transformer(x)); does not dispose x. */
+  forward(x: Tensor, context: Tensor): Tensor {
+    const [b, hgt, wid, c] = x.shape;
+    const tokens = x.reshape([b, hgt * wid, c]);
+    const n = this.norm.forward(tokens);
+    let h = this.projIn.forward(n);
+    n.dispose();
+    for (const block of this.blocks) {
+      const next = block.forward(h, context);
+      h.dispose();
+      h = next;
+    }
+    const out = this.projOut.forward(h, { residual: tokens });
+    h.dispose();
+    tokens.dispose();
+    const y = out.reshape([b, hgt, wid, c]);
+    out.dispose();
+    return y;
+  }
+}
