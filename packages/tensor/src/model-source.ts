@@ -217,3 +217,34 @@ function nodeFs(): Promise<NodeFs> {
   const name = 'node:fs/promises';
   return (fsPromise ??= import(/* @vite-ignore */ name) as Promise<NodeFs>);
 }
+
+/** A model held in memory: texts, bytes or ByteSources (synthetic weights) by model-relative path. */
+export class MemorySource implements ModelSource {
+  private readonly files: Map<string, string | Uint8Array | ByteSource>;
+  constructor(
+    files: Record<string, string | Uint8Array | ByteSource> | Map<string, string | Uint8Array | ByteSource>,
+    readonly description = 'in-memory model',
+  ) {
+    this.files = files instanceof Map ? new Map(files) : new Map(Object.entries(files));
+  }
+  async exists(path: string): Promise<boolean> {
+    return this.files.has(path);
+  }
+  private get(path: string): string | Uint8Array | ByteSource {
+    const f = this.files.get(path);
+    if (f === undefined) throw new ModelLoadError(`file not found: ${path} in the ${this.description}`);
+    return f;
+  }
+  async readText(path: string): Promise<string> {
+    const f = this.get(path);
+    if (typeof f === 'string') return f;
+    const bytes = f instanceof Uint8Array ? f : await f.read(0, await f.size());
+    return new TextDecoder().decode(bytes);
+  }
+  async open(path: string): Promise<ByteSource> {
+    const f = this.get(path);
+    if (typeof f === 'string') return new BlobSource(new Blob([f]), path);
+    if (f instanceof Uint8Array) return new BlobSource(new Blob([f as BlobPart]), path);
+    return f;
+  }
+}
