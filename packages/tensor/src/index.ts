@@ -32,3 +32,4 @@ export { WeightStore, permute } from './weights.js';
 export type { TakeOptions, HostData, LoadOptions, LoadProgress } from './weights.js';
 export { isNode, runtimeName, envVar } from './gpu-provider.js';
 export { parseKeyList, SyntheticSafetensorsSource, type KeyShape } from './synthetic.js';
+export { encodeSafetensors, safetensorsHeader, type TensorToWrite } from './safetensors-writer.js';

@@ -4,7 +4,7 @@ import { mkdtempSync, openSync, readdirSync, readFileSync, statfsSync, statSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BlobSource, HttpRangeSource, ModelLoadError, NodeFileSource, SafetensorsError, SafetensorsFile } from '@ssd/tensor';
+import { BlobSource, encodeSafetensors, HttpRangeSource, ModelLoadError, NodeFileSource, SafetensorsError, SafetensorsFile } from '@ssd/tensor';
 import { fixturesDir, testContext } from '../../../testing/index.js';
 import { serveFolder } from '../../../testing/http-server.js';
 
@@ -94,6 +94,17 @@ describe('bad files', () => {
       await src.close();
     });
   }
+
+  it('files we write read back (header padded, metadata kept)', async () => {
+    const a = new Float32Array([1, -2.5, 3]);
+    const b = new Uint16Array([0x3c00, 0x4000]);
+    const bytes = encodeSafetensors({ latents: { dtype: 'F32', shape: [1, 3], data: a }, h: { dtype: 'F16', shape: [2], data: b } }, { format: 'pt' });
+    const st = await SafetensorsFile.open(new BlobSource(new Blob([bytes]), 'written'));
+    expect(st.metadata).toEqual({ format: 'pt' });
+    expect((8 + Number(new DataView(bytes.buffer).getBigUint64(0, true))) % 8).toBe(0);
+    expect([...(await st.readFloat32('latents'))]).toEqual([1, -2.5, 3]);
+    expect([...(await st.readFloat32('h'))]).toEqual([1, 2]);
+  });
 
   it('a missing file is a ModelLoadError naming the path', async () => {
     await expect(SafetensorsFile.open(new NodeFileSource(join(tmp, 'nope.safetensors')))).rejects.toThrow(/file not found: .*nope\.safetensors/);
