@@ -1,0 +1,52 @@
+// A small argument parser for the `ssd` CLI: `--name value`, `--name=value`, boolean flags and
+// positionals, with unknown options reported by name.
+import { InvalidArgumentError } from '@ssd/tensor';
+
+export interface ParsedArgs {
+  options: Map<string, string | true>;
+  positionals: string[];
+}
+
+export function parseArgs(argv: readonly string[], spec: { values: readonly string[]; flags: readonly string[] }): ParsedArgs {
+  const options = new Map<string, string | true>();
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!a.startsWith('--') || a === '-') {
+      positionals.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = a.slice(2, eq < 0 ? undefined : eq);
+    if (spec.flags.includes(name)) {
+      if (eq >= 0) throw new InvalidArgumentError(`--${name} takes no value`);
+      options.set(name, true);
+    } else if (spec.values.includes(name)) {
+      const v = eq >= 0 ? a.slice(eq + 1) : argv[++i];
+      if (v === undefined) throw new InvalidArgumentError(`--${name} needs a value`);
+      options.set(name, v);
+    } else {
+      throw new InvalidArgumentError(`unknown option --${name} (see \`ssd help\`)`);
+    }
+  }
+  return { options, positionals };
+}
+
+export function num(args: ParsedArgs, name: string, kind: 'int' | 'float'): number | undefined {
+  const v = args.options.get(name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v === true || v.trim() === '' || !Number.isFinite(n) || (kind === 'int' && !Number.isInteger(n))) {
+    throw new InvalidArgumentError(`--${name} ${v === true ? '' : JSON.stringify(v)}: must be ${kind === 'int' ? 'an integer' : 'a number'}`);
+  }
+  return n;
+}
+
+export function str(args: ParsedArgs, name: string): string | undefined {
+  const v = args.options.get(name);
+  return v === true ? undefined : v;
+}
