@@ -1,0 +1,61 @@
+// The beta schedule keys shared by all six schedulers (num_train_timesteps, beta_start, beta_end,
+// beta_schedule, trained_betas, rescale_betas_zero_snr) turned into ᾱ and σ tables, as each diffusers
+// v0.26 scheduler's __init__ does.
+import type { ConfigReader } from './config.js';
+import {
+  cumprodF32,
+  oneMinusF32,
+  rescaleZeroTerminalSnr,
+  sigmaTableF32,
+  squaredCosCapV2Betas,
+  torchLinspaceF32,
+} from './torch-tables.js';
+
+export interface NoiseSchedule {
+  readonly numTrainTimesteps: number;
+  /** ᾱ_t for t = 0 … T−1 (float32, exactly diffusers' alphas_cumprod). */
+  readonly alphasCumprod: Float32Array;
+  /** σ_t = sqrt((1 − ᾱ_t)/ᾱ_t) (float32, exactly the table diffusers interpolates). */
+  readonly sigmas: Float32Array;
+}
+
+export interface NoiseScheduleOptions {
+  /** Whether this class has rescale_betas_zero_snr in v0.26 (Euler, Euler a, DDPM, DDIM). */
+  hasRescaleZeroSnr: boolean;
+  /** Euler schedulers then set ᾱ_T to 2^-24 so the first sigma stays finite. */
+  clampLastAlpha: boolean;
+}
+
+export function readNoiseSchedule(cfg: ConfigReader, opts: NoiseScheduleOptions): NoiseSchedule {
+  const numTrainTimesteps = cfg.integer('num_train_timesteps', 1000, 2);
+  const betaStart = cfg.number('beta_start', 0.0001, finite);
+  const betaEnd = cfg.number('beta_end', 0.02, finite);
+  const schedule = cfg.choice('beta_schedule', 'linear', ['linear', 'scaled_linear', 'squaredcos_cap_v2'] as const, {
+    sigmoid: 'the GeoDiff sigmoid schedule is not supported',
+  });
+  const trained = cfg.raw('trained_betas');
+  let betas: Float32Array;
+  if (trained !== undefined && trained !== null) {
+    if (!Array.isArray(trained) || trained.length !== numTrainTimesteps || !trained.every((b) => typeof b === 'number' && Number.isFinite(b))) {
+      throw cfg.error('trained_betas', trained, `must be null or num_train_timesteps (${numTrainTimesteps}) finite numbers`);
+    }
+    betas = Float32Array.from(trained as number[]);
+    cfg.used.trained_betas = trained;
+  } else {
+    cfg.used.trained_betas = null;
+    if (schedule === 'linear') betas = torchLinspaceF32(betaStart, betaEnd, numTrainTimesteps);
+    else if (schedule === 'scaled_linear') {
+      betas = torchLinspaceF32(Math.sqrt(betaStart), Math.sqrt(betaEnd), numTrainTimesteps).map((b) => b * b);
+    } else betas = squaredCosCapV2Betas(numTrainTimesteps);
+  }
+  const rescale = opts.hasRescaleZeroSnr ? cfg.boolean('rescale_betas_zero_snr', false) : false;
+  if (rescale) betas = rescaleZeroTerminalSnr(betas);
+  const alphasCumprod = cumprodF32(oneMinusF32(betas));
+  // diffusers (Euler): "Close to 0 without being 0 so first sigma is not inf" — fp16's smallest subnormal.
+  if (rescale && opts.clampLastAlpha) alphasCumprod[numTrainTimesteps - 1] = 2 ** -24;
+  return { numTrainTimesteps, alphasCumprod, sigmas: sigmaTableF32(alphasCumprod) };
+}
+
+function finite(v: number): string | null {
+  return Number.isFinite(v) && v >= 0 && v < 1 ? null : 'must be a finite number in [0, 1)';
+}
