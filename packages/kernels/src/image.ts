@@ -1,5 +1,5 @@
 // Pointwise maps of the image autoencoders that elementwise.ts does not offer:
-//   relu(x)            = max(x, 0)            TAESD's act_fn (AutoencoderTinyBlock, DecoderTiny)
+//   relu(x)            = max(x, 0), NaN kept  TAESD's act_fn (AutoencoderTinyBlock, DecoderTiny)
 //   affine(x, a, b)    = a·x + b              range changes: TAESD's `x·2 − 1` image output, `(x + 1)/2`
 // Legend: x any shape, n = its element count. Flat ops (windows.ts): vec4 when n % 4 == 0, FLAT_PER
 // vectors per invocation, split into windows past maxStorageBufferBindingSize. f16 or f32 storage,
@@ -23,7 +23,10 @@ const UNIFORMS = flatUniforms(1, [['a', 'f32'], ['b', 'f32']]);
 function wgsl(spec: PointwiseSpec): string {
   const t = (d: FloatDType) => (spec.vec === 4 ? `vec4<${d}>` : d);
   const av = spec.vec === 4 ? 'A4' : 'A';
-  const body = spec.op === 'relu' ? `max(v, ${av}(0.0))` : 'v * u.a + u.b';
+  const uv = spec.vec === 4 ? 'vec4<u32>' : 'u32';
+  // relu keeps NaN as torch does (max(NaN, 0) is 0 or NaN depending on the driver): a NaN must
+  // survive to the output check that reports it, never turn into a plausible-looking pixel
+  const body = spec.op === 'relu' ? `select(max(v, ${av}(0.0)), v, (bitcast<${uv}>(v) & ${uv}(0x7fffffffu)) > ${uv}(0x7f800000u))` : 'v * u.a + u.b';
   return (
     prologue({ dtype: spec.outDtype, uniforms: UNIFORMS, consts: { WG: FLAT_WG, PER: FLAT_PER }, f16: spec.inDtype === 'f16' }) +
     /* wgsl */ `

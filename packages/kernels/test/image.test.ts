@@ -62,6 +62,17 @@ describe('affine', () => {
   });
 });
 
+it('relu keeps NaN and maps −inf to 0, as torch', async () => {
+  for (const dtype of ['f32', 'f16'] as const) {
+    if (dtype === 'f16' && !ctx.f16) continue;
+    const x = ctx.fromData([NaN, -Infinity, Infinity, -2, 3, NaN, 0.5, -0.5], [8], dtype);
+    const v = await relu(x).read();
+    expect(Array.from(v)).toEqual([NaN, 0, Infinity, 0, 3, NaN, 0.5, 0]);
+    const y = ctx.fromData([NaN, -1, 2], [3], dtype); // scalar path
+    expect(Array.from(await relu(y).read())).toEqual([NaN, 0, 2]);
+  }
+});
+
 describe('binding windows (maxStorageBufferBindingSize = 4 KiB)', () => {
   let small: GpuContext | undefined;
   const get = async () => (small ??= await testContext({ limits: { maxStorageBufferBindingSize: 4096 } }));
