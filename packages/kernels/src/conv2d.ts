@@ -82,6 +82,11 @@ export function conv2d(x: Tensor, weight: Tensor, opts: Conv2dOptions = {}): Ten
   const problem: GemmProblem = pointwise
     ? { ...common, M: H * W, K: C, aBatchStride: H * W * C }
     : { ...common, M: Ho * Wo, K: kh * kw * C, aBatchStride: H * W * C, conv: { kh, kw, stride, upsample: up, H, W, C, Ho, Wo, padT: pt, padL: pl } };
-  recordGemm(ctx, problem, gemmSpec(ctx, problem, opts));
+  try {
+    recordGemm(ctx, problem, gemmSpec(ctx, problem, opts));
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
   return out;
 }

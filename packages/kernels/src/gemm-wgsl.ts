@@ -48,6 +48,8 @@ export interface GemmSpec {
   readonly tileN: number;
   /** portable/subgroups: invocations per workgroup (subgroups: the subgroup size it is built for). */
   readonly lanes: number;
+  /** tiled: K per workgroup-memory stage (a multiple of 4); 0 for the register-blocked variants. */
+  readonly tileK: number;
   readonly conv: ConvGeometry | null;
   readonly hasBias: boolean;
   readonly activation: Activation;
@@ -319,17 +321,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
 /**
  * Workgroup-memory tiling for GPUs: a TILE_M × TILE_N output tile per workgroup of
- * (TILE_M/4)·(TILE_N/4) invocations, each owning 4×4 outputs; K advances 16 at a time, the A and B
+ * (TILE_M/4)·(TILE_N/4) invocations, each owning 4×4 outputs; K advances BK (16) at a time, the A and B
  * slices stored k-major in workgroup memory so the inner loop reads 4 consecutive rows (columns) of
  * one k — neighbouring invocations read neighbouring words.
  */
 export function tiledWgsl(spec: GemmSpec): string {
   const tx = spec.tileN / 4;
   const ty = spec.tileM / 4;
-  const head = gemmHeader(spec, { TILE_M: spec.tileM, TILE_N: spec.tileN, TX: tx, TY: ty, THREADS: tx * ty, BK: 16 });
+  const head = gemmHeader(spec, { TILE_M: spec.tileM, TILE_N: spec.tileN, TX: tx, TY: ty, THREADS: tx * ty, BK: spec.tileK, BQ: spec.tileK / 4 });
   return `${head}
-var<workgroup> sa: array<f32, 16u * TILE_M>; // [k 0..15][m]
-var<workgroup> sb: array<f32, 16u * TILE_N>; // [k 0..15][n]
+var<workgroup> sa: array<f32, BK * TILE_M>; // [k][m]
+var<workgroup> sb: array<f32, BK * TILE_N>; // [k][n]
 
 fn quad_a(i: u32) -> A4 { return A4(sa[i], sa[i + 1u], sa[i + 2u], sa[i + 3u]); }
 fn quad_b(i: u32) -> A4 { return A4(sb[i], sb[i + 1u], sb[i + 2u], sb[i + 3u]); }
@@ -345,21 +347,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var acc1 = A4();
   var acc2 = A4();
   var acc3 = A4();
-  for (var q0 = 0u; q0 < u.KV; q0 += 4u) {
-    // stage 16 k of TILE_M rows of A and TILE_N rows of B, transposed to k-major
-    for (var t = lid; t < 4u * TILE_M; t += THREADS) {
-      let r = t / 4u;
-      let k = (t % 4u) * 4u;
-      let v = load_a4(z, m0 + r, q0 + t % 4u);
+  for (var q0 = 0u; q0 < u.KV; q0 += BQ) {
+    // stage BK k of TILE_M rows of A and TILE_N rows of B, transposed to k-major
+    for (var t = lid; t < BQ * TILE_M; t += THREADS) {
+      let r = t / BQ;
+      let k = (t % BQ) * 4u;
+      let v = load_a4(z, m0 + r, q0 + t % BQ);
       sa[k * TILE_M + r] = v.x;
       sa[(k + 1u) * TILE_M + r] = v.y;
       sa[(k + 2u) * TILE_M + r] = v.z;
       sa[(k + 3u) * TILE_M + r] = v.w;
     }
-    for (var t = lid; t < 4u * TILE_N; t += THREADS) {
-      let r = t / 4u;
-      let k = (t % 4u) * 4u;
-      let v = load_b4(z, n0 + r, q0 + t % 4u);
+    for (var t = lid; t < BQ * TILE_N; t += THREADS) {
+      let r = t / BQ;
+      let k = (t % BQ) * 4u;
+      let v = load_b4(z, n0 + r, q0 + t % BQ);
       sb[k * TILE_N + r] = v.x;
       sb[(k + 1u) * TILE_N + r] = v.y;
       sb[(k + 2u) * TILE_N + r] = v.z;

@@ -9,12 +9,16 @@ import { GEMM_UNIFORMS, portableWgsl, tiledWgsl, type ConvGeometry, type GemmSpe
 import { subgroupWgsl } from './matmul-subgroup.js';
 import type { Activation } from './shader.js';
 
-/** Tile specialisation (bench/tuning): rows per workgroup, columns per lane (or per workgroup when tiled), lanes. */
+/**
+ * Tile specialisation (bench/tuning). portable/subgroups: m rows per workgroup, n columns per lane,
+ * `lanes` invocations per workgroup (subgroups: the subgroup size the kernel assumes). tiled: m × n
+ * outputs per workgroup (32 or 64 each) and k (a multiple of 4) per workgroup-memory stage.
+ */
 export interface GemmTile {
   readonly m?: number;
   readonly n?: number;
-  /** portable/subgroups: invocations per workgroup (subgroups: the subgroup size the kernel assumes). */
   readonly lanes?: number;
+  readonly k?: number;
 }
 
 /** A CPU implementation of WebGPU (lavapipe, SwiftShader, WARP): register tiles win there. */
@@ -39,12 +43,12 @@ export function chooseGemmVariant(ctx: GpuContext): GemmVariant {
  * FMA until register spills and LLVM compile time (seconds for 256 accumulators) take over.
  */
 function defaultTile(ctx: GpuContext, variant: GemmVariant): Required<GemmTile> {
-  if (variant === 'tiled') return { m: 64, n: 64, lanes: 256 };
+  if (variant === 'tiled') return { m: 64, n: 64, lanes: 256, k: 16 };
   if (variant === 'subgroups') {
     const lanes = ctx.info.subgroupMinSize ?? 8;
-    return { m: Math.max(lanes, 32 - (32 % lanes)), n: 4, lanes };
+    return { m: Math.max(lanes, 32 - (32 % lanes)), n: 4, lanes, k: 0 };
   }
-  return isCpuAdapter(ctx) ? { m: 8, n: 8, lanes: 8 } : { m: 4, n: 4, lanes: 64 };
+  return isCpuAdapter(ctx) ? { m: 8, n: 8, lanes: 8, k: 0 } : { m: 4, n: 4, lanes: 64, k: 0 };
 }
 
 /** The shape of one GEMM problem (all in elements). */
@@ -79,10 +83,10 @@ export function gemmSpec(ctx: GpuContext, p: GemmProblem, choice: GemmChoice = {
     throw new DeviceLimitError('the subgroups feature', 'subgroups', 'none', `${p.op}: force 'subgroups'`);
   }
   const d = defaultTile(ctx, variant);
-  const tile = { m: choice.tile?.m ?? d.m, n: choice.tile?.n ?? d.n, lanes: choice.tile?.lanes ?? d.lanes };
+  const tile = { m: choice.tile?.m ?? d.m, n: choice.tile?.n ?? d.n, lanes: choice.tile?.lanes ?? d.lanes, k: choice.tile?.k ?? d.k };
   if (variant === 'subgroups' && choice.tile?.lanes && !choice.tile.m) tile.m = Math.max(tile.lanes, tile.m - (tile.m % tile.lanes));
-  if (variant === 'tiled' && (![32, 64].includes(tile.m) || ![32, 64].includes(tile.n))) {
-    throw new RangeError(`${p.op}: tiled GEMM tiles are 32 or 64 rows/columns, got ${tile.m}×${tile.n}`);
+  if (variant === 'tiled' && (![32, 64].includes(tile.m) || ![32, 64].includes(tile.n) || tile.k % 4 !== 0 || tile.k < 4)) {
+    throw new RangeError(`${p.op}: tiled GEMM tiles are 32 or 64 rows/columns and a K stage that is a multiple of 4, got ${tile.m}×${tile.n}×${tile.k}`);
   }
   const dtype = p.out.dtype as 'f32' | 'f16';
   const reduce = p.conv ? p.conv.C : p.K; // loads run along K (matmul) or along the channels of one tap (conv)
@@ -95,6 +99,7 @@ export function gemmSpec(ctx: GpuContext, p: GemmProblem, choice: GemmChoice = {
     tileM: tile.m,
     tileN: tile.n,
     lanes: variant === 'tiled' ? (tile.m / 4) * (tile.n / 4) : tile.lanes,
+    tileK: variant === 'tiled' ? tile.k : 0,
     conv: p.conv ? Object.freeze({ kh: p.conv.kh, kw: p.conv.kw, stride: p.conv.stride, upsample: p.conv.upsample }) : null,
     hasBias: !!p.bias,
     activation: p.activation,

@@ -77,12 +77,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   } else {
     // another subgroup size: the same outputs, every lane reading A itself
     let k4 = (u.K + 3u) / 4u;
-    for (var i = 0u; i < TILE_M; i++) {
-      for (var j = 0u; j < TILE_N; j++) {
-        var s = 0.0;
-        for (var q = 0u; q < k4; q++) { s += dot(load_a4(z, m0 + i, q), load_b4(z, n0 + j * LANES, q)); }
-        finish(z, m0 + i, n0 + j * LANES, s);
-      }
+    for (var t = 0u; t < TILE_M * TILE_N; t++) {
+      let m = m0 + t / TILE_N;
+      let n = n0 + (t % TILE_N) * LANES;
+      var s = 0.0;
+      for (var q = 0u; q < k4; q++) { s += dot(load_a4(z, m, q), load_b4(z, n, q)); }
+      finish(z, m, n, s);
     }
   }
 }

@@ -83,6 +83,11 @@ function gemm(op: string, a: Tensor, b: Tensor, outShape: number[], d: Dims, opt
   const out = ctx.empty(outShape, a.dtype, op);
   if (out.size === 0) return out;
   const problem = { op, a, b, bias: opts.bias, residual: opts.residual, out, ...d, biasBatchStride: 0, activation: opts.activation ?? 'none' };
-  recordGemm(ctx, problem, gemmSpec(ctx, problem, opts));
+  try {
+    recordGemm(ctx, problem, gemmSpec(ctx, problem, opts));
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
   return out;
 }
