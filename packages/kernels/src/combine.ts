@@ -37,7 +37,7 @@ function combineWgsl(spec: CombineSpec): string {
   const decls = spec.dtypes.map((d, k) => `@group(0) @binding(${k + 1}) var<storage, read> x${k}: array<${storageType(d, spec.vec)}>;`);
   const terms = spec.dtypes.map((_, k) => `${av}(x${k}[i + u.off${k}]) * u.c${k}`);
   return (
-    prologue({ dtype: spec.outDtype, uniforms: COMBINE_UNIFORMS, consts: { WG: FLAT_WG, PER: FLAT_PER }, f16: spec.dtypes.includes('f16') }) +
+    prologue({ dtype: spec.outDtype, uniforms: COMBINE_UNIFORMS, consts: { WG: FLAT_WG }, f16: spec.dtypes.includes('f16') }) +
     decls.join('\n') +
     `\n@group(0) @binding(${spec.dtypes.length + 1}) var<storage, read_write> out: array<${spec.vec === 4 ? 'S4' : 'S'}>;\n` +
     `fn apply(i: u32) { out[i] = ${spec.vec === 4 ? 'S4' : 'S'}(${terms.join(' + ')}); }\n` +
@@ -96,7 +96,7 @@ const GUIDANCE_UNIFORMS = flatUniforms(2, [['g', 'f32']]);
 function guidanceWgsl(spec: GuidanceSpec): string {
   const [av, sv] = spec.vec === 4 ? ['A4', 'S4'] : ['A', 'S'];
   return (
-    prologue({ dtype: spec.outDtype, uniforms: GUIDANCE_UNIFORMS, consts: { WG: FLAT_WG, PER: FLAT_PER }, f16: spec.dtype === 'f16' }) +
+    prologue({ dtype: spec.outDtype, uniforms: GUIDANCE_UNIFORMS, consts: { WG: FLAT_WG }, f16: spec.dtype === 'f16' }) +
     `alias XV = ${storageType(spec.dtype, spec.vec)};\nalias AV = ${av};\nalias SV = ${sv};\n` +
     /* wgsl */ `
 // the same buffer bound twice (both read-only): the uncond half and the cond half of x
@@ -156,7 +156,7 @@ const CAST_UNIFORMS = flatUniforms(1);
 
 function castWgsl(spec: CastSpec): string {
   return (
-    prologue({ dtype: spec.to, uniforms: CAST_UNIFORMS, consts: { WG: FLAT_WG, PER: FLAT_PER }, f16: spec.from === 'f16' }) +
+    prologue({ dtype: spec.to, uniforms: CAST_UNIFORMS, consts: { WG: FLAT_WG }, f16: spec.from === 'f16' }) +
     `alias XV = ${storageType(spec.from, spec.vec)};\nalias SV = ${spec.vec === 4 ? 'S4' : 'S'};\n` +
     /* wgsl */ `
 @group(0) @binding(1) var<storage, read> x: array<XV>;

@@ -32,7 +32,7 @@ function unaryWgsl(spec: UnarySpec): string {
       ? 'alias SV = S4;\nalias AV = A4;\nfn map_v(v: A4) -> A4 { return A4(activate(v.x), activate(v.y), activate(v.z), activate(v.w)); }'
       : 'alias SV = S;\nalias AV = A;\nfn map_v(v: A) -> A { return activate(v); }';
   return (
-    prologue({ dtype: spec.dtype, uniforms: UNARY_UNIFORMS, consts: { WG: FLAT_WG, PER: FLAT_PER } }) +
+    prologue({ dtype: spec.dtype, uniforms: UNARY_UNIFORMS, consts: { WG: FLAT_WG } }) +
     fn +
     map +
     /* wgsl */ `
@@ -86,7 +86,6 @@ const MAX_RANK = 6;
 
 interface BinarySpec {
   readonly dtype: DType;
-  readonly op: BinaryOp;
   /** Collapsed rank (1..6). */
   readonly rank: number;
   readonly vec: 1 | 4;
@@ -98,6 +97,7 @@ interface BinarySpec {
 const DIM_FIELDS = [...Array(MAX_RANK).keys()];
 const BINARY_UNIFORMS: UniformLayout = flatUniforms(2, [
   ['start', 'u32'],
+  ['isMul', 'u32'], // add or mul: a uniform, so that both share one pipeline per shape class
   ...DIM_FIELDS.map((k) => [`d${k}`, 'u32'] as const),
   ...DIM_FIELDS.map((k) => [`a${k}`, 'u32'] as const),
   ...DIM_FIELDS.map((k) => [`b${k}`, 'u32'] as const),
@@ -116,14 +116,14 @@ function binaryWgsl(spec: BinarySpec): string {
       : `  c = rem % u.d${k}; rem = rem / u.d${k}; oa += c * u.a${k}; ob += c * u.b${k};`,
   );
   return (
-    prologue({ dtype: spec.dtype, uniforms: BINARY_UNIFORMS, consts: { WG: FLAT_WG, PER: FLAT_PER } }) +
+    prologue({ dtype: spec.dtype, uniforms: BINARY_UNIFORMS, consts: { WG: FLAT_WG } }) +
     operand('a', spec.aInner) +
     '\n' +
     operand('b', spec.bInner) +
     `\n@group(0) @binding(3) var<storage, read_write> out: array<${spec.vec === 4 ? 'S4' : 'S'}>;\n` +
     // rank 1: operands are windowed with the output (window-local index); else bound whole (global index)
     `fn offsets(i: u32) -> vec2<u32> {\n  var rem = ${spec.rank === 1 ? 'i' : 'i + u.start'};\n  var c = 0u;\n  var oa = u.off0;\n  var ob = u.off1;\n${axes.join('\n')}\n  return vec2<u32>(oa, ob);\n}\n` +
-    `fn combine(a: ${av}, b: ${av}) -> ${av} { return a ${spec.op === 'add' ? '+' : '*'} b; }\n` +
+    `fn combine(a: ${av}, b: ${av}) -> ${av} { return select(a + b, a * b, u.isMul != 0u); }\n` +
     /* wgsl */ `
 fn apply(i: u32) {
   let o = offsets(i);
@@ -194,9 +194,9 @@ function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const vec = dims[0] % 4 === 0 ? 4 : 1;
   const aInner = sa[0] === 1;
   const bInner = sb[0] === 1;
-  const spec: BinarySpec = Object.freeze({ dtype: a.dtype, op, rank, vec, aInner, bInner });
+  const spec: BinarySpec = Object.freeze({ dtype: a.dtype, rank, vec, aInner, bInner });
   // strides in units of each binding's element (vec4 for an operand that varies along axis 0)
-  const values: Record<string, number> = {};
+  const values: Record<string, number> = { isMul: op === 'mul' ? 1 : 0 };
   for (let k = 0; k < MAX_RANK; k++) {
     const inner = k === 0 ? vec : 1;
     values[`d${k}`] = k < rank ? dims[k] / inner : 1;
@@ -243,7 +243,7 @@ function gegluWgsl(spec: GegluSpec): string {
   const [sv, av] = spec.vec === 4 ? ['S4', 'A4'] : ['S', 'A'];
   const gate = spec.vec === 4 ? 'A4(activate(g.x), activate(g.y), activate(g.z), activate(g.w))' : 'activate(g)';
   return (
-    prologue({ dtype: spec.dtype, uniforms: GEGLU_UNIFORMS, consts: { WG: FLAT_WG, PER: FLAT_PER } }) +
+    prologue({ dtype: spec.dtype, uniforms: GEGLU_UNIFORMS, consts: { WG: FLAT_WG } }) +
     activationWgsl('gelu') +
     `alias SV = ${sv};\nalias AV = ${av};\nfn gate_of(g: AV) -> AV { return ${gate}; }\n` +
     /* wgsl */ `

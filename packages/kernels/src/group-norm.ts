@@ -114,6 +114,7 @@ const FINALIZE_UNIFORMS: UniformLayout = [
   ['chunks', 'u32'],
   ['pairs', 'u32'], // B · G
   ['eps', 'f32'],
+  ['half', 'u32'], // WG / 2: the tree's first stride, a uniform so that LLVM does not unroll the tree
 ];
 
 function finalizeWgsl(spec: FinalizeSpec): string {
@@ -159,7 +160,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
   red[lid] = acc;
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s / 2u) {
+  for (var s = u.half; s > 0u; s = s / 2u) {
     if (lid < s) { red[lid] = merge(red[lid], red[lid + s]); }
     workgroupBarrier();
   }
@@ -268,7 +269,7 @@ export function groupStats(x: Tensor, B: number, N: number, C: number, groups: n
   ctx.dispatch({
     pipeline: ctx.kernel('group_norm.finalize', finalizeSpec, finalizeWgsl),
     bindings: [x, partials, stats],
-    uniforms: { layout: FINALIZE_UNIFORMS, values: { ...dims, groups, pairs, eps } },
+    uniforms: { layout: FINALIZE_UNIFORMS, values: { ...dims, groups, pairs, eps, half: WORKGROUP_SIZE / 2 } },
     workgroups: foldWorkgroups(pairs, maxWg),
     label: `group_norm.finalize[${mode}]`,
   });

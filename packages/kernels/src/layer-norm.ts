@@ -16,8 +16,6 @@ import { expectDtype, expectFloat, expectShape } from './validate.js';
 interface LayerNormSpec {
   readonly dtype: DType;
   readonly vec: 1 | 2 | 4;
-  /** Lanes per row (power of two dividing the workgroup size). */
-  readonly lanes: number;
   readonly workgroupSize: number;
 }
 
@@ -25,6 +23,8 @@ const UNIFORMS: UniformLayout = [
   ['rows', 'u32'],
   ['cv', 'u32'],
   ['eps', 'f32'],
+  ['lanes', 'u32'], // L: a power of two dividing WG (a uniform: one pipeline serves every width)
+  ['half', 'u32'], // L / 2: the tree's first stride (a uniform so that LLVM does not unroll the tree)
 ];
 
 /** Storage/f32 vector aliases of width V and `collapse`: the V components' stats as one (n, mean, M2). */
@@ -52,7 +52,7 @@ fn collapse(n: f32, mean: AV, m2: AV) -> vec3<f32> {
 
 function wgsl(spec: LayerNormSpec): string {
   return (
-    prologue({ dtype: spec.dtype, uniforms: UNIFORMS, consts: { WG: spec.workgroupSize, L: spec.lanes, ROWS_PER_WG: spec.workgroupSize / spec.lanes } }) +
+    prologue({ dtype: spec.dtype, uniforms: UNIFORMS, consts: { WG: spec.workgroupSize } }) +
     vecHelpers(spec.vec) +
     /* wgsl */ `
 @group(0) @binding(1) var<storage, read> x: array<SV>;
@@ -74,8 +74,8 @@ fn merge(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let row = linear_workgroup(wid, nwg) * ROWS_PER_WG + lid / L;
-  let lane = lid % L;
+  let row = linear_workgroup(wid, nwg) * (WG / u.lanes) + lid / u.lanes;
+  let lane = lid % u.lanes;
   let valid = row < u.rows;
   let base = row * u.cv;
   var k = 0.0;
@@ -84,7 +84,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var m2 = AV(0.0);
   if (valid) {
     k = first(AV(x[base]));
-    for (var j = lane; j < u.cv; j += L) {
+    for (var j = lane; j < u.cv; j += u.lanes) {
       let v = AV(x[base + j]) - AV(k);
       count += 1.0;
       let d = v - mean;
@@ -94,7 +94,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
   red[lid] = collapse(count, mean, m2);
   workgroupBarrier();
-  for (var s = L / 2u; s > 0u; s = s / 2u) {
+  for (var s = u.half; s > 0u; s = s / 2u) {
     if (lane < s) { red[lid] = merge(red[lid], red[lid + s]); }
     workgroupBarrier();
   }
@@ -102,7 +102,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (!valid) { return; }
   let delta = AV(st.y);
   let rstd = 1.0 / sqrt(st.z / st.x + u.eps);
-  for (var j = lane; j < u.cv; j += L) {
+  for (var j = lane; j < u.cv; j += u.lanes) {
     let y = ((AV(x[base + j]) - AV(k)) - delta) * (AV(weight[j]) * rstd) + AV(bias[j]);
     out[base + j] = SV(y);
   }
@@ -139,11 +139,11 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, opts: { eps: 
   const vec = C % 4 === 0 ? 4 : C % 2 === 0 ? 2 : 1;
   const cv = C / vec;
   const lanes = lanesFor(cv);
-  const spec: LayerNormSpec = Object.freeze({ dtype: x.dtype, vec, lanes, workgroupSize: WORKGROUP_SIZE });
+  const spec: LayerNormSpec = Object.freeze({ dtype: x.dtype, vec, workgroupSize: WORKGROUP_SIZE });
   ctx.dispatch({
     pipeline: ctx.kernel('layer_norm', spec, wgsl),
     bindings: [x, weight, bias, out],
-    uniforms: { layout: UNIFORMS, values: { rows, cv, eps } },
+    uniforms: { layout: UNIFORMS, values: { rows, cv, eps, lanes, half: lanes >> 1 } },
     workgroups: foldWorkgroups(Math.ceil(rows / (WORKGROUP_SIZE / lanes)), ctx.limits.maxComputeWorkgroupsPerDimension),
     label: `layer_norm[${x.dtype} v${vec} L${lanes}]`,
   });

@@ -37,7 +37,7 @@ const UPSAMPLE_UNIFORMS: UniformLayout = flatUniforms(1, [['h', 'u32'], ['w', 'u
 
 function upsampleWgsl(spec: UpsampleSpec): string {
   return (
-    prologue({ dtype: spec.dtype, uniforms: UPSAMPLE_UNIFORMS, consts: { WG: FLAT_WG, PER: FLAT_PER } }) +
+    prologue({ dtype: spec.dtype, uniforms: UPSAMPLE_UNIFORMS, consts: { WG: FLAT_WG } }) +
     `alias SV = ${storage(spec.vec)};\n` +
     /* wgsl */ `
 @group(0) @binding(1) var<storage, read> x: array<SV>;
@@ -78,7 +78,7 @@ export function upsampleNearest2x(x: Tensor): Tensor {
   ctx.dispatch({
     pipeline,
     bindings: [x, out],
-    uniforms: { layout: UPSAMPLE_UNIFORMS, values: { n, off0: 0, h: H, w: W, cv: C / vec, start: 0 } },
+    uniforms: { layout: UPSAMPLE_UNIFORMS, values: { n, per: FLAT_PER, off0: 0, h: H, w: W, cv: C / vec, start: 0 } },
     workgroups: flatWorkgroups(ctx, n),
     label: `layout.upsample_nearest2x[${x.dtype} v${vec}]`,
   });
@@ -104,7 +104,7 @@ const CONCAT_UNIFORMS: UniformLayout = flatUniforms(2, [['ca', 'u32'], ['cb', 'u
 
 function concatWgsl(spec: ConcatSpec): string {
   return (
-    prologue({ dtype: spec.dtype, uniforms: CONCAT_UNIFORMS, consts: { WG: FLAT_WG, PER: FLAT_PER } }) +
+    prologue({ dtype: spec.dtype, uniforms: CONCAT_UNIFORMS, consts: { WG: FLAT_WG } }) +
     `alias SV = ${storage(spec.vec)};\n` +
     /* wgsl */ `
 @group(0) @binding(1) var<storage, read> a: array<SV>;
@@ -168,7 +168,7 @@ const PLACE_UNIFORMS: UniformLayout = flatUniforms(1, [['dst', 'u32']]);
 
 function placeWgsl(spec: PlaceSpec): string {
   return (
-    prologue({ dtype: spec.dtype, uniforms: PLACE_UNIFORMS, consts: { WG: FLAT_WG, PER: FLAT_PER } }) +
+    prologue({ dtype: spec.dtype, uniforms: PLACE_UNIFORMS, consts: { WG: FLAT_WG } }) +
     /* wgsl */ `
 @group(0) @binding(1) var<storage, read> x: array<S>;
 @group(0) @binding(2) var<storage, read_write> out: array<S>;
@@ -206,7 +206,7 @@ export function concatBatch(tensors: Tensor[]): Tensor {
       ctx.dispatch({
         pipeline: ctx.kernel('layout.place', Object.freeze<PlaceSpec>({ dtype: first.dtype }), placeWgsl),
         bindings: [t, out],
-        uniforms: { layout: PLACE_UNIFORMS, values: { n, off0: 0, dst: at } },
+        uniforms: { layout: PLACE_UNIFORMS, values: { n, per: FLAT_PER, off0: 0, dst: at } },
         workgroups: flatWorkgroups(ctx, n),
         label: `layout.place[${first.dtype}]`,
       });
@@ -226,7 +226,7 @@ const TRANSPOSE_UNIFORMS: UniformLayout = flatUniforms(1, [['rows', 'u32'], ['co
 
 function transposeWgsl(spec: TransposeSpec): string {
   return (
-    prologue({ dtype: spec.dtype, uniforms: TRANSPOSE_UNIFORMS, consts: { WG: FLAT_WG, PER: FLAT_PER } }) +
+    prologue({ dtype: spec.dtype, uniforms: TRANSPOSE_UNIFORMS, consts: { WG: FLAT_WG } }) +
     /* wgsl */ `
 @group(0) @binding(1) var<storage, read> x: array<S>;
 @group(0) @binding(2) var<storage, read_write> out: array<S>;

@@ -53,16 +53,17 @@ export const FLAT_WG = 64;
 export const FLAT_PER = 16;
 
 /**
- * The entry point of a flat kernel: each invocation calls `apply(i)` for FLAT_PER indices i < u.n,
- * strided by the workgroup size (neighbouring invocations touch neighbouring vectors). The kernel
- * defines `fn apply(i: u32)` and consts WG and PER.
+ * The entry point of a flat kernel: each invocation calls `apply(i)` for u.per (= FLAT_PER) indices
+ * i < u.n, strided by the workgroup size (neighbouring invocations touch neighbouring vectors). The
+ * kernel defines `fn apply(i: u32)` and the const WG. The trip count is a uniform on purpose: with a
+ * constant one, LLVM unrolls the loop and lavapipe's pipeline compile grows from ~0.1 s to ~1.5 s.
  */
 export const FLAT_MAIN_WGSL = /* wgsl */ `
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let base = linear_workgroup(wid, nwg) * (WG * PER) + lid;
-  for (var k = 0u; k < PER; k++) {
+  let base = linear_workgroup(wid, nwg) * (WG * u.per) + lid;
+  for (var k = 0u; k < u.per; k++) {
     let i = base + k * WG;
     if (i < u.n) { apply(i); }
   }
@@ -78,9 +79,9 @@ export interface FlatInput {
   readonly whole?: boolean;
 }
 
-/** Uniform layout of a flat kernel: n, then off0..off{k−1} (one per input), then the op's own fields. */
+/** Uniform layout of a flat kernel: n, per, then off0..off{k−1} (one per input), then the op's own fields. */
 export function flatUniforms(inputs: number, extra: UniformLayout = []): UniformLayout {
-  return [['n', 'u32'], ...Array.from({ length: inputs }, (_, i) => [`off${i}`, 'u32'] as const), ...extra];
+  return [['n', 'u32'], ['per', 'u32'], ...Array.from({ length: inputs }, (_, i) => [`off${i}`, 'u32'] as const), ...extra];
 }
 
 /**
@@ -105,7 +106,7 @@ export function dispatchFlat(
   const windowed = a.inputs.filter((i) => !i.whole).map((i) => DTYPE_BYTES[i.t.dtype]);
   const windows = planWindows(ctx, a.label, a.n, [...windowed, DTYPE_BYTES[a.out.dtype]]);
   for (const w of windows) {
-    const values: Record<string, number> = { ...a.values, n: Math.ceil(w.count / a.vec), start: w.start / a.vec };
+    const values: Record<string, number> = { ...a.values, n: Math.ceil(w.count / a.vec), per: FLAT_PER, start: w.start / a.vec };
     const bindings = a.inputs.map((inp, i) => {
       if (inp.whole) {
         values[`off${i}`] = 0;
