@@ -1,0 +1,273 @@
+// AutoencoderTiny — TAESD / TAESDXL in diffusers' layout (models/autoencoders/autoencoder_tiny.py;
+// EncoderTiny, DecoderTiny in vae.py; AutoencoderTinyBlock in unet_2d_blocks.py). No norms and no
+// attention: ReLU convs, so it runs in f16 (force_upcast false) and decodes ~20× faster than the KL
+// decoder; good for previews and fast final decodes. Same contracts as AutoencoderKL: decode takes
+// pipeline latents (÷ scaling_factor, 1.0 for TAESDXL), returns NHWC f32 in [-1, 1]; encode returns
+// raw latents (no distribution), which encodeLatents multiplies by scaling_factor.
+import {
+  InvalidArgumentError, openModelSource, readComponentConfig, WeightStore,
+  type DType, type GpuContext, type Tensor, type ModelSource,
+} from '@ssd/tensor';
+import { affine, Conv2d, relu } from '@ssd/kernels';
+import { chooseDtype, type AutoencoderLoadOptions, type DecoderOutput, type RunOptions } from './autoencoder-kl.js';
+import { parseAutoencoderTinyConfig, type AutoencoderTinyConfig, type AutoencoderTinySpec } from './config.js';
+import { checkInput, readNHWC, toPipelineLatents, toVaeLatents } from './latents.js';
+import { estimateTinyDecode, estimateTinyEncode } from './memory-plan.js';
+import { runOnHost, runWhole, type PassSpec } from './tiled-pass.js';
+import { planTiles, type HostImage, type TilePlan, type TilingOptions } from './tiling.js';
+import { consume, type Probe } from './vae-blocks.js';
+
+/** relu(conv.4(relu(conv.2(relu(conv.0(x))))) + x): 3×3 convs with bias, identity skip (equal widths). */
+export class AutoencoderTinyBlock {
+  readonly conv: [Conv2d, Conv2d, Conv2d];
+
+  constructor(store: WeightStore, prefix: string, channels: number) {
+    const c = (i: number) => new Conv2d(store, `${prefix}.conv.${i}`, channels, channels, { kernelSize: 3, padding: 1 });
+    this.conv = [c(0), c(2), c(4)];
+  }
+
+  forward(x: Tensor): Tensor {
+    // ReLU is a separate pass: the conv epilogue applies its activation before the residual, and
+    // offers no ReLU (see @ssd/kernels image.ts)
+    let h = this.conv[0].forward(x);
+    h = consume(h, relu);
+    h = consume(h, (t) => this.conv[1].forward(t));
+    h = consume(h, relu);
+    h = consume(h, (t) => this.conv[2].forward(t, { residual: x }));
+    return consume(h, relu);
+  }
+}
+
+type Layer = { kind: 'conv'; conv: Conv2d; relu: boolean; upsample: boolean } | { kind: 'block'; block: AutoencoderTinyBlock };
+
+/** decoder.layers.*: Conv, ReLU, then per stage blocks, (Upsample, Conv no bias) or the final Conv. */
+export class DecoderTiny {
+  readonly layers: Layer[] = [];
+
+  constructor(store: WeightStore, prefix: string, spec: AutoencoderTinySpec) {
+    const ch = spec.decoderBlockOutChannels;
+    let idx = 0;
+    const key = () => `${prefix}.layers.${idx++}`;
+    this.layers.push({ kind: 'conv', conv: new Conv2d(store, key(), spec.latentChannels, ch[0], { kernelSize: 3, padding: 1 }), relu: true, upsample: false });
+    idx++; // layers.1: ReLU
+    spec.numDecoderBlocks.forEach((n, i) => {
+      for (let j = 0; j < n; j++) this.layers.push({ kind: 'block', block: new AutoencoderTinyBlock(store, key(), ch[i]) });
+      const last = i === spec.numDecoderBlocks.length - 1;
+      if (!last) idx++; // nn.Upsample(scale_factor=2, mode="nearest"), fused into the next conv's gather
+      const conv = new Conv2d(store, key(), ch[i], last ? spec.outChannels : ch[i], { kernelSize: 3, padding: 1, bias: last });
+      this.layers.push({ kind: 'conv', conv, relu: false, upsample: !last });
+    });
+  }
+
+  /** Clamped latents (tanh(z/3)·3, done by the caller) → the decoder's [0, 1]-range output, model dtype. */
+  forward(x: Tensor, probe?: Probe): Tensor {
+    return runLayers(this.layers, x, probe);
+  }
+}
+
+/** encoder.layers.*: per stage a Conv (stride 2 without bias after the first), blocks; a final Conv. */
+export class EncoderTiny {
+  readonly layers: Layer[] = [];
+
+  constructor(store: WeightStore, prefix: string, spec: AutoencoderTinySpec) {
+    const ch = spec.encoderBlockOutChannels;
+    let idx = 0;
+    const key = () => `${prefix}.layers.${idx++}`;
+    spec.numEncoderBlocks.forEach((n, i) => {
+      const conv = i === 0
+        ? new Conv2d(store, key(), spec.inChannels, ch[0], { kernelSize: 3, padding: 1 })
+        : new Conv2d(store, key(), ch[i], ch[i], { kernelSize: 3, padding: 1, stride: 2, bias: false });
+      this.layers.push({ kind: 'conv', conv, relu: false, upsample: false });
+      for (let j = 0; j < n; j++) this.layers.push({ kind: 'block', block: new AutoencoderTinyBlock(store, key(), ch[i]) });
+    });
+    const last = ch[ch.length - 1];
+    this.layers.push({ kind: 'conv', conv: new Conv2d(store, key(), last, spec.latentChannels, { kernelSize: 3, padding: 1 }), relu: false, upsample: false });
+  }
+
+  /** The image mapped to [0, 1] (by the caller) → raw latents, model dtype. */
+  forward(x: Tensor, probe?: Probe): Tensor {
+    return runLayers(this.layers, x, probe);
+  }
+}
+
+function runLayers(layers: readonly Layer[], x: Tensor, probe?: Probe): Tensor {
+  let h = x;
+  for (const layer of layers) {
+    let next: Tensor;
+    if (layer.kind === 'block') next = layer.block.forward(h);
+    else {
+      next = layer.conv.forward(h, layer.upsample ? { upsample: 2 } : {});
+      if (layer.relu) next = consume(next, (t) => relu(t));
+    }
+    if (h !== x) h.dispose();
+    h = next;
+    probe?.(layer.kind === 'block' ? layerName(layer.block.conv[0].prefix) : layerName(layer.conv.prefix), h);
+  }
+  return h;
+}
+
+/** "decoder.layers.4.conv.0" → "layers.4" (the module whose output this is). */
+function layerName(prefix: string): string {
+  const m = /layers\.\d+/.exec(prefix);
+  return m ? m[0] : prefix;
+}
+
+export interface AutoencoderTinyOutput {
+  /** Raw latents NHWC f32 [B, h, w, C] (encoder output, not multiplied by scaling_factor). The caller owns it. */
+  latents: Tensor;
+  tiling: TilePlan;
+}
+
+export class AutoencoderTiny {
+  readonly spec: AutoencoderTinySpec;
+  readonly dtype: DType;
+  readonly encoder: EncoderTiny | null;
+  readonly decoder: DecoderTiny | null;
+  private readonly params: Tensor[];
+  private disposed = false;
+
+  constructor(
+    readonly ctx: GpuContext,
+    readonly config: Readonly<AutoencoderTinyConfig>,
+    weights: WeightStore,
+    parts: 'both' | 'decoder' | 'encoder' = 'both',
+  ) {
+    this.spec = parseAutoencoderTinyConfig(config as AutoencoderTinyConfig);
+    this.dtype = weights.dtype;
+    try {
+      this.encoder = parts !== 'decoder' ? new EncoderTiny(weights, 'encoder', this.spec) : null;
+      this.decoder = parts !== 'encoder' ? new DecoderTiny(weights, 'decoder', this.spec) : null;
+      weights.finish();
+    } catch (e) {
+      weights.disposeAll();
+      throw e;
+    }
+    this.params = [...weights.taken];
+  }
+
+  /** Loads a diffusers AutoencoderTiny folder (e.g. madebyollin/taesdxl). f16 by default when available. */
+  static async fromPretrained(source: string | ModelSource, options: AutoencoderLoadOptions): Promise<AutoencoderTiny> {
+    const ctx = options.context;
+    const src = openModelSource(source);
+    const subfolder = options.subfolder ?? ((await src.exists('vae/config.json')) ? 'vae' : '');
+    const config = (await readComponentConfig(src, subfolder)) as AutoencoderTinyConfig;
+    const spec = parseAutoencoderTinyConfig(config, `${src.description}/${subfolder ? subfolder + '/' : ''}config.json`);
+    const dtype = chooseDtype(ctx, options, spec.forceUpcast, 'AutoencoderTiny');
+    const parts = options.parts ?? 'both';
+    const ignore = parts === 'decoder' ? [/^encoder\./] : parts === 'encoder' ? [/^decoder\./] : [];
+    const store = await WeightStore.open(ctx, src, subfolder, { dtype, variant: options.variant, ignore, onNotice: options.onNotice });
+    try {
+      const model = new AutoencoderTiny(ctx, config, store, parts);
+      try {
+        await store.load({ signal: options.signal, onProgress: options.onProgress });
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
+      return model;
+    } finally {
+      await store.close();
+    }
+  }
+
+  get vaeScaleFactor(): number {
+    return this.spec.downFactor;
+  }
+
+  get scalingFactor(): number {
+    return this.spec.scalingFactor;
+  }
+
+  get parameterCount(): number {
+    return this.params.reduce((a, t) => a + t.size, 0);
+  }
+
+  get weightBytes(): number {
+    return this.params.reduce((a, t) => a + t.byteSize, 0);
+  }
+
+  planDecode(batch: number, h: number, w: number, opts: TilingOptions = {}): TilePlan {
+    const bytes = this.dtype === 'f16' ? 2 : 4;
+    return planTiles(this.ctx, { op: 'AutoencoderTiny.decode', h, w, defaultTile: 64, estimate: (th, tw) => estimateTinyDecode(this.spec, batch, th, tw, bytes) }, opts);
+  }
+
+  planEncode(batch: number, height: number, width: number, opts: TilingOptions = {}): TilePlan {
+    const f = this.spec.downFactor;
+    const bytes = this.dtype === 'f16' ? 2 : 4;
+    return planTiles(this.ctx, {
+      op: 'AutoencoderTiny.encode',
+      h: Math.ceil(height / f),
+      w: Math.ceil(width / f),
+      defaultTile: 64,
+      estimate: (th, tw) => estimateTinyEncode(this.spec, batch, Math.min(th * f, height), Math.min(tw * f, width), bytes),
+    }, opts);
+  }
+
+  /**
+   * Pipeline latents NHWC [B, h, w, C] → image NHWC f32 [B, h·f, w·f, 3] in [-1, 1] (unclamped):
+   * z = latents / scaling_factor, tanh(z/3)·3 (DecoderTiny's clamp), the layers, then x·2 − 1.
+   */
+  async decode(latents: Tensor, opts: RunOptions = {}): Promise<DecoderOutput> {
+    this.checkAlive();
+    if (!this.decoder) throw new InvalidArgumentError("AutoencoderTiny.decode: this model was loaded with parts: 'encoder'");
+    const host = toVaeLatents(await readNHWC(latents, 'AutoencoderTiny.decode', 'latents', this.spec.latentChannels), this.spec.latentScaling);
+    checkInput(host, this.dtype, 'taesd decoder input', 'taesd decoder');
+    const d = host.data;
+    for (let i = 0; i < d.length; i++) d[i] = Math.fround(Math.fround(Math.tanh(Math.fround(d[i] / 3))) * 3); // torch.tanh(x / 3) * 3
+    const [b, h, w] = host.shape;
+    const plan = this.planDecode(b, h, w, opts);
+    const pass = this.pass('taesd decoder', 1, this.spec.downFactor, (x, probe) => {
+      const y = this.decoder!.forward(x, probe);
+      return consume(y, (t) => affine(t, 2, -1, { outDtype: 'f32' })); // [0, 1] → [-1, 1]
+    }, opts);
+    if (!plan.tiled) return { sample: await runWhole(pass, host), tiling: plan };
+    const out = await runOnHost(pass, host, plan);
+    return { sample: this.ctx.fromData(out.data, out.shape, 'f32', 'taesd image'), tiling: plan };
+  }
+
+  async decodeLatents(latents: Tensor, opts: RunOptions = {}): Promise<Tensor> {
+    return (await this.decode(latents, opts)).sample;
+  }
+
+  /** Images NHWC [B, H, W, 3] in [-1, 1] → raw latents (EncoderTiny on (x + 1) / 2; no sampling, no scaling). */
+  async encode(image: Tensor, opts: RunOptions = {}): Promise<AutoencoderTinyOutput> {
+    this.checkAlive();
+    if (!this.encoder) throw new InvalidArgumentError("AutoencoderTiny.encode: this model was loaded with parts: 'decoder'");
+    const host = await readNHWC(image, 'AutoencoderTiny.encode', 'image', this.spec.inChannels);
+    const d = host.data;
+    for (let i = 0; i < d.length; i++) d[i] = Math.fround(Math.fround(d[i] + 1) / 2); // x.add(1).div(2)
+    checkInput(host, this.dtype, 'taesd encoder input', 'taesd encoder');
+    const [b, hh, ww] = host.shape;
+    const f = this.spec.downFactor;
+    const plan = this.planEncode(b, hh, ww, opts);
+    if (plan.tiled && (hh % f || ww % f)) throw new InvalidArgumentError(`AutoencoderTiny.encode: a tiled encode needs an image size that is a multiple of ${f}, got ${ww}×${hh}`);
+    const pass = this.pass('taesd encoder', f, 1, (x, probe) => this.encoder!.forward(x, probe), opts);
+    const out: HostImage = await runOnHost(pass, host, plan);
+    return { latents: this.ctx.fromData(out.data, out.shape, 'f32', 'taesd latents'), tiling: plan };
+  }
+
+  /** Images → pipeline latents: encode(image).latents × scaling_factor (diffusers' retrieve_latents for `.latents`). */
+  async encodeLatents(image: Tensor, opts: RunOptions = {}): Promise<Tensor> {
+    const { latents } = await this.encode(image, opts);
+    try {
+      const z = (await latents.read()) as Float32Array;
+      return this.ctx.fromData(toPipelineLatents(new Float32Array(z), this.spec.latentChannels, this.spec.latentScaling), latents.shape, 'f32', 'latents');
+    } finally {
+      latents.dispose();
+    }
+  }
+
+  private pass(what: string, inUnit: number, outUnit: number, run: PassSpec['run'], opts: RunOptions): PassSpec {
+    return { ctx: this.ctx, dtype: this.dtype, what, inUnit, outUnit, run, signal: opts.signal, onTile: opts.onTile };
+  }
+
+  private checkAlive(): void {
+    if (this.disposed) throw new InvalidArgumentError('AutoencoderTiny: used after dispose()');
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const t of this.params) t.dispose();
+  }
+}

@@ -1,0 +1,139 @@
+// The VAE's blocks from diffusers models/unets/unet_2d_blocks.py — UNetMidBlock2D (resnet, attention,
+// resnet; temb None), DownEncoderBlock2D and UpDecoderBlock2D — plus the mid-block's Attention with
+// its group_norm and residual (attention_processor.py, AttnProcessor2_0 with `group_norm`,
+// residual_connection=True, one head of the full width). NHWC; each forward frees what it consumed
+// except its input, which the caller owns.
+import type { Tensor, WeightStore } from '@ssd/tensor';
+import { Attention, Downsample2D, GroupNorm, ResnetBlock2D, Upsample2D } from '@ssd/kernels';
+
+/** Called with a stage's output (e.g. "up_blocks.2.resnets.1"); used to localise non-finite values. */
+export type Probe = (stage: string, t: Tensor) => void;
+
+export interface VaeBlockConfig {
+  groups: number;
+  eps: number;
+}
+
+/** Runs `f(x)`, disposes `x`, returns the result: one step of a chain that owns its intermediates. */
+export function consume(x: Tensor, f: (x: Tensor) => Tensor): Tensor {
+  const y = f(x);
+  x.dispose();
+  return y;
+}
+
+/**
+ * diffusers Attention as the VAE builds it: GroupNorm → tokens [B, HW, C] → to_q/to_k/to_v (bias) →
+ * one head of width C, scale 1/√C → to_out.0 → + residual. Legacy weight names
+ * (query/key/value/proj_attn) and 1×1-conv shapes are accepted by nn.Attention.
+ */
+export class VaeAttentionBlock {
+  readonly group_norm: GroupNorm;
+  readonly attention: Attention;
+
+  constructor(store: WeightStore, prefix: string, readonly channels: number, cfg: VaeBlockConfig) {
+    this.group_norm = new GroupNorm(store, `${prefix}.group_norm`, cfg.groups, channels, cfg.eps);
+    this.attention = new Attention(store, prefix, { queryDim: channels, heads: 1, dimHead: channels, bias: true });
+  }
+
+  forward(x: Tensor): Tensor {
+    const [b, h, w, c] = x.shape;
+    const normed = this.group_norm.forward(x);
+    const tokens = normed.reshape([b, h * w, c]);
+    normed.dispose();
+    const residual = x.reshape([b, h * w, c]);
+    const out = this.attention.forward(tokens, undefined, { residual });
+    tokens.dispose();
+    residual.dispose();
+    const y = out.reshape([b, h, w, c]);
+    out.dispose();
+    return y;
+  }
+}
+
+/** UNetMidBlock2D with temb_channels=None: resnets.0 → attentions.0 (optional) → resnets.1. */
+export class UNetMidBlock2D {
+  readonly resnets: [ResnetBlock2D, ResnetBlock2D];
+  readonly attentions: VaeAttentionBlock[];
+
+  constructor(store: WeightStore, prefix: string, channels: number, cfg: VaeBlockConfig & { attention: boolean }) {
+    const rc = { inChannels: channels, outChannels: channels, tembChannels: null, groups: cfg.groups, eps: cfg.eps };
+    this.resnets = [new ResnetBlock2D(store, `${prefix}.resnets.0`, rc), new ResnetBlock2D(store, `${prefix}.resnets.1`, rc)];
+    this.attentions = cfg.attention ? [new VaeAttentionBlock(store, `${prefix}.attentions.0`, channels, cfg)] : [];
+  }
+
+  forward(x: Tensor, probe?: Probe, name = 'mid_block'): Tensor {
+    let h = this.resnets[0].forward(x, null);
+    probe?.(`${name}.resnets.0`, h);
+    for (const [i, attn] of this.attentions.entries()) {
+      h = consume(h, (t) => attn.forward(t));
+      probe?.(`${name}.attentions.${i}`, h);
+    }
+    h = consume(h, (t) => this.resnets[1].forward(t, null));
+    probe?.(`${name}.resnets.1`, h);
+    return h;
+  }
+}
+
+/** DownEncoderBlock2D: `layers` resnets, then (not in the last block) F.pad(0,1,0,1) + conv 3×3 stride 2. */
+export class DownEncoderBlock2D {
+  readonly resnets: ResnetBlock2D[];
+  readonly downsamplers: Downsample2D[];
+
+  constructor(store: WeightStore, prefix: string, cin: number, cout: number, layers: number, addDownsample: boolean, cfg: VaeBlockConfig) {
+    this.resnets = Array.from({ length: layers }, (_, j) =>
+      new ResnetBlock2D(store, `${prefix}.resnets.${j}`, { inChannels: j === 0 ? cin : cout, outChannels: cout, tembChannels: null, groups: cfg.groups, eps: cfg.eps }),
+    );
+    // diffusers Downsample2D(padding=0): F.pad(x, (0, 1, 0, 1)) then conv stride 2, padding 0 — the
+    // asymmetric [top, left, bottom, right] = [0, 0, 1, 1] padding of the conv itself
+    this.downsamplers = addDownsample ? [new Downsample2D(store, `${prefix}.downsamplers.0`, cout, [0, 0, 1, 1])] : [];
+  }
+
+  forward(x: Tensor, probe?: Probe, name = 'down_block'): Tensor {
+    let h = x;
+    for (const [j, r] of this.resnets.entries()) {
+      const next = r.forward(h, null);
+      if (h !== x) h.dispose();
+      h = next;
+      probe?.(`${name}.resnets.${j}`, h);
+    }
+    for (const d of this.downsamplers) {
+      const next = d.forward(h);
+      if (h !== x) h.dispose();
+      h = next;
+      probe?.(`${name}.downsamplers.0`, h);
+    }
+    return h;
+  }
+}
+
+/** UpDecoderBlock2D: `layers` resnets (layers_per_block + 1), then (not in the last block) nearest 2× + conv. */
+export class UpDecoderBlock2D {
+  readonly resnets: ResnetBlock2D[];
+  readonly upsamplers: Upsample2D[];
+
+  constructor(store: WeightStore, prefix: string, cin: number, cout: number, layers: number, addUpsample: boolean, cfg: VaeBlockConfig) {
+    this.resnets = Array.from({ length: layers }, (_, j) =>
+      new ResnetBlock2D(store, `${prefix}.resnets.${j}`, { inChannels: j === 0 ? cin : cout, outChannels: cout, tembChannels: null, groups: cfg.groups, eps: cfg.eps }),
+    );
+    this.upsamplers = addUpsample ? [new Upsample2D(store, `${prefix}.upsamplers.0`, cout)] : [];
+  }
+
+  /** The block; `resnetsOnly` stops before the upsampler (the latent stage of an exact tiled decode). */
+  forward(x: Tensor, probe?: Probe, name = 'up_block', resnetsOnly = false): Tensor {
+    let h = x;
+    for (const [j, r] of this.resnets.entries()) {
+      const next = r.forward(h, null);
+      if (h !== x) h.dispose();
+      h = next;
+      probe?.(`${name}.resnets.${j}`, h);
+    }
+    if (resnetsOnly) return h;
+    for (const u of this.upsamplers) {
+      const next = u.forward(h);
+      if (h !== x) h.dispose();
+      h = next;
+      probe?.(`${name}.upsamplers.0`, h);
+    }
+    return h;
+  }
+}
