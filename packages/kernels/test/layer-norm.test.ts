@@ -1,6 +1,6 @@
-// layerNorm vs a float64 LayerNorm: awkward widths (1, 3, 7, 13, 67), vec widths 1/2/4, lanes per
-// row 1..64, offset (+100) and large-magnitude rows, a CLIP-like and a UNet-transformer-like shape;
-// f32 and f16; poisoned outputs.
+// layerNorm vs a float64 LayerNorm: awkward widths (1, 3, 7, 13, 67), vec widths 1/2/4, forced
+// lanes per row (2..64) besides the adapter's choice, offset (+100) and large-magnitude rows, a
+// CLIP-like and a UNet-transformer-like shape; f32 and f16; poisoned outputs.
 import { describe, expect, it } from 'vitest';
 import { DTypeError, ShapeError, type DType } from '@ssd/tensor';
 import { layerNorm } from '../src/layer-norm.js';
@@ -13,6 +13,8 @@ const NO_F16 = 'adapter has no shader-f16';
 
 interface Case {
   shape: number[];
+  /** Lanes per row (default: the adapter's choice). */
+  lanes?: number;
   eps?: number;
   lo?: number;
   hi?: number;
@@ -24,9 +26,10 @@ const CASES: Case[] = [
   { shape: [3, 7] },
   { shape: [2, 5, 13] },
   { shape: [67, 67] },
-  { shape: [9, 130] }, // vec2
-  { shape: [3, 1028], eps: 1e-6 }, // vec4, 16 lanes
-  { shape: [2, 3, 4100] }, // 64 lanes
+  { shape: [9, 130], lanes: 2 }, // vec2
+  { shape: [3, 1028], lanes: 16, eps: 1e-6 },
+  { shape: [2, 3, 4100], lanes: 64 },
+  { shape: [5, 67], lanes: 8 },
   { shape: [2, 77, 64] }, // CLIP-like, scaled down
   { shape: [2, 64, 320] }, // UNet transformer tokens, scaled down
   { shape: [4, 52], lo: 99, hi: 101 }, // offset +100
@@ -35,7 +38,7 @@ const CASES: Case[] = [
 
 function caseName(dtype: DType, c: Case): string {
   const range = c.lo !== undefined ? ` x∈[${c.lo},${c.hi}]` : '';
-  return `layerNorm ${dtype} [${c.shape.join(',')}]${c.eps ? ` eps=${c.eps}` : ''}${range}`;
+  return `layerNorm ${dtype} [${c.shape.join(',')}]${c.lanes ? ` lanes=${c.lanes}` : ''}${c.eps ? ` eps=${c.eps}` : ''}${range}`;
 }
 
 describe('layerNorm', () => {
@@ -50,7 +53,7 @@ describe('layerNorm', () => {
         const x = input(ctx, c.shape, dtype, name, c.lo, c.hi);
         const w = input(ctx, [C], dtype, name + ' w', 0.5, 1.5);
         const b = input(ctx, [C], dtype, name + ' b');
-        const r = await runPoisoned(ctx, x.v.length, dtype, () => layerNorm(x.t, w.t, b.t, { eps }));
+        const r = await runPoisoned(ctx, x.v.length, dtype, () => layerNorm(x.t, w.t, b.t, { eps, force: c.lanes ? { lanes: c.lanes } : undefined }));
         expect(r.out.shape).toEqual(c.shape);
         const ref = layerNormRef(x.v, w.v, b.v, R, C, eps);
         expect(relL2(r.values, ref)).toBeLessThanOrEqual(tolerance(dtype));
