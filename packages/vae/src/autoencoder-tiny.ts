@@ -14,7 +14,8 @@ import { parseAutoencoderTinyConfig, type AutoencoderTinyConfig, type Autoencode
 import { checkInput, readNHWC, toPipelineLatents, toVaeLatents } from './latents.js';
 import { estimateTinyDecode, estimateTinyEncode } from './memory-plan.js';
 import { runOnHost, runWhole, type PassSpec } from './tiled-pass.js';
-import { planTiles, type HostImage, type TilePlan, type TilingOptions } from './tiling.js';
+import { planTiles, tileBudget, type HostImage, type TilePlan, type TilingOptions } from './tiling.js';
+import { planTinyExact, sweepDecodeTiny, tinyExactTilePlan, type TinyExactPlan } from './exact-decode-tiny.js';
 import { consume, type Probe } from './vae-blocks.js';
 
 /** relu(conv.4(relu(conv.2(relu(conv.0(x))))) + x): 3×3 convs with bias, identity skip (equal widths). */
@@ -38,7 +39,7 @@ export class AutoencoderTinyBlock {
   }
 }
 
-type Layer = { kind: 'conv'; conv: Conv2d; relu: boolean; upsample: boolean } | { kind: 'block'; block: AutoencoderTinyBlock };
+export type Layer = { kind: 'conv'; conv: Conv2d; relu: boolean; upsample: boolean } | { kind: 'block'; block: AutoencoderTinyBlock };
 
 /** decoder.layers.*: Conv, ReLU, then per stage blocks, (Upsample, Conv no bias) or the final Conv. */
 export class DecoderTiny {
@@ -90,7 +91,7 @@ export class EncoderTiny {
   }
 }
 
-function runLayers(layers: readonly Layer[], x: Tensor, probe?: Probe): Tensor {
+export function runLayers(layers: readonly Layer[], x: Tensor, probe?: Probe): Tensor {
   let h = x;
   for (const layer of layers) {
     let next: Tensor;
@@ -187,8 +188,19 @@ export class AutoencoderTiny {
   }
 
   planDecode(batch: number, h: number, w: number, opts: TilingOptions = {}): TilePlan {
+    return this.planDecodeWith(batch, h, w, opts).plan;
+  }
+
+  private planDecodeWith(batch: number, h: number, w: number, opts: TilingOptions): { plan: TilePlan; exact?: TinyExactPlan } {
+    const op = 'AutoencoderTiny.decode';
     const bytes = this.dtype === 'f16' ? 2 : 4;
-    return planTiles(this.ctx, { op: 'AutoencoderTiny.decode', h, w, defaultTile: 64, estimate: (th, tw) => estimateTinyDecode(this.spec, batch, th, tw, bytes) }, opts);
+    const tileMode = opts.tileMode ?? 'exact';
+    if (tileMode !== 'exact' && tileMode !== 'blend') throw new InvalidArgumentError(`${op}: tileMode must be 'exact' or 'blend', got ${JSON.stringify(tileMode)}`);
+    const base = planTiles(this.ctx, { op, h, w, defaultTile: 64, estimate: (th, tw) => estimateTinyDecode(this.spec, batch, th, tw, bytes) }, opts);
+    if (!base.tiled || tileMode === 'blend' || !this.decoder) return { plan: base };
+    const size = opts.tileLatentSize ?? (opts.tiling === 'always' ? base.tileLatentSize : undefined);
+    const exact = planTinyExact(this.decoder, this.spec, h, w, bytes * batch, this.ctx.limits.maxStorageBufferBindingSize, tileBudget(this.ctx, op, opts), size);
+    return { plan: tinyExactTilePlan(exact, this.spec.downFactor, base.reason, h, w), exact };
   }
 
   planEncode(batch: number, height: number, width: number, opts: TilingOptions = {}): TilePlan {
@@ -215,13 +227,16 @@ export class AutoencoderTiny {
     const d = host.data;
     for (let i = 0; i < d.length; i++) d[i] = Math.fround(Math.fround(Math.tanh(Math.fround(d[i] / 3))) * 3); // torch.tanh(x / 3) * 3
     const [b, h, w] = host.shape;
-    const plan = this.planDecode(b, h, w, opts);
+    const { plan, exact } = this.planDecodeWith(b, h, w, opts);
     const pass = this.pass('taesd decoder', 1, this.spec.downFactor, (x, probe) => {
       const y = this.decoder!.forward(x, probe);
       return consume(y, (t) => affine(t, 2, -1, { outDtype: 'f32' })); // [0, 1] → [-1, 1]
     }, opts);
-    if (!plan.tiled) return { sample: await runWhole(pass, host), tiling: plan };
-    const out = await runOnHost(pass, host, plan);
+    if (plan.mode === 'whole') return { sample: await runWhole(pass, host), tiling: plan };
+    const out = exact
+      ? await sweepDecodeTiny({ ctx: this.ctx, dtype: this.dtype, signal: opts.signal, onTile: opts.onTile }, this.decoder, exact, (layers) =>
+          runOnHost(this.pass('taesd decoder', 1, 1, (x, probe) => runLayers(layers, x, probe), opts), host, { ...plan, tiled: false }))
+      : await runOnHost(pass, host, plan);
     return { sample: this.ctx.fromData(out.data, out.shape, 'f32', 'taesd image'), tiling: plan };
   }
 

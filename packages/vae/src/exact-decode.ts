@@ -4,22 +4,17 @@
 //
 // 1. The latent-resolution stage runs whole: post_quant_conv, conv_in, mid_block (its attention sees
 //    every token) and up_blocks.0's resnets. At 1024² that is 128² × 512 channels (32 MiB in f32).
-// 2. Every later layer is a *sweep* over the image in tiles: a tile with a 1-pixel halo goes up, one
-//    3×3 conv (with what precedes it: GroupNorm+SiLU; and the residual) runs, the tile's core comes
-//    back to a host copy of the layer's output. A resnet is two sweeps, an upsampler one, the final
-//    conv_norm_out + conv_out one.
-// 3. GroupNorm uses the statistics of the whole layer, computed on the host (float64) from that
-//    host copy. The GPU's groupNorm normalises a tile with the tile's own statistics (μₜ, σₜ), so the
-//    affine parameters are adjusted per tile to turn that into the global normalisation:
-//      (x − μₜ)/σₜ · w' + b' = (x − μ)/σ · w + b   with   w' = w·σₜ/σ,  b' = b + w·(μₜ − μ)/σ.
+// 2. Every later layer is a sweep (sweep.ts) over the image in tiles with a 1-pixel halo: one 3×3
+//    conv with what precedes it (GroupNorm+SiLU, with the whole layer's statistics) and its residual.
+//    A resnet is two sweeps, an upsampler one, the final conv_norm_out + conv_out one.
 // Cost: one extra upload and readback per layer (host memory holds two or three layer outputs: up to
 // ~2 GiB for a 1024² image in f32), no extra arithmetic beyond the 1-pixel halos.
-import { roundToF16InPlace, throwIfAborted, type DType, type GpuContext, type Tensor } from '@ssd/tensor';
-import { groupNorm, type GroupNorm, type ResnetBlock2D, type Upsample2D } from '@ssd/kernels';
+import { throwIfAborted, type DType, type GpuContext } from '@ssd/tensor';
+import type { GroupNorm, ResnetBlock2D, Upsample2D } from '@ssd/kernels';
 import type { AutoencoderKLSpec } from './config.js';
 import { estimateKLDecodeLatentStage, type ActivationEstimate } from './memory-plan.js';
-import { numericalError } from './numerics.js';
-import { cropHost, mib, type HostImage, type TilePlan } from './tiling.js';
+import { sweep, type SweepContext } from './sweep.js';
+import { mib, type HostImage, type TilePlan } from './tiling.js';
 import type { Decoder } from './vae.js';
 
 /** One sweep of the plan: its layer, the channels it reads and writes, and its tile side (input px). */
@@ -29,7 +24,7 @@ interface SweepPlan {
   resnet: number;
   cin: number;
   cout: number;
-  /** Extra input of resnet.conv2: the resnet's input x (cin channels) for the residual. */
+  /** Resolution level: the input is 2^level × the latent size. */
   level: number;
   tile: number;
 }
@@ -44,6 +39,18 @@ export interface ExactDecodePlan {
   finalTile: number;
   finalRows: number;
   finalCols: number;
+}
+
+/**
+ * The largest square tile core (input px) of a sweep whose tile — core plus `halo` on each side —
+ * keeps every tensor within the binding limit and all of them within the budget. `perPixel` gives
+ * the channels per input pixel of [the largest tensor, all live tensors]. Starts from `start`.
+ */
+export function fitTile(start: number, halo: number, perPixel: [number, number], dtypeBytes: number, binding: number, budget: number): number {
+  const fits = (t: number) => (t + 2 * halo) ** 2 * perPixel[0] * dtypeBytes <= binding && (t + 2 * halo) ** 2 * perPixel[1] * dtypeBytes <= budget;
+  let tile = start;
+  while (tile > 8 && !fits(tile)) tile = Math.max(8, Math.floor(tile * 0.9));
+  return tile;
 }
 
 /** Live channels (per input pixel) of one tile of a sweep: [largest tensor, all together]. */
@@ -72,12 +79,9 @@ export function planExactDecode(spec: AutoencoderKLSpec, h: number, w: number, d
   const rev = [...spec.blockOutChannels].reverse();
   const sweeps: SweepPlan[] = [];
   const add = (s: Omit<SweepPlan, 'tile'>) => {
-    const [one, all] = sweepChannels(s);
     const side = 2 ** s.level;
-    let tile = tileLatentSize !== undefined ? tileLatentSize * side : Math.max(h, w) * side;
-    const fits = (t: number) => (t + 2) ** 2 * one * dtypeBytes <= binding && (t + 2) ** 2 * all * dtypeBytes <= budget;
-    while (tile > 8 && !fits(tile)) tile = Math.max(8, Math.floor(tile * 0.9));
-    sweeps.push({ ...s, tile });
+    const start = tileLatentSize !== undefined ? tileLatentSize * side : Math.max(h, w) * side;
+    sweeps.push({ ...s, tile: fitTile(start, 1, sweepChannels(s), dtypeBytes, binding, budget) });
   };
   rev.forEach((cout, i) => {
     if (i > 0) {
@@ -111,25 +115,6 @@ export function exactTilePlan(p: ExactDecodePlan, f: number, reason: string): Ti
   };
 }
 
-/** Per-group mean and biased variance of one sample (float64, two passes). */
-function groupStats(x: HostImage, groups: number): { mean: Float64Array; variance: Float64Array } {
-  const c = x.shape[3];
-  const cg = c / groups;
-  const d = x.data;
-  const n = (d.length / c) * cg;
-  const sum = new Float64Array(groups);
-  for (let i = 0; i < d.length; i += c) for (let k = 0; k < c; k++) sum[(k / cg) | 0] += d[i + k];
-  const mean = sum.map((s) => s / n);
-  const m2 = new Float64Array(groups);
-  for (let i = 0; i < d.length; i += c) {
-    for (let k = 0; k < c; k++) {
-      const e = d[i + k] - mean[(k / cg) | 0];
-      m2[(k / cg) | 0] += e * e;
-    }
-  }
-  return { mean, variance: m2.map((m) => m / n) };
-}
-
 interface ExactRun {
   ctx: GpuContext;
   dtype: DType;
@@ -145,131 +130,40 @@ interface ExactRun {
 export async function sweepDecode(run: ExactRun, f: HostImage, plan: ExactDecodePlan): Promise<HostImage> {
   const { decoder } = run;
   const affine = new Map<GroupNorm, [Float32Array, Float32Array]>();
-  const params = async (n: GroupNorm) => {
-    let p = affine.get(n);
-    if (!p) affine.set(n, (p = [(await n.weight.read()) as Float32Array, (await n.bias.read()) as Float32Array]));
-    return p;
+  const norm = async (module: GroupNorm) => {
+    let params = affine.get(module);
+    if (!params) affine.set(module, (params = [(await module.weight.read()) as Float32Array, (await module.bias.read()) as Float32Array]));
+    return { module, params };
   };
   let done = 0;
-  const progress = () => run.onTile?.(++done, plan.tilePasses);
+  const sc: SweepContext = { ctx: run.ctx, dtype: run.dtype, what: 'vae decoder', signal: run.signal, progress: () => run.onTile?.(++done, plan.tilePasses) };
   let x = f;
   let h1: HostImage | null = null;
   for (const s of plan.sweeps) {
     throwIfAborted(run.signal, 'vae decode');
     const block = decoder.up_blocks[s.block];
-    const name = s.kind === 'final' ? 'conv_norm_out' : s.kind === 'upsample' ? `up_blocks.${s.block}.upsamplers.0` : `up_blocks.${s.block}.resnets.${s.resnet}`;
+    const name = `up_blocks.${s.block}.resnets.${s.resnet}`;
     if (s.kind === 'resnet.conv1') {
       const r: ResnetBlock2D = block.resnets[s.resnet];
-      h1 = await sweep(run, s, `${name} (norm1, conv1)`, [x], { norm: r.norm1, params: await params(r.norm1) }, ([], normed) => r.conv1.forward(normed!), progress);
+      h1 = await sweep(sc, { stage: `${name} (norm1, conv1)`, inputs: [x], tile: s.tile, halo: 1, norm: await norm(r.norm1), op: (_, normed) => r.conv1.forward(normed!) });
     } else if (s.kind === 'resnet.conv2') {
       const r: ResnetBlock2D = block.resnets[s.resnet];
-      x = await sweep(run, s, `${name} (norm2, conv2)`, [h1!, x], { norm: r.norm2, params: await params(r.norm2) }, ([, xt], normed) => {
-        const skip = r.convShortcut ? r.convShortcut.forward(xt) : xt;
-        const out = r.conv2.forward(normed!, { residual: skip });
-        if (skip !== xt) skip.dispose();
-        return out;
-      }, progress);
+      x = await sweep(sc, {
+        stage: `${name} (norm2, conv2)`, inputs: [h1!, x], tile: s.tile, halo: 1, norm: await norm(r.norm2),
+        op: ([, xt], normed) => {
+          const skip = r.convShortcut ? r.convShortcut.forward(xt) : xt;
+          const out = r.conv2.forward(normed!, { residual: skip });
+          if (skip !== xt) skip.dispose();
+          return out;
+        },
+      });
       h1 = null;
     } else if (s.kind === 'upsample') {
       const u: Upsample2D = block.upsamplers[0];
-      x = await sweep(run, s, name, [x], null, ([xt]) => u.forward(xt), progress, 2);
+      x = await sweep(sc, { stage: `up_blocks.${s.block}.upsamplers.0`, inputs: [x], tile: s.tile, halo: 1, scale: 2, op: ([xt]) => u.forward(xt) });
     } else {
-      x = await sweep(run, s, 'conv_norm_out, conv_out', [x], { norm: decoder.conv_norm_out, params: await params(decoder.conv_norm_out) }, ([], normed) => decoder.conv_out.forward(normed!), progress);
+      x = await sweep(sc, { stage: 'conv_norm_out, conv_out', inputs: [x], tile: s.tile, halo: 1, norm: await norm(decoder.conv_norm_out), op: (_, normed) => decoder.conv_out.forward(normed!) });
     }
   }
   return x;
-}
-
-interface NormStep {
-  norm: GroupNorm;
-  /** The layer's weight and bias on the host. */
-  params: [Float32Array, Float32Array];
-}
-
-/**
- * One layer over the whole image in tiles: inputs[0] (and inputs[1], same size) cropped with a
- * 1-pixel halo, normalised with the global statistics of inputs[0] when `gn` is given, `op` run, and
- * the tile's core copied into the output (scale × the input size).
- */
-async function sweep(
-  run: ExactRun,
-  s: SweepPlan,
-  stage: string,
-  inputs: HostImage[],
-  gn: NormStep | null,
-  op: (tiles: Tensor[], normed: Tensor | null) => Tensor,
-  progress: () => void,
-  scale = 1,
-): Promise<HostImage> {
-  const { ctx, dtype } = run;
-  const [, hh, ww] = inputs[0].shape;
-  const T = s.tile;
-  const global = gn ? groupStats(inputs[0], gn.norm.groups) : null;
-  let out: HostImage | null = null;
-  for (let y0 = 0; y0 < hh; y0 += T) {
-    for (let x0 = 0; x0 < ww; x0 += T) {
-      throwIfAborted(run.signal, 'vae decode');
-      const y1 = Math.min(hh, y0 + T);
-      const x1 = Math.min(ww, x0 + T);
-      const hy0 = Math.max(0, y0 - 1);
-      const hx0 = Math.max(0, x0 - 1);
-      const hy1 = Math.min(hh, y1 + 1);
-      const hx1 = Math.min(ww, x1 + 1);
-      const crops = inputs.map((inp) => cropHost(inp, hy0, hx0, hy1 - hy0, hx1 - hx0));
-      if (dtype === 'f16') for (const c of crops) roundToF16InPlace(c.data); // what the GPU will hold
-      const tiles = crops.map((c) => ctx.fromData(c.data, c.shape, dtype, `sweep ${stage}`));
-      let normed: Tensor | null = null;
-      if (gn && global) {
-        const [w, b] = adjustedAffine(gn, groupStats(crops[0], gn.norm.groups), global);
-        const wt = ctx.fromData(w, [w.length], dtype, 'gn weight (global stats)');
-        const bt = ctx.fromData(b, [b.length], dtype, 'gn bias (global stats)');
-        normed = groupNorm(tiles[0], wt, bt, { groups: gn.norm.groups, eps: gn.norm.eps, silu: true });
-        wt.dispose();
-        bt.dispose();
-      }
-      const y = op(tiles, normed);
-      normed?.dispose();
-      for (const t of tiles) t.dispose();
-      const shape = y.shape as [number, number, number, number];
-      let data: Float32Array;
-      try {
-        data = (await y.read()) as Float32Array;
-      } finally {
-        y.dispose();
-      }
-      for (let i = 0; i < data.length; i++) {
-        if (!Number.isFinite(data[i])) throw numericalError(`vae decoder ${stage} (tile at ${y0},${x0} px)`, dtype, 'vae decoder');
-      }
-      const c = shape[3];
-      out ??= { data: new Float32Array(hh * scale * ww * scale * c), shape: [1, hh * scale, ww * scale, c] };
-      const oy = (y0 - hy0) * scale;
-      const ox = (x0 - hx0) * scale;
-      const rows = (y1 - y0) * scale;
-      const cols = (x1 - x0) * scale;
-      const ow = ww * scale;
-      for (let r = 0; r < rows; r++) {
-        const src = ((oy + r) * shape[2] + ox) * c;
-        out.data.set(data.subarray(src, src + cols * c), ((y0 * scale + r) * ow + x0 * scale) * c);
-      }
-      progress();
-    }
-  }
-  return out!;
-}
-
-/** GroupNorm's weight and bias for a tile whose own statistics are `local`, so that it normalises with `global`. */
-function adjustedAffine(gn: NormStep, local: { mean: Float64Array; variance: Float64Array }, global: { mean: Float64Array; variance: Float64Array }): [Float32Array, Float32Array] {
-  const [w, b] = gn.params;
-  const { groups, eps } = gn.norm;
-  const cg = w.length / groups;
-  const w2 = new Float32Array(w.length);
-  const b2 = new Float32Array(w.length);
-  for (let k = 0; k < w.length; k++) {
-    const g = (k / cg) | 0;
-    const sdLocal = Math.sqrt(local.variance[g] + eps);
-    const sdGlobal = Math.sqrt(global.variance[g] + eps);
-    w2[k] = (w[k] * sdLocal) / sdGlobal;
-    b2[k] = b[k] + (w[k] * (local.mean[g] - global.mean[g])) / sdGlobal;
-  }
-  return [w2, b2];
 }
