@@ -7,7 +7,7 @@
 // declared with its own type); the math is f32 and the output dtype is chosen by the caller.
 import { DeviceLimitError, DTypeError, formatShape, InvalidArgumentError, prologue, ShapeError, type DType, type GpuContext, type Tensor } from '@ssd/tensor';
 import { expectFloat } from './validate.js';
-import { dispatchFlat, FLAT_MAIN_WGSL, FLAT_PER, FLAT_WG, flatUniforms } from './windows.js';
+import { dispatchFlat, FLAT_MAIN_WGSL, FLAT_WG, flatUniforms } from './windows.js';
 
 type FloatDType = 'f32' | 'f16';
 

@@ -11,7 +11,7 @@
 import { formatShape, prologue, ShapeError, type DType, type Tensor, type UniformLayout } from '@ssd/tensor';
 import { activationWgsl, type Activation } from './shader.js';
 import { expectDtype, expectFloat } from './validate.js';
-import { dispatchFlat, FLAT_MAIN_WGSL, FLAT_PER, FLAT_WG, flatUniforms } from './windows.js';
+import { dispatchFlat, FLAT_MAIN_WGSL, FLAT_WG, flatUniforms, requireBindable } from './windows.js';
 
 // ---------------------------------------------------------------------------------------- unary
 
@@ -187,9 +187,11 @@ function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
     throw new ShapeError(op, 'b', `a shape broadcastable with ${formatShape(a.shape)} (rank ≤ ${MAX_RANK})`, formatShape(b.shape));
   }
   const ctx = a.ctx;
+  const { dims, sa, sb } = collapse(shape, a.shape, b.shape);
+  // rank 1 (same shape, or a scalar operand) is windowed; otherwise the operands are bound whole
+  if (dims.length > 1) requireBindable(ctx, op, [['a', a.byteSize], ['b', b.byteSize]]);
   const out = ctx.empty(shape, a.dtype, op);
   if (out.size === 0) return out;
-  const { dims, sa, sb } = collapse(shape, a.shape, b.shape);
   const rank = dims.length;
   const vec = dims[0] % 4 === 0 ? 4 : 1;
   const aInner = sa[0] === 1;
@@ -268,6 +270,7 @@ export function geglu(x: Tensor): Tensor {
   if (x.rank < 1 || last % 2 !== 0) throw new ShapeError(op, 'x', '[..., 2F]', formatShape(x.shape));
   const F = last / 2;
   const ctx = x.ctx;
+  requireBindable(ctx, op, [['x', x.byteSize]]);
   const out = ctx.empty([...x.shape.slice(0, -1), F], x.dtype, op);
   if (out.size === 0) return out;
   const vec = F % 4 === 0 ? 4 : 1;

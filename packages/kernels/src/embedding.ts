@@ -8,7 +8,7 @@
 // tokenEmbedding instead). Indices are clamped on the GPU; host-known ids are checked first.
 import { DeviceLimitError, DTypeError, formatShape, InvalidArgumentError, prologue, ShapeError, type DType, type GpuContext, type Tensor, type UniformLayout } from '@ssd/tensor';
 import { expectDtype, expectFloat, expectRank } from './validate.js';
-import { dispatchFlat, FLAT_MAIN_WGSL, FLAT_PER, FLAT_WG, flatUniforms } from './windows.js';
+import { dispatchFlat, FLAT_MAIN_WGSL, FLAT_WG, flatUniforms, requireBindable } from './windows.js';
 
 function requireF16(ctx: GpuContext, op: string, dtype: DType): void {
   if (dtype === 'f16' && !ctx.f16) throw new DeviceLimitError('feature shader-f16', 'present', 'absent', `${op} on f16 tensors`);
@@ -67,6 +67,7 @@ export function embedding(ids: Tensor | ReadonlyArray<ArrayLike<number>>, table:
   const [vocab, D] = table.shape;
   const ctx = table.ctx;
   requireF16(ctx, op, table.dtype);
+  requireBindable(ctx, op, [['table', table.byteSize], ['positions', positions?.byteSize ?? 0]]);
   let idTensor: Tensor;
   let owned = false;
   if (Array.isArray(ids)) {
@@ -154,6 +155,7 @@ export function gatherRows(x: Tensor, index: Tensor): Tensor {
   if (N === 0 && B * C > 0) throw new ShapeError(op, 'x', '[B, N ≥ 1, C]', formatShape(x.shape));
   const ctx = x.ctx;
   requireF16(ctx, op, x.dtype);
+  requireBindable(ctx, op, [['x', x.byteSize]]);
   const out = ctx.empty([B, C], x.dtype, op);
   if (out.size === 0) return out;
   const vec = C % 4 === 0 ? 4 : 1;

@@ -21,6 +21,7 @@
 // stdPerSample (reduce.ts) reuses passes 1 and 2 with one group per sample.
 import { foldWorkgroups, InvalidArgumentError, prologue, ShapeError, type DType, type GpuContext, type Tensor, type UniformLayout } from '@ssd/tensor';
 import { expectDtype, expectFloat, expectRank, expectShape } from './validate.js';
+import { requireBindable } from './windows.js';
 
 /** Rows each stats / normalize invocation walks (lavapipe pays per workgroup and per invocation). */
 const CHUNK_ROWS = 64;
@@ -299,6 +300,7 @@ export function groupNorm(x: Tensor, weight: Tensor, bias: Tensor, opts: { group
   }
   if (!(eps >= 0) || !Number.isFinite(eps)) throw new InvalidArgumentError(`${op}: eps must be a finite number ≥ 0, got ${eps}`);
   const ctx = x.ctx;
+  requireBindable(ctx, op, [['x', x.byteSize]]);
   const out = ctx.empty(x.shape, x.dtype, op);
   if (x.size === 0) return out;
   const stats = groupStats(x, B, N, C, groups, 'rstd', eps, op);

@@ -14,6 +14,7 @@
 // no E[x²] − E[x]² cancellation. f16 or f32 storage, f32 math.
 import { foldWorkgroups, InvalidArgumentError, prologue, type DType, type GpuContext, type Tensor, type UniformLayout } from '@ssd/tensor';
 import { expectDtype, expectFloat, expectShape } from './validate.js';
+import { requireBindable } from './windows.js';
 
 interface LayerNormSpec {
   readonly dtype: DType;
@@ -139,6 +140,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, opts: { eps: 
   const { eps } = opts;
   if (!(eps >= 0) || !Number.isFinite(eps)) throw new InvalidArgumentError(`${op}: eps must be a finite number ≥ 0, got ${eps}`);
   const ctx = x.ctx;
+  requireBindable(ctx, op, [['x', x.byteSize]]);
   const out = ctx.empty(x.shape, x.dtype, op);
   if (x.size === 0) return out;
   const rows = x.size / C;

@@ -9,7 +9,7 @@
 // scalars. Batch concat is a buffer copy (a kernel only when an f16 part is not 4-byte aligned).
 import { DeviceLimitError, DTYPE_BYTES, DTypeError, formatShape, InvalidArgumentError, prologue, ShapeError, type DType, type GpuContext, type Tensor, type UniformLayout } from '@ssd/tensor';
 import { expectRank } from './validate.js';
-import { dispatchFlat, FLAT_MAIN_WGSL, FLAT_PER, FLAT_WG, flatUniforms } from './windows.js';
+import { dispatchFlat, FLAT_MAIN_WGSL, FLAT_PER, FLAT_WG, flatUniforms, requireBindable } from './windows.js';
 
 type Vec = 1 | 2 | 4;
 
@@ -68,6 +68,7 @@ export function upsampleNearest2x(x: Tensor): Tensor {
   requireF16(x.ctx, op, x.dtype);
   const [B, H, W, C] = x.shape;
   const ctx = x.ctx;
+  requireBindable(ctx, op, [['x', x.byteSize], ['the output', 4 * x.byteSize]]);
   const out = ctx.empty([B, 2 * H, 2 * W, C], x.dtype, op);
   if (x.size === 0) return out;
   const vec = vecFor(C);
@@ -140,6 +141,7 @@ export function concatChannels(a: Tensor, b: Tensor): Tensor {
   const ca = a.shape[a.rank - 1];
   const cb = b.shape[b.rank - 1];
   const ctx = a.ctx;
+  requireBindable(ctx, op, [['a', a.byteSize], ['b', b.byteSize]]);
   const out = ctx.empty([...lead, ca + cb], a.dtype, op);
   if (out.size === 0) return out;
   const vec = vecFor(ca, cb);
@@ -248,6 +250,7 @@ fn apply(i: u32) {
 function transpose(op: string, x: Tensor, rows: number, cols: number, outShape: number[]): Tensor {
   requireF16(x.ctx, op, x.dtype);
   const ctx = x.ctx;
+  requireBindable(ctx, op, [['x', x.byteSize]]);
   const out = ctx.empty(outShape, x.dtype, op);
   if (out.size === 0) return out;
   dispatchFlat(ctx, {

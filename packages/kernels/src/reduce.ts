@@ -12,7 +12,7 @@
 import { DeviceLimitError, formatShape, InvalidArgumentError, prologue, ShapeError, type DType, type GpuContext, type Tensor, type UniformLayout } from '@ssd/tensor';
 import { groupStats } from './group-norm.js';
 import { expectFloat } from './validate.js';
-import { bindWindow, FLAT_PER, FLAT_WG, planWindows } from './windows.js';
+import { bindWindow, FLAT_PER, FLAT_WG, planWindows, requireBindable } from './windows.js';
 
 function requireF16(ctx: GpuContext, op: string, dtype: DType): void {
   if (dtype === 'f16' && !ctx.f16) throw new DeviceLimitError('feature shader-f16', 'present', 'absent', `${op} on f16 tensors`);
@@ -87,6 +87,7 @@ export function argmax(x: Tensor): Tensor {
   if (x.rank < 1 || x.shape[x.rank - 1] === 0) throw new ShapeError(op, 'x', '[..., L ≥ 1]', formatShape(x.shape));
   requireF16(x.ctx, op, x.dtype);
   const ctx = x.ctx;
+  requireBindable(ctx, op, [['x', x.byteSize]]);
   const len = x.shape[x.rank - 1];
   const rows = x.size / len;
   const out = ctx.empty(x.shape.slice(0, -1), 'i32', op);
@@ -205,6 +206,7 @@ export function stdPerSample(x: Tensor): Tensor {
   const B = x.shape[0];
   const P = x.size / B;
   if (P < 2) throw new InvalidArgumentError(`${op}: the unbiased std needs ≥ 2 elements per sample, got ${P}`);
+  requireBindable(x.ctx, op, [['x', x.byteSize]]);
   // view each sample as [P / C, C] with C the largest of 256, 128, … dividing P: the stats pass
   // then reads whole vectors and runs one invocation per (chunk of rows, channel vector)
   let C = 256;

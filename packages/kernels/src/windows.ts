@@ -128,3 +128,14 @@ export function dispatchFlat(
     });
   }
 }
+
+/**
+ * Throws DeviceLimitError (before anything is allocated or recorded) when a tensor an op binds whole
+ * is larger than maxStorageBufferBindingSize. `parts`: [argument name, byte size].
+ */
+export function requireBindable(ctx: GpuContext, op: string, parts: ReadonlyArray<readonly [string, number]>): void {
+  const limit = ctx.limits.maxStorageBufferBindingSize;
+  for (const [arg, bytes] of parts) {
+    if (bytes > limit) throw new DeviceLimitError('maxStorageBufferBindingSize', bytes, limit, `${op}: ${arg} is bound whole (split or tile the op)`);
+  }
+}

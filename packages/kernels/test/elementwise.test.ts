@@ -211,7 +211,10 @@ describe('binding windows (maxStorageBufferBindingSize = 4 KiB)', () => {
     const c = await get();
     const x = c.empty([2, 10, 10, 16], 'f32'); // 12.8 kB
     const w = c.empty([16], 'f32');
+    const bias = c.empty([2, 1, 1, 16], 'f32');
+    const live = c.memory.liveBytes;
     expect(() => groupNorm(x, w, w, { groups: 4, eps: 1e-5 })).toThrow(DeviceLimitError);
-    expect(() => add(x, c.empty([2, 1, 1, 16], 'f32'))).toThrow(/maxStorageBufferBindingSize/);
+    expect(() => add(x, bias)).toThrow(/maxStorageBufferBindingSize/);
+    expect(c.memory.liveBytes).toBe(live); // thrown before anything was allocated
   });
 });
