@@ -18,6 +18,7 @@ import { DiagonalGaussianDistribution } from './distribution.js';
 import { checkInput, readNHWC, toPipelineLatents, toVaeLatents, type NoiseGenerator } from './latents.js';
 import { estimateKLDecode, estimateKLEncode } from './memory-plan.js';
 import { exactTilePlan, planExactDecode, sweepDecode, type ExactDecodePlan } from './exact-decode.js';
+import { exactEncodeTilePlan, planExactEncode, sweepEncode, type ExactEncodePlan } from './exact-encode.js';
 import { runOnHost, runWhole, type PassSpec } from './tiled-pass.js';
 import { planTiles, tileBudget, type HostImage, type TilePlan, type TilingOptions } from './tiling.js';
 import { Decoder, Encoder } from './vae.js';
@@ -169,15 +170,27 @@ export class AutoencoderKL {
 
   /** The tiling an encode of images [batch, H, W, 3] would use (nothing runs). */
   planEncode(batch: number, height: number, width: number, opts: TilingOptions = {}): TilePlan {
+    return this.planEncodeWith(batch, height, width, opts).plan;
+  }
+
+  private planEncodeWith(batch: number, height: number, width: number, opts: TilingOptions): { plan: TilePlan; exact?: ExactEncodePlan } {
+    const op = 'AutoencoderKL.encode';
     const f = this.spec.downFactor;
     const bytes = this.dtype === 'f16' ? 2 : 4;
-    return planTiles(this.ctx, {
-      op: 'AutoencoderKL.encode',
+    const tileMode = opts.tileMode ?? 'exact';
+    if (tileMode !== 'exact' && tileMode !== 'blend') throw new InvalidArgumentError(`${op}: tileMode must be 'exact' or 'blend', got ${JSON.stringify(tileMode)}`);
+    const base = planTiles(this.ctx, {
+      op,
       h: Math.ceil(height / f),
       w: Math.ceil(width / f),
       defaultTile: this.defaultTile,
       estimate: (th, tw) => estimateKLEncode(this.spec, batch, Math.min(th * f, height), Math.min(tw * f, width), bytes),
     }, opts);
+    if (!base.tiled || tileMode === 'blend' || height % f || width % f) return { plan: base };
+    const size = opts.tileLatentSize ?? (opts.tiling === 'always' ? base.tileLatentSize : undefined);
+    const exact = planExactEncode(this.spec, height, width, bytes, this.ctx.limits.maxStorageBufferBindingSize, tileBudget(this.ctx, op, opts), size);
+    if (!exact) return { plan: { ...base, reason: `${base.reason}; the latent stage does not fit whole, so the tiles are blended (approximate)` } };
+    return { plan: exactEncodeTilePlan(exact, f, base.reason), exact };
   }
 
   /** diffusers' tile_latent_min_size: sample_size / 2^(blocks − 1). */
@@ -233,13 +246,19 @@ export class AutoencoderKL {
     checkInput(host, this.dtype, 'vae encoder input', 'vae encoder');
     const [b, hh, ww] = host.shape;
     const f = this.spec.downFactor;
-    const plan = this.planEncode(b, hh, ww, opts);
+    const { plan, exact } = this.planEncodeWith(b, hh, ww, opts);
     if (plan.tiled && (hh % f || ww % f)) {
       throw new InvalidArgumentError(`AutoencoderKL.encode: a tiled encode needs an image size that is a multiple of ${f}, got ${ww}×${hh}`);
     }
     const pass = this.pass('vae encoder', f, 1, (x, probe) => this.runEncoder(x, probe), opts);
-    const moments = await runOnHost(pass, host, plan);
-    return { latentDist: new DiagonalGaussianDistribution(this.ctx, moments), tiling: plan };
+    if (!exact) return { latentDist: new DiagonalGaussianDistribution(this.ctx, await runOnHost(pass, host, plan)), tiling: plan };
+    // exact: per sample, the layer sweeps, then the latent stage whole (exact-encode.ts)
+    const moments: HostImage[] = [];
+    for (let n = 0; n < b; n++) {
+      const latentStage = (x: HostImage) => runOnHost(this.pass('vae encoder', 1, 1, (t, probe) => this.runEncoderLatentStage(t, probe), opts), x, { ...plan, tiled: false });
+      moments.push(await sweepEncode({ ctx: this.ctx, dtype: this.dtype, signal: opts.signal, onTile: opts.onTile }, this.encoder, cropBatch(host, n), exact, latentStage));
+    }
+    return { latentDist: new DiagonalGaussianDistribution(this.ctx, concatBatchHost(moments)), tiling: plan };
   }
 
   /**
@@ -285,6 +304,16 @@ export class AutoencoderKL {
     } finally {
       zq.dispose();
     }
+  }
+
+  /** The encoder's latent-resolution stage + quant_conv (exact tiling); keeps `x`. */
+  private runEncoderLatentStage(x: Tensor, probe?: Probe): Tensor {
+    const h = this.encoder!.forwardLatentStage(x, probe);
+    if (!this.quant_conv) return h;
+    const moments = this.quant_conv.forward(h);
+    h.dispose();
+    probe?.('quant_conv', moments);
+    return moments;
   }
 
   /** Encoder + quant_conv on a model-dtype tile; keeps `x`. */

@@ -194,3 +194,22 @@ export function estimateKLDecodeLatentStage(spec: AutoencoderKLSpec, h: number, 
   for (let j = 0; j <= spec.layersPerBlock; j++) x = step(t, x, () => resnet(t, c0, c0, px));
   return t.result;
 }
+
+/**
+ * The latent-resolution stage of an exact tiled encode, run whole: the last down block's resnets,
+ * mid_block, conv_norm_out + SiLU, conv_out and quant_conv.
+ */
+export function estimateKLEncodeLatentStage(spec: AutoencoderKLSpec, h: number, w: number, dtypeBytes: number): ActivationEstimate {
+  const t = new Tracker(dtypeBytes);
+  const boc = spec.blockOutChannels;
+  const top = boc[boc.length - 1];
+  const cin = boc.length > 1 ? boc[boc.length - 2] : boc[0];
+  const px = h * w;
+  let x = t.alloc(cin * px); // the uploaded map
+  for (let j = 0; j < spec.layersPerBlock; j++) x = step(t, x, () => resnet(t, j === 0 ? cin : top, top, px));
+  x = step(t, x, () => midBlock(t, top, px, spec.midBlockAttention));
+  x = step(t, x, () => t.alloc(top * px));
+  x = step(t, x, () => t.alloc(2 * spec.latentChannels * px));
+  if (spec.useQuantConv) step(t, x, () => t.alloc(2 * spec.latentChannels * px));
+  return t.result;
+}

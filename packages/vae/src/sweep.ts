@@ -29,7 +29,7 @@ export interface SweepStep {
   tile: number;
   /** Halo around each tile, in input pixels: ⌈(3×3 convs in the chain, at the output resolution) / scale⌉. */
   halo: number;
-  /** Output pixels per input pixel (2 when the chain upsamples). */
+  /** Output pixels per input pixel: 2 when the chain upsamples, 0.5 for a stride-2 conv (then tile, halo and the input size must be even). */
   scale?: number;
   /** GroupNorm (+SiLU) of inputs[0] with the whole input's statistics, handed to `op` as `normed`. */
   norm?: { module: GroupNorm; params: [Float32Array, Float32Array] };
@@ -69,6 +69,7 @@ export async function sweep(sc: SweepContext, s: SweepStep): Promise<HostImage> 
   const H = s.halo;
   const scale = s.scale ?? 1;
   const norm = s.norm;
+  if (scale < 1 && (T % 2 || H % 2 || hh % 2 || ww % 2)) throw new Error(`sweep ${s.stage}: a stride-2 sweep needs an even tile, halo and size (got ${T}, ${H}, ${hh}×${ww})`);
   const global = norm ? groupStats(s.inputs[0], norm.module.groups) : null;
   let out: HostImage | null = null;
   for (let y0 = 0; y0 < hh; y0 += T) {

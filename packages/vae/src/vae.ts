@@ -28,6 +28,18 @@ export class Encoder {
     this.conv_out = new Conv2d(store, `${prefix}.conv_out`, top, 2 * spec.latentChannels, { kernelSize: 3, padding: 1 });
   }
 
+  /** The last down block's resnets, mid_block, norm and conv_out: everything at latent resolution. Keeps `x`. */
+  forwardLatentStage(x: Tensor, probe?: Probe): Tensor {
+    const last = this.down_blocks.length - 1;
+    let h = this.down_blocks[last].forward(x, probe, `down_blocks.${last}`);
+    h = consume(h, (t) => this.mid_block.forward(t, probe));
+    h = consume(h, (t) => this.conv_norm_out.forward(t, { silu: true }));
+    probe?.('conv_norm_out', h);
+    h = consume(h, (t) => this.conv_out.forward(t));
+    probe?.('conv_out', h);
+    return h;
+  }
+
   /** image [B, H, W, in_channels] → moments before quant_conv [B, H/f, W/f, 2·latent]. Keeps `x`. */
   forward(x: Tensor, probe?: Probe): Tensor {
     let h = this.conv_in.forward(x);

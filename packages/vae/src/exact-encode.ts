@@ -1,0 +1,150 @@
+// Exact tiled encode for AutoencoderKL, the mirror of exact-decode.ts: every layer above latent
+// resolution is a sweep (sweep.ts) — conv_in, each resnet as two sweeps (norm1+conv1, norm2+conv2 with
+// the residual), each downsampler as a stride-2 sweep (F.pad(0,1,0,1) + conv: a 2-pixel halo keeps
+// the tile's origin even and covers the bottom/right tap) — with GroupNorm normalised by the whole
+// layer's statistics; then the latent-resolution stage (the last block's resnets, mid_block with its
+// global attention, conv_norm_out, conv_out, quant_conv) runs whole. Same result as an untiled encode
+// up to rounding; the GPU holds one tile.
+import { throwIfAborted, type DType, type GpuContext } from '@ssd/tensor';
+import type { GroupNorm, ResnetBlock2D } from '@ssd/kernels';
+import type { AutoencoderKLSpec } from './config.js';
+import { fitTile } from './exact-decode.js';
+import { estimateKLEncodeLatentStage, type ActivationEstimate } from './memory-plan.js';
+import { sweep, type SweepContext } from './sweep.js';
+import { mib, type HostImage, type TilePlan } from './tiling.js';
+import type { Encoder } from './vae.js';
+
+interface EncodeSweep {
+  kind: 'conv_in' | 'resnet.conv1' | 'resnet.conv2' | 'downsample';
+  block: number;
+  resnet: number;
+  cin: number;
+  cout: number;
+  /** The input is image size / 2^level. */
+  level: number;
+  tile: number;
+}
+
+export interface ExactEncodePlan {
+  sweeps: EncodeSweep[];
+  latentStage: ActivationEstimate;
+  sweepPeakBytes: number;
+  tilePasses: number;
+  /** Tile side (image px) and grid of the first, full-resolution sweeps. */
+  firstTile: number;
+  firstRows: number;
+  firstCols: number;
+}
+
+/** [largest tensor, all live tensors] in channels per input pixel of one tile of a sweep. */
+function channels(s: Pick<EncodeSweep, 'kind' | 'cin' | 'cout'>): [number, number] {
+  switch (s.kind) {
+    case 'conv_in':
+      return [Math.max(s.cin, s.cout), s.cin + s.cout];
+    case 'resnet.conv1':
+      return [Math.max(s.cin, s.cout), 2 * s.cin + s.cout];
+    case 'resnet.conv2':
+      return [Math.max(s.cin, s.cout), s.cin + 3 * s.cout + (s.cin !== s.cout ? s.cout : 0)];
+    case 'downsample':
+      return [s.cin, 1.25 * s.cin];
+  }
+}
+
+/** The sweeps of an exact encode of an image of height × width (multiples of the down factor), or null when the latent stage does not fit whole. */
+export function planExactEncode(spec: AutoencoderKLSpec, height: number, width: number, dtypeBytes: number, binding: number, budget: number, tileLatentSize?: number): ExactEncodePlan | null {
+  const f = spec.downFactor;
+  const latentStage = estimateKLEncodeLatentStage(spec, height / f, width / f, dtypeBytes);
+  if (latentStage.largestTensorBytes > binding || latentStage.peakBytes > budget) return null;
+  const boc = spec.blockOutChannels;
+  const sweeps: EncodeSweep[] = [];
+  const add = (s: Omit<EncodeSweep, 'tile'>, halo: number) => {
+    const size = Math.max(height, width) / 2 ** s.level;
+    const start = tileLatentSize !== undefined ? (tileLatentSize * f) / 2 ** s.level : size;
+    let tile = fitTile(start, halo, channels(s), dtypeBytes, binding, budget);
+    tile -= tile % 2; // stride-2 sweeps need even tiles; keep every level even
+    sweeps.push({ ...s, tile: Math.max(2, tile) });
+  };
+  add({ kind: 'conv_in', block: -1, resnet: -1, cin: spec.inChannels, cout: boc[0], level: 0 }, 1);
+  for (let i = 0; i < boc.length - 1; i++) {
+    const cin = i === 0 ? boc[0] : boc[i - 1];
+    for (let j = 0; j < spec.layersPerBlock; j++) {
+      const rc = { block: i, resnet: j, cin: j === 0 ? cin : boc[i], cout: boc[i], level: i };
+      add({ kind: 'resnet.conv1', ...rc }, 1);
+      add({ kind: 'resnet.conv2', ...rc }, 1);
+    }
+    add({ kind: 'downsample', block: i, resnet: -1, cin: boc[i], cout: boc[i], level: i }, 2);
+  }
+  let tilePasses = 0;
+  let sweepPeakBytes = 0;
+  for (const s of sweeps) {
+    const d = 2 ** s.level;
+    tilePasses += Math.ceil(height / d / s.tile) * Math.ceil(width / d / s.tile);
+    sweepPeakBytes = Math.max(sweepPeakBytes, (s.tile + 4) ** 2 * channels(s)[1] * dtypeBytes);
+  }
+  const first = sweeps[0];
+  return { sweeps, latentStage, sweepPeakBytes, tilePasses: tilePasses + 1, firstTile: first.tile, firstRows: Math.ceil(height / first.tile), firstCols: Math.ceil(width / first.tile) };
+}
+
+export function exactEncodeTilePlan(p: ExactEncodePlan, f: number, reason: string): TilePlan {
+  return {
+    mode: 'exact', tiled: true, tileLatentSize: p.firstTile / f, strideLatent: p.firstTile / f, rows: p.firstRows, cols: p.firstCols, tiles: p.firstRows * p.firstCols,
+    estimate: { peakBytes: Math.max(p.latentStage.peakBytes, p.sweepPeakBytes), largestTensorBytes: p.latentStage.largestTensorBytes },
+    sweeps: p.sweeps.length, tilePasses: p.tilePasses,
+    reason: `${reason}; exact: ${p.sweeps.length} layer sweeps, ${p.tilePasses} tile passes, latent stage whole (${mib(p.latentStage.peakBytes)})`,
+  };
+}
+
+/**
+ * The sweeps over one image (NHWC, batch 1), then `latentStage` on the latent-resolution map it
+ * leaves; returns the moments [1, h, w, 2·latent].
+ */
+export async function sweepEncode(
+  run: { ctx: GpuContext; dtype: DType; signal?: AbortSignal; onTile?: (done: number, total: number) => void },
+  encoder: Encoder,
+  image: HostImage,
+  plan: ExactEncodePlan,
+  latentStage: (x: HostImage) => Promise<HostImage>,
+): Promise<HostImage> {
+  const affine = new Map<GroupNorm, [Float32Array, Float32Array]>();
+  const norm = async (module: GroupNorm) => {
+    let params = affine.get(module);
+    if (!params) affine.set(module, (params = [(await module.weight.read()) as Float32Array, (await module.bias.read()) as Float32Array]));
+    return { module, params };
+  };
+  let done = 0;
+  const progress = () => run.onTile?.(++done, plan.tilePasses);
+  const sc: SweepContext = { ctx: run.ctx, dtype: run.dtype, what: 'vae encoder', signal: run.signal, progress };
+  let x = image;
+  let h1: HostImage | null = null;
+  for (const s of plan.sweeps) {
+    throwIfAborted(run.signal, 'vae encode');
+    if (s.kind === 'conv_in') {
+      x = await sweep(sc, { stage: 'conv_in', inputs: [x], tile: s.tile, halo: 1, op: ([t]) => encoder.conv_in.forward(t) });
+      continue;
+    }
+    const block = encoder.down_blocks[s.block];
+    const name = `down_blocks.${s.block}.resnets.${s.resnet}`;
+    if (s.kind === 'resnet.conv1') {
+      const r: ResnetBlock2D = block.resnets[s.resnet];
+      h1 = await sweep(sc, { stage: `${name} (norm1, conv1)`, inputs: [x], tile: s.tile, halo: 1, norm: await norm(r.norm1), op: (_, normed) => r.conv1.forward(normed!) });
+    } else if (s.kind === 'resnet.conv2') {
+      const r: ResnetBlock2D = block.resnets[s.resnet];
+      x = await sweep(sc, {
+        stage: `${name} (norm2, conv2)`, inputs: [h1!, x], tile: s.tile, halo: 1, norm: await norm(r.norm2),
+        op: ([, xt], normed) => {
+          const skip = r.convShortcut ? r.convShortcut.forward(xt) : xt;
+          const out = r.conv2.forward(normed!, { residual: skip });
+          if (skip !== xt) skip.dispose();
+          return out;
+        },
+      });
+      h1 = null;
+    } else {
+      const d = block.downsamplers[0];
+      x = await sweep(sc, { stage: `down_blocks.${s.block}.downsamplers.0`, inputs: [x], tile: s.tile, halo: 2, scale: 0.5, op: ([t]) => d.forward(t) });
+    }
+  }
+  const moments = await latentStage(x);
+  progress();
+  return moments;
+}
