@@ -8,7 +8,7 @@
 //   words with all exponent bits set, f16 halves likewise (x bound as u32 words). A clear dispatch
 //   zeroes the flag, then invocations that see a NaN/inf atomicOr it; windowed past the binding limit.
 // stdPerSample: group-norm.ts's stats passes with one group per sample (Welford + Chan, exact for
-//   offset data), finalised as sqrt(M2 / (P − 1)).
+//   offset data; windowed past the binding limit), finalised as sqrt(M2 / (P − 1)).
 import { DeviceLimitError, formatShape, InvalidArgumentError, prologue, ShapeError, type DType, type GpuContext, type Tensor, type UniformLayout } from '@ssd/tensor';
 import { groupStats } from './group-norm.js';
 import { expectFloat } from './validate.js';
@@ -206,7 +206,6 @@ export function stdPerSample(x: Tensor): Tensor {
   const B = x.shape[0];
   const P = x.size / B;
   if (P < 2) throw new InvalidArgumentError(`${op}: the unbiased std needs ≥ 2 elements per sample, got ${P}`);
-  requireBindable(x.ctx, op, [['x', x.byteSize]]);
   // view each sample as [P / C, C] with C the largest of 256, 128, … dividing P: the stats pass
   // then reads whole vectors and runs one invocation per (chunk of rows, channel vector)
   let C = 256;

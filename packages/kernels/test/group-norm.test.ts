@@ -67,6 +67,28 @@ describe('groupNorm', () => {
     }
   }
 
+  // a 4 KiB binding limit: x is processed in windows of whole 64-row chunks of one sample; the
+  // first window of a sample computes the shift K, later windows read it back
+  for (const [dtype, shape, groups, lo, hi] of [
+    ['f32', [2, 20, 20, 4], 2, -1, 1],
+    ['f32', [2, 20, 20, 3], 3, 99, 101], // vec1, window offsets off the 256-byte grid, offset +100
+    ['f16', [1, 24, 24, 8], 4, -1, 1],
+  ] as const) {
+    const name = `groupNorm ${dtype} B=${shape[0]} H=${shape[1]} W=${shape[2]} C=${shape[3]} G=${groups} silu x∈[${lo},${hi}] in 4 KiB binding windows`;
+    it(name, async ({ skip }) => {
+      const small = await testContext({ limits: { maxStorageBufferBindingSize: 4096 } });
+      if (dtype === 'f16' && !small.f16) skip(NO_F16);
+      const C = shape[3];
+      const x = input(small, shape, dtype, name, lo, hi);
+      const w = input(small, [C], dtype, name + ' w', 0.5, 1.5);
+      const b = input(small, [C], dtype, name + ' b');
+      const r = await runPoisoned(small, x.v.length, dtype, () => groupNorm(x.t, w.t, b.t, { groups, eps: 1e-5, silu: true }));
+      const ref = groupNormRef(x.v, w.v, b.v, shape[0], shape[1] * shape[2], C, groups, 1e-5, true);
+      expect(relL2(r.values, ref)).toBeLessThanOrEqual(tolerance(dtype));
+      expect(r.tailIntact).toBe(true);
+    });
+  }
+
   it('rejects bad shapes, groups and dtypes before recording', async () => {
     const x = ctx.empty([1, 2, 2, 12], 'f32');
     const w = ctx.empty([12], 'f32');

@@ -132,6 +132,12 @@ describe('stdPerSample', () => {
       });
     }
   }
+  it('stdPerSample f32 [2,3000] x∈[99,101] in 4 KiB binding windows', async () => {
+    const small = await testContext({ limits: { maxStorageBufferBindingSize: 4096 } });
+    const x = input(small, [2, 3000], 'f32', 'std windows', 99, 101);
+    const r = await runPoisoned(small, 2, 'f32', () => stdPerSample(x.t));
+    expect(relL2(r.values, stdPerSampleRef(x.v, 2, 3000))).toBeLessThanOrEqual(1e-5);
+  });
   it('rejects a single element per sample', () => expect(() => stdPerSample(ctx.empty([3, 1], 'f32'))).toThrow(/≥ 2 elements/));
   it('rejects rank 1', () => expect(() => stdPerSample(ctx.empty([3], 'f32'))).toThrow(ShapeError));
 });
