@@ -209,11 +209,12 @@ describe('binding windows (maxStorageBufferBindingSize = 4 KiB)', () => {
 
   it('ops that cannot be windowed throw DeviceLimitError naming the limit', async () => {
     const c = await get();
-    const x = c.empty([2, 10, 10, 16], 'f32'); // 12.8 kB; groupNorm's smallest window (64 rows × 64 B) does not fit either
-    const w = c.empty([16], 'f32');
+    const x = c.empty([2, 10, 10, 16], 'f32'); // 12.8 kB
+    const wide = c.empty([1, 2, 2, 2048], 'f32'); // one 8 kB row: not even groupNorm's smallest window fits
+    const w = c.empty([2048], 'f32');
     const bias = c.empty([2, 1, 1, 16], 'f32');
     const live = c.memory.liveBytes;
-    expect(() => groupNorm(x, w, w, { groups: 4, eps: 1e-5 })).toThrow(DeviceLimitError);
+    expect(() => groupNorm(wide, w, w, { groups: 32, eps: 1e-5 })).toThrow(DeviceLimitError);
     expect(() => add(x, bias)).toThrow(/maxStorageBufferBindingSize/);
     expect(c.memory.liveBytes).toBe(live); // thrown before anything was allocated
   });

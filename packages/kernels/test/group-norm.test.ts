@@ -14,6 +14,8 @@ const NO_F16 = 'adapter has no shader-f16';
 interface Case {
   shape: number[]; // [B, H, W, C] or [B, N, C]
   groups: number;
+  /** Rows per stats/normalize invocation (default: the adapter's choice). */
+  chunkRows?: number;
   silu?: boolean;
   eps?: number;
   lo?: number;
@@ -30,8 +32,10 @@ const CASES: Case[] = [
   { shape: [1, 4, 4, 67], groups: 1 },
   { shape: [2, 3, 3, 64], groups: 32, silu: true, eps: 1e-6 },
   { shape: [1, 6, 5, 40], groups: 4 },
-  { shape: [1, 30, 30, 40], groups: 4 }, // 2 row chunks per group
-  { shape: [1, 129, 129, 4], groups: 2 }, // 5 row chunks, Cg = 2
+  { shape: [1, 30, 30, 40], groups: 4 }, // several row chunks per group
+  { shape: [1, 129, 129, 4], groups: 2 }, // many row chunks, Cg = 2
+  { shape: [2, 5, 7, 12], groups: 4, chunkRows: 3 }, // a short last chunk
+  { shape: [1, 30, 30, 40], groups: 4, chunkRows: 32, silu: true },
   { shape: [2, 5, 7, 12], groups: 4, lo: 99, hi: 101 }, // offset +100
   { shape: [1, 8, 8, 20], groups: 4, silu: true, lo: -3000, hi: 3000 }, // large magnitude
   { shape: [2, 16, 16, 320], groups: 32, silu: true }, // SDXL's first UNet block, scaled down
@@ -40,7 +44,7 @@ const CASES: Case[] = [
 function caseName(dtype: DType, c: Case): string {
   const dims = c.shape.length === 4 ? `B=${c.shape[0]} H=${c.shape[1]} W=${c.shape[2]} C=${c.shape[3]}` : `B=${c.shape[0]} N=${c.shape[1]} C=${c.shape[2]}`;
   const range = c.lo !== undefined ? ` x∈[${c.lo},${c.hi}]` : '';
-  return `groupNorm ${dtype} ${dims} G=${c.groups}${c.silu ? ' silu' : ''}${c.eps ? ` eps=${c.eps}` : ''}${range}`;
+  return `groupNorm ${dtype} ${dims} G=${c.groups}${c.silu ? ' silu' : ''}${c.eps ? ` eps=${c.eps}` : ''}${range}${c.chunkRows ? ` chunkRows=${c.chunkRows}` : ''}`;
 }
 
 describe('groupNorm', () => {
@@ -56,7 +60,7 @@ describe('groupNorm', () => {
         const x = input(ctx, c.shape, dtype, name, c.lo, c.hi);
         const w = input(ctx, [C], dtype, name + ' w', 0.5, 1.5);
         const b = input(ctx, [C], dtype, name + ' b');
-        const r = await runPoisoned(ctx, x.v.length, dtype, () => groupNorm(x.t, w.t, b.t, { groups: c.groups, eps, silu: c.silu }));
+        const r = await runPoisoned(ctx, x.v.length, dtype, () => groupNorm(x.t, w.t, b.t, { groups: c.groups, eps, silu: c.silu, force: c.chunkRows ? { chunkRows: c.chunkRows } : undefined }));
         expect(r.out.shape).toEqual(c.shape);
         expect(r.out.dtype).toBe(dtype);
         const ref = groupNormRef(x.v, w.v, b.v, B, N, C, c.groups, eps, !!c.silu);
@@ -67,8 +71,8 @@ describe('groupNorm', () => {
     }
   }
 
-  // a 4 KiB binding limit: x is processed in windows of whole 64-row chunks of one sample; the
-  // first window of a sample computes the shift K, later windows read it back
+  // a 4 KiB binding limit: x is processed in windows of whole chunks of one sample (chunks shrink to
+  // fit); the first window of a sample computes the shift K, later windows read it back
   for (const [dtype, shape, groups, lo, hi] of [
     ['f32', [2, 20, 20, 4], 2, -1, 1],
     ['f32', [2, 20, 20, 3], 3, 99, 101], // vec1, window offsets off the 256-byte grid, offset +100
