@@ -217,7 +217,7 @@ export function timestepEmbedding(ctx: GpuContext, timesteps: ArrayLike<number>,
   }
   const dtype = opts.dtype ?? 'f32';
   if (dtype !== 'f32' && dtype !== 'f16') throw new DTypeError(op, 'dtype', 'f32 or f16', dtype);
-  if (Math.floor(dim / 2) - opts.freqShift === 0) throw new InvalidArgumentError(`${op}: dim ${dim} with freq_shift ${opts.freqShift} divides by zero`);
+  if (dim >= 2 && Math.floor(dim / 2) - opts.freqShift === 0) throw new InvalidArgumentError(`${op}: dim ${dim} with freq_shift ${opts.freqShift} divides by zero`);
   const values = timestepEmbeddingValues(timesteps, dim, opts);
   return ctx.fromData(values, [timesteps.length, dim], dtype, op);
 }
