@@ -1,7 +1,8 @@
 // Elementwise ops vs float64: unary maps, NumPy-broadcast add/mul (rank 1..6, vec4 and scalar paths,
 // [B,C] over NHWC as [B,1,1,C]), GEGLU, combine (mixed f16/f32), guidance and cast; f32 and f16;
-// poisoned outputs. Then the same ops on a device whose binding limit is 4 KiB, so that they run in
-// windows, and the DeviceLimitError of ops that cannot.
+// poisoned outputs. A chain recorded in one submit vs one submit per op (same bits). Then the same
+// ops on a device whose binding limit is 4 KiB, so that they run in windows, and the
+// DeviceLimitError of ops that cannot.
 import { describe, expect, it } from 'vitest';
 import { DeviceLimitError, DTypeError, f16BitsToF32, f32ToF16Bits, ShapeError, type DType, type GpuContext } from '@ssd/tensor';
 import { add, geglu, gelu, mul, scale, silu } from '../src/elementwise.js';
@@ -175,6 +176,27 @@ describe('combine / guidance / cast', () => {
     expect(() => combine([])).toThrow(/1 to 4 terms/);
     expect(() => guidance(ctx.empty([3, 4], 'f32'), 5)).toThrow(ShapeError);
     expect(() => cast(ctx.empty([4], 'i32'), 'f32')).toThrow(DTypeError);
+  });
+});
+
+describe('recording', () => {
+  it('a chain (groupNorm+SiLU → add → geglu → combine → guidance) gives the same bits batched and submitted per op', async () => {
+    const x = input(ctx, [2, 6, 6, 16], 'f32', 'chain x');
+    const w = input(ctx, [16], 'f32', 'chain w');
+    const emb = input(ctx, [2, 1, 1, 16], 'f32', 'chain emb');
+    const run = async (flushEachOp: boolean) => {
+      const step = <T>(t: T): T => {
+        if (flushEachOp) ctx.flush();
+        return t;
+      };
+      const h = step(groupNorm(x.t, w.t, w.t, { groups: 4, eps: 1e-5, silu: true }));
+      const r = step(add(h, emb.t));
+      const g = step(geglu(r));
+      const c = step(combine([[g, 0.5], [g, 0.25]]));
+      const out = step(guidance(c, 7.5));
+      return new Uint32Array((await out.readBytes()).buffer.slice(0));
+    };
+    expect([...(await run(true))]).toEqual([...(await run(false))]);
   });
 });
 
