@@ -82,11 +82,15 @@ export function maxAbsDiff(out: ArrayLike<number>, ref: ArrayLike<number>): numb
   return m;
 }
 
-/** Fills a tensor's whole buffer with NaN bit patterns (f32 0x7fc00000 / f16 0x7e00). */
+/**
+ * A 32-bit word that is NaN read as f32 (0x7fc07e00) and whose halves are both f16 NaNs (0x7fc0,
+ * 0x7e00): a buffer filled with it is poisoned whatever dtype an op later reads it as.
+ */
+export const POISON_WORD = 0x7fc07e00;
+
+/** Fills a tensor's whole buffer with POISON_WORD. */
 export function poison(t: import('@ssd/tensor').Tensor): void {
-  const words = t.buffer.size / 4;
-  const fill = t.dtype === 'f16' ? 0x7e007e00 : 0x7fc00000;
-  t.ctx.write(t, new Uint32Array(words).fill(fill), 0);
+  t.ctx.write(t, new Uint32Array(t.buffer.size / 4).fill(POISON_WORD), 0);
 }
 
 /**

@@ -1,0 +1,58 @@
+// Timing helpers for the benchmarks: a warm-up (which also compiles the pipelines), then the median
+// of N runs, each ended by a completed queue; and the adapter-peak table for "fraction of peak".
+import type { GpuContext } from '@ssd/tensor';
+
+export interface Timing {
+  ms: number;
+  runs: number[];
+}
+
+/** Runs `fn` once to warm up, then `runs` times; each run ends when the GPU queue is idle. */
+export async function timeGpu(ctx: GpuContext, fn: () => { dispose(): void } | void, runs = 5): Promise<Timing> {
+  const once = async () => {
+    const t0 = performance.now();
+    const out = fn();
+    await ctx.sync();
+    const ms = performance.now() - t0;
+    out?.dispose();
+    return ms;
+  };
+  await once();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) times.push(await once());
+  return { ms: median(times), runs: times };
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Known peak GFLOP/s (f32 FMA, non-tensor-core) by adapter; null where unknown. */
+export function peakGflops(description: string, dtype: 'f32' | 'f16', override?: number): number | null {
+  if (override) return override;
+  const d = description.toLowerCase();
+  // this project's CI machine: 2 cores, AVX2 FMA (measured/quoted in the kernels issue)
+  if (/llvmpipe/.test(d)) return 290;
+  if (/h100/.test(d)) return dtype === 'f16' ? 133_800 : 66_900;
+  if (/h200/.test(d)) return dtype === 'f16' ? 133_800 : 66_900;
+  if (/a100/.test(d)) return dtype === 'f16' ? 78_000 : 19_500;
+  return null;
+}
+
+export function fmtMs(ms: number): string {
+  return ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2);
+}
+
+/** Parses --name value / --flag arguments. */
+export function argValue(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(`--${name}`);
+  if (i >= 0) return argv[i + 1];
+  const eq = argv.find((a) => a.startsWith(`--${name}=`));
+  return eq?.slice(name.length + 3);
+}
+
+export function adapterSlug(ctx: GpuContext): string {
+  return (ctx.info.description || ctx.info.vendor || 'adapter').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 48);
+}
