@@ -13,11 +13,14 @@
 // - tiled (the classic GPU kernel): 64×64 output tile per workgroup of 256, a K step of 16 staged in
 //   workgroup memory, 4×4 outputs per invocation.
 // Why register blocking wins on CPU drivers: lavapipe runs 8 invocations as one SIMD batch and turns
-// every storage load whose address is not a compile-time constant into 8 scalar loads with a bounds
-// check each (~30 instructions per lane for a vec4), while an FMA is one vector instruction for 8
-// lanes. Loads per FMA is the whole game: a TILE_M×TILE_N tile needs (TILE_M + TILE_N) loads per
-// 4·TILE_M·TILE_N FMAs (portable) or (TILE_M/LANES + TILE_N) (subgroups). Workgroup memory does not
-// help there: its loads are scalarised too. See bench/kernels-dev/gemm.ts for the measurements.
+// every storage load whose address is not a compile-time constant into 8 scalar loads, each with a
+// bounds check and branches (~40 x86 instructions per lane for a vec4), while an FMA is two vector
+// instructions (mul + add) for all 8 lanes. Loads per FMA is the whole game: a TILE_M×TILE_N tile needs
+// (TILE_M + TILE_N) loads per 4·TILE_M·TILE_N FMAs (portable) or (TILE_M/LANES + TILE_N) (subgroups).
+// Workgroup memory does not help there: its loads are scalarised too. f16 loads eight halves per
+// vec4<u32> (V = 8), half the load instructions of a vec4<f16>. Past ~128 accumulators per lane the
+// loop body outgrows the instruction cache and LLVM's compile time doubles for no gain; see
+// bench/kernels-dev/gemm.ts for the measurements.
 //
 // The register tile is unrolled here in TypeScript (the `regs*` helpers): WGSL needs a const lane
 // index for subgroupBroadcast, and lavapipe keeps a private array that is indexed by a loop variable
@@ -65,7 +68,7 @@ export const GEMM_UNIFORMS: UniformLayout = [
   ['M', 'u32'], // rows of this dispatch (per batch)
   ['N', 'u32'],
   ['K', 'u32'],
-  ['KV', 'u32'], // K / V (register-blocked variants) or ceil(K / 4) (tiled, fallback)
+  ['KV', 'u32'], // matmul loop trip count: K / V (register-blocked variants) or ceil(K / 4) (tiled)
   ['a_off', 'u32'],
   ['a_bs', 'u32'], // A batch stride (0: A shared by every batch)
   ['b_bs', 'u32'], // B batch stride (0: shared weight)
@@ -107,7 +110,7 @@ export function gemmHeader(spec: GemmSpec, consts: Record<string, number>): stri
   return text;
 }
 
-/** `ld_a(i)` / `ld_b(i)`: one load unit (V elements) at load-unit index i, as f32. */
+/** `ld_a(i)` / `ld_b(i)`: one load unit (V elements) at load-unit index i (f32, A4, or raw halves for V = 8). */
 function loadWgsl(spec: GemmSpec): string {
   if (spec.vec === 8) {
     return /* wgsl */ `
@@ -378,7 +381,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     workgroupBarrier();
   }
-  let rows = array<A4, 4>(acc0, acc1, acc2, acc3);
+  var rows = array<A4, 4>(acc0, acc1, acc2, acc3);
   for (var t = 0u; t < 16u; t++) { finish(z, m0 + tm * 4u + t / 4u, n0 + tn * 4u + t % 4u, rows[t / 4u][t % 4u]); }
 }
 `;
