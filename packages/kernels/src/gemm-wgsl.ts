@@ -236,12 +236,14 @@ export function regsDecl(tileM: number, tileN: number): string {
 
 /**
  * The stores: the accumulators go to a private array and one rolled loop runs the epilogue, so the
- * epilogue is compiled once rather than TILE_M·TILE_N times (lavapipe's LLVM time grows with code size).
+ * epilogue is compiled once rather than TILE_M·TILE_N times (lavapipe's LLVM time grows with code
+ * size); the trip count is hidden from the unroller (select on a uniform) for the same reason.
  */
 export function regsStore(tileM: number, tileN: number): string {
   const lines: string[] = [`var acc: array<f32, ${tileM * tileN}>;`];
   for (let i = 0; i < tileM; i++) lines.push(Array.from({ length: tileN }, (_, j) => `acc[${i * tileN + j}] = c${i}_${j};`).join(' '));
-  lines.push(`for (var t = 0u; t < ${tileM * tileN}u; t++) { finish(z, m0 + t / ${tileN}u, n0 + (t % ${tileN}u) * LANES, acc[t]); }`);
+  lines.push(`let stores = select(${tileM * tileN}u, 0u, u.M == 0u);`);
+  lines.push(`for (var t = 0u; t < stores; t++) { finish(z, m0 + t / ${tileN}u, n0 + (t % ${tileN}u) * LANES, acc[t]); }`);
   return lines.join('\n  ');
 }
 
@@ -382,7 +384,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
   }
   var rows = array<A4, 4>(acc0, acc1, acc2, acc3);
-  for (var t = 0u; t < 16u; t++) { finish(z, m0 + tm * 4u + t / 4u, n0 + tn * 4u + t % 4u, rows[t / 4u][t % 4u]); }
+  // 16 stores; a trip count the compiler cannot see keeps the epilogue rolled (compiled once: on a
+  // CPU driver 16 inlined copies cost more compile time than this kernel's whole K loop)
+  let stores = select(16u, 0u, u.M == 0u);
+  for (var t = 0u; t < stores; t++) { finish(z, m0 + tm * 4u + t / 4u, n0 + tn * 4u + t % 4u, rows[t / 4u][t % 4u]); }
 }
 `;
 }
