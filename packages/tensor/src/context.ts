@@ -9,6 +9,7 @@ import { DTYPE_BYTES, f32ArrayToF16, f16ArrayToF32, formatShape, shapeSize, type
 import { DeviceLimitError, DeviceLostError, GpuError, InvalidArgumentError, KernelCompileError, SsdError } from './errors.js';
 import { envVar, getGpu, runtimeName } from './gpu-provider.js';
 import { BufferPool, STORAGE_USAGE, type MemoryStats } from './pool.js';
+import { Profiler, type DispatchTime } from './profiler.js';
 import { packUniforms, specKey, type UniformLayout } from './program.js';
 import { collectTensors, Storage, Tensor } from './tensor.js';
 
@@ -453,10 +454,13 @@ export class GpuContext {
     }
     if (x === 0 || y === 0 || z === 0) return; // empty tensor: nothing to do
     const bindGroup = this.device.createBindGroup({ layout: a.pipeline.getBindGroupLayout(0), entries, label: a.label });
-    const pass = this.computePass();
+    if (this.profiler?.full) this.flush();
+    // profiling: one pass per dispatch, bracketed by timestamps
+    const pass = this.profiler ? (this.endPass(), (this.pass = this.getEncoder().beginComputePass({ timestampWrites: this.profiler.next(a.label) }))) : this.computePass();
     pass.setPipeline(a.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
+    if (this.profiler) this.endPass();
     this.commandsInEncoder++;
     if (++this.dispatchesInEncoder >= this.maxDispatchesPerSubmit) this.flush();
   }
@@ -484,6 +488,7 @@ export class GpuContext {
     for (const w of this.pendingUniformWrites) {
       this.device.queue.writeBuffer(this.uniformArenas[w.arena], w.from, this.uniformMirrors[w.arena] as Uint8Array<ArrayBuffer>, w.from, w.to - w.from);
     }
+    this.profiler?.resolve(this.encoder);
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
     this.dispatchesInEncoder = 0;
@@ -500,6 +505,28 @@ export class GpuContext {
     this.flush();
     await this.raceLost(this.device.queue.onSubmittedWorkDone());
     this.check();
+  }
+
+  // ---------------------------------------------------------------- profiling
+
+  private profiler: Profiler | null = null;
+
+  /** Starts timing every dispatch with timestamp queries (needs the timestamp-query feature). */
+  startProfiling(): void {
+    if (!this.timestampQuery) throw new DeviceLimitError('timestamp-query', 'supported', 'unsupported', 'profiling');
+    this.flush();
+    this.profiler ??= new Profiler(this.device);
+  }
+
+  /** Stops timing and returns every timed dispatch (label, GPU ms) since startProfiling. */
+  async stopProfiling(): Promise<DispatchTime[]> {
+    const p = this.profiler;
+    if (!p) return [];
+    this.flush();
+    this.profiler = null;
+    const r = await this.raceLost(p.results());
+    p.destroy();
+    return r;
   }
 
   // ---------------------------------------------------------------- readback

@@ -33,3 +33,4 @@ export type { TakeOptions, HostData, LoadOptions, LoadProgress } from './weights
 export { isNode, runtimeName, envVar } from './gpu-provider.js';
 export { parseKeyList, SyntheticSafetensorsSource, type KeyShape } from './synthetic.js';
 export { encodeSafetensors, safetensorsHeader, type TensorToWrite } from './safetensors-writer.js';
+export type { DispatchTime } from './profiler.js';

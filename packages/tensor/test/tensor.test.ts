@@ -179,6 +179,23 @@ describe('recording', () => {
   });
 });
 
+describe('profiling', () => {
+  it('times every dispatch with timestamp queries when the adapter has them', async () => {
+    const ctx = await createContext();
+    if (!ctx.timestampQuery) return console.warn('skipped: no timestamp-query');
+    const x = ctx.fromData(randomArray(100_000, 'prof'), [100_000]);
+    ctx.startProfiling();
+    const y = add(add(x, x), x);
+    expect([...(await y.read())].slice(0, 3).length).toBe(3);
+    const times = await ctx.stopProfiling();
+    expect(times.map((t) => t.label)).toEqual(['add', 'add']);
+    for (const t of times) expect(t.ms).toBeGreaterThanOrEqual(0);
+    // results are the same with and without profiling
+    expect([...(await add(add(x, x), x).read())]).toEqual([...(await y.read())]);
+    ctx.destroy();
+  });
+});
+
 describe('device info', () => {
   it('reports the adapter, its features and limits (shader-f16 and subgroups on lavapipe)', async () => {
     const ctx = await testContext();
