@@ -490,6 +490,7 @@ export class GpuContext {
     }
     this.profiler?.resolve(this.encoder);
     this.device.queue.submit([this.encoder.finish()]);
+    this.profiler?.submitted();
     this.encoder = null;
     this.dispatchesInEncoder = 0;
     this.commandsInEncoder = 0;

@@ -14,6 +14,7 @@ export class Profiler {
   private readonly querySet: GPUQuerySet;
   private labels: string[] = [];
   private pending: Promise<DispatchTime[]>[] = [];
+  private toMap: { labels: string[]; read: GPUBuffer; resolveBuf: GPUBuffer }[] = [];
 
   constructor(private readonly device: GPUDevice) {
     this.querySet = device.createQuerySet({ type: 'timestamp', count: CAPACITY * 2, label: 'profiler' });
@@ -39,18 +40,25 @@ export class Profiler {
     const read = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'profiler read' });
     encoder.resolveQuerySet(this.querySet, 0, 2 * n, resolveBuf, 0);
     encoder.copyBufferToBuffer(resolveBuf, 0, read, 0, bytes);
-    const labels = this.labels;
+    this.toMap.push({ labels: this.labels, read, resolveBuf });
     this.labels = [];
-    this.pending.push(
-      (async () => {
-        await read.mapAsync(GPUMapMode.READ);
-        const t = new BigUint64Array(read.getMappedRange().slice(0));
-        read.unmap();
-        read.destroy();
-        resolveBuf.destroy();
-        return labels.map((label, i) => ({ label, ms: Number(t[2 * i + 1] - t[2 * i]) / 1e6 }));
-      })(),
-    );
+  }
+
+  /** Called after the submit: start reading the resolved timestamps back (mapping before is invalid). */
+  submitted(): void {
+    for (const { labels, read, resolveBuf } of this.toMap) {
+      this.pending.push(
+        (async () => {
+          await read.mapAsync(GPUMapMode.READ);
+          const t = new BigUint64Array(read.getMappedRange().slice(0));
+          read.unmap();
+          read.destroy();
+          resolveBuf.destroy();
+          return labels.map((label, i) => ({ label, ms: Number(t[2 * i + 1] - t[2 * i]) / 1e6 }));
+        })(),
+      );
+    }
+    this.toMap = [];
   }
 
   /** Every dispatch timed since the last call, in order. */
