@@ -47,6 +47,7 @@ export interface GenerateResult {
 export class StableDiffusionXLPipeline {
   private queue: Promise<unknown> = Promise.resolve();
   private schedulerName: string;
+  private schedulerOverrides: Record<string, unknown> = {};
   private disposed = false;
   private textEncoders: [CLIPTextModel, CLIPTextModel] | null;
   private vaeModel: Vae | null;
@@ -117,15 +118,19 @@ export class StableDiffusionXLPipeline {
     return this.schedulerName;
   }
 
-  /** Swaps the scheduler (validated now; built fresh for every call from the model's scheduler config). */
-  setScheduler(nameOrClass: string): void {
-    createScheduler(nameOrClass, this.schedulerConfig);
+  /**
+   * Swaps the scheduler (validated now; built fresh for every call from the model's scheduler config
+   * with `overrides` on top, as diffusers' `Scheduler.from_config(pipe.scheduler.config, **overrides)`).
+   */
+  setScheduler(nameOrClass: string, overrides: Record<string, unknown> = {}): void {
+    createScheduler(nameOrClass, { ...this.schedulerConfig, ...overrides });
     this.schedulerName = nameOrClass;
+    this.schedulerOverrides = { ...overrides };
   }
 
   /** A new scheduler instance for one run. */
   makeScheduler(): Scheduler {
-    return createScheduler(this.schedulerName, this.schedulerConfig);
+    return createScheduler(this.schedulerName, { ...this.schedulerConfig, ...this.schedulerOverrides });
   }
 
   /** Default image size: the UNet's sample_size × 8. */

@@ -13,10 +13,50 @@ export interface ModelIndex {
   extra: Record<string, unknown>;
 }
 
+/**
+ * JSON.parse that also accepts Python's `NaN`, `Infinity` and `-Infinity` (json.dumps writes them,
+ * e.g. a DPM scheduler config's `lambda_min_clipped: -Infinity`).
+ */
+export function parseJsonLenient<T = unknown>(text: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch (first) {
+    // rewrite the bare tokens outside strings, then map them back
+    let out = '';
+    let inString = false;
+    for (let i = 0; i < text.length; i++) {
+      const ch = text[i];
+      if (inString) {
+        out += ch;
+        if (ch === '\\') out += text[++i] ?? '';
+        else if (ch === '"') inString = false;
+        continue;
+      }
+      if (ch === '"') {
+        inString = true;
+        out += ch;
+        continue;
+      }
+      const rest = text.slice(i, i + 9);
+      const tok = rest.startsWith('-Infinity') ? '-Infinity' : rest.startsWith('Infinity') ? 'Infinity' : rest.startsWith('NaN') ? 'NaN' : null;
+      if (tok) {
+        out += `"\\u0000${tok}"`;
+        i += tok.length - 1;
+      } else out += ch;
+    }
+    const special: Record<string, number> = { '\u0000-Infinity': -Infinity, '\u0000Infinity': Infinity, '\u0000NaN': NaN };
+    try {
+      return JSON.parse(out, (_k, v) => (typeof v === 'string' && v in special ? special[v] : v)) as T;
+    } catch {
+      throw first;
+    }
+  }
+}
+
 export async function readJson<T = Record<string, unknown>>(source: ModelSource, path: string): Promise<T> {
   const text = await source.readText(path);
   try {
-    return JSON.parse(text) as T;
+    return parseJsonLenient<T>(text);
   } catch (e) {
     throw new ModelLoadError(`${source.description}/${path} is not valid JSON (${(e as Error).message})`, { cause: e });
   }

@@ -26,7 +26,7 @@ export { SafetensorsFile, SAFETENSORS_DTYPE_BYTES, MAX_HEADER_BYTES } from './sa
 export type { TensorInfo, SafetensorsDType, SafetensorsArray, UploadOptions } from './safetensors.js';
 export { FolderSource, UrlSource, FileListSource, DenoFolderSource, MemorySource, openModelSource } from './model-source.js';
 export type { ModelSource } from './model-source.js';
-export { readModelIndex, readComponentConfig, readJson, resolveWeightFiles, openWeightFiles } from './diffusers.js';
+export { readModelIndex, readComponentConfig, readJson, parseJsonLenient, resolveWeightFiles, openWeightFiles } from './diffusers.js';
 export type { ModelIndex, WeightFiles } from './diffusers.js';
 export { WeightStore, permute } from './weights.js';
 export type { TakeOptions, HostData, LoadOptions, LoadProgress } from './weights.js';
