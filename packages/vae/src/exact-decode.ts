@@ -42,15 +42,22 @@ export interface ExactDecodePlan {
 }
 
 /**
- * The largest square tile core (input px) of a sweep whose tile — core plus `halo` on each side —
- * keeps every tensor within the binding limit and all of them within the budget. `perPixel` gives
- * the channels per input pixel of [the largest tensor, all live tensors]. Starts from `start`.
+ * The tile core side (input px) of a sweep: the largest square whose tile — core plus `halo` on each
+ * side — keeps every tensor within the binding limit and all of them within the budget, at most
+ * `start`; `perPixel` gives the channels per input pixel of [the largest tensor, all live tensors].
+ * When `start` covers the image side `size`, the side is then evened out over the fewest tiles.
  */
-export function fitTile(start: number, halo: number, perPixel: [number, number], dtypeBytes: number, binding: number, budget: number): number {
+export function fitTile(start: number, halo: number, perPixel: [number, number], dtypeBytes: number, binding: number, budget: number, size = start): number {
   const fits = (t: number) => (t + 2 * halo) ** 2 * perPixel[0] * dtypeBytes <= binding && (t + 2 * halo) ** 2 * perPixel[1] * dtypeBytes <= budget;
-  let tile = start;
-  while (tile > 8 && !fits(tile)) tile = Math.max(8, Math.floor(tile * 0.9));
-  return tile;
+  if (fits(start)) return start;
+  let lo = 8;
+  let hi = start;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (fits(mid)) lo = mid;
+    else hi = mid;
+  }
+  return start >= size ? Math.ceil(size / Math.ceil(size / lo)) : lo;
 }
 
 /** Live channels (per input pixel) of one tile of a sweep: [largest tensor, all together]. */
@@ -80,8 +87,8 @@ export function planExactDecode(spec: AutoencoderKLSpec, h: number, w: number, d
   const sweeps: SweepPlan[] = [];
   const add = (s: Omit<SweepPlan, 'tile'>) => {
     const side = 2 ** s.level;
-    const start = tileLatentSize !== undefined ? tileLatentSize * side : Math.max(h, w) * side;
-    sweeps.push({ ...s, tile: fitTile(start, 1, sweepChannels(s), dtypeBytes, binding, budget) });
+    const size = Math.max(h, w) * side;
+    sweeps.push({ ...s, tile: fitTile(tileLatentSize !== undefined ? tileLatentSize * side : size, 1, sweepChannels(s), dtypeBytes, binding, budget, size) });
   };
   rev.forEach((cout, i) => {
     if (i > 0) {

@@ -60,7 +60,7 @@ export function planExactEncode(spec: AutoencoderKLSpec, height: number, width: 
   const add = (s: Omit<EncodeSweep, 'tile'>, halo: number) => {
     const size = Math.max(height, width) / 2 ** s.level;
     const start = tileLatentSize !== undefined ? (tileLatentSize * f) / 2 ** s.level : size;
-    let tile = fitTile(start, halo, channels(s), dtypeBytes, binding, budget);
+    let tile = fitTile(start, halo, channels(s), dtypeBytes, binding, budget, size);
     tile -= tile % 2; // stride-2 sweeps need even tiles; keep every level even
     sweeps.push({ ...s, tile: Math.max(2, tile) });
   };
