@@ -9,7 +9,7 @@ import {
   type DType, type GpuContext, type Tensor, type ModelSource,
 } from '@ssd/tensor';
 import { affine, Conv2d, relu } from '@ssd/kernels';
-import { chooseDtype, type AutoencoderLoadOptions, type DecoderOutput, type RunOptions } from './autoencoder-kl.js';
+import { chooseDtype, type AutoencoderLoadOptions, type DecoderOutput, type EncodeLatentsOptions, type RunOptions } from './autoencoder-kl.js';
 import { parseAutoencoderTinyConfig, type AutoencoderTinyConfig, type AutoencoderTinySpec } from './config.js';
 import { checkInput, readNHWC, toPipelineLatents, toVaeLatents } from './latents.js';
 import { estimateTinyDecode, estimateTinyEncode } from './memory-plan.js';
@@ -261,8 +261,11 @@ export class AutoencoderTiny {
     return { latents: this.ctx.fromData(out.data, out.shape, 'f32', 'taesd latents'), tiling: plan };
   }
 
-  /** Images → pipeline latents: encode(image).latents × scaling_factor (diffusers' retrieve_latents for `.latents`). */
-  async encodeLatents(image: Tensor, opts: RunOptions = {}): Promise<Tensor> {
+  /**
+   * Images → pipeline latents: encode(image).latents × scaling_factor (diffusers' retrieve_latents
+   * for `.latents`: deterministic, so a generator or noise in `opts` is not used).
+   */
+  async encodeLatents(image: Tensor, opts: EncodeLatentsOptions = {}): Promise<Tensor> {
     const { latents } = await this.encode(image, opts);
     try {
       const z = (await latents.read()) as Float32Array;
