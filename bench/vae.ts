@@ -11,7 +11,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createContext, MemorySource, parseKeyList, SyntheticSafetensorsSource, type GpuContext, type KeyShape } from '@ssd/tensor';
+import { createContext, MemorySource, NumericalError, parseKeyList, SyntheticSafetensorsSource, type GpuContext, type KeyShape } from '@ssd/tensor';
 import { AutoencoderKL, AutoencoderTiny, type TilingOptions } from '@ssd/vae';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -85,11 +85,17 @@ function latents(ctx: GpuContext, h: number, w: number) {
 
 interface Row {
   model: string;
+  /** Set when the decode failed with a NumericalError (f16 overflow of random weights). */
+  error?: string;
   dtype: string;
   width: number;
   height: number;
   ms: number;
   tiles: number;
+  /** 'whole', 'exact' (layer sweeps: `sweeps`, `tilePasses`) or 'blend'. */
+  mode?: string;
+  sweeps?: number;
+  tilePasses?: number;
   tileLatentSize: number | null;
   peakGpuBytesBeyondWeights: number;
   peakLiveBytesBeyondWeights: number;
@@ -124,25 +130,36 @@ async function main(): Promise<void> {
       ctx.resetPeak();
       const t0 = performance.now();
       let tilesDone = 0;
-      const { sample, tiling: plan } = await model.decode(z, {
-        ...tiling,
-        onTile: (d, n) => {
-          tilesDone = d;
-          if (n > 1) process.stdout.write(`\r  ${name} ${w}×${h}: tile ${d}/${n} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
-        },
-      });
+      let result;
+      try {
+        result = await model.decode(z, {
+          ...tiling,
+          onTile: (d, n) => {
+            tilesDone = d;
+            if (n > 1) process.stdout.write(`\r  ${name} ${w}×${h}: tile ${d}/${n} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+          },
+        });
+      } catch (e) {
+        if (!(e instanceof NumericalError)) throw e;
+        if (tilesDone > 1) process.stdout.write('\n');
+        console.log(`${name} ${model.dtype} ${w}×${h}: ${e.message}`);
+        rows.push({ model: name, dtype: model.dtype, width: w, height: h, ms: Math.round(performance.now() - t0), tiles: 0, tileLatentSize: null, peakGpuBytesBeyondWeights: 0, peakLiveBytesBeyondWeights: 0, estimatedPeakBytesPerPass: 0, weightBytes: model.weightBytes, reason: '', error: e.message });
+        z.dispose();
+        continue;
+      }
+      const { sample, tiling: plan } = result;
       await ctx.sync();
       const ms = performance.now() - t0;
       if (tilesDone > 1) process.stdout.write('\n');
       const m = ctx.memory;
       const row: Row = {
         model: name, dtype: model.dtype, width: w, height: h, ms: Math.round(ms), tiles: plan.tiles,
-        tileLatentSize: plan.tiled ? plan.tileLatentSize : null,
+        mode: plan.mode, sweeps: plan.sweeps, tilePasses: plan.tilePasses, tileLatentSize: plan.tiled ? plan.tileLatentSize : null,
         peakGpuBytesBeyondWeights: m.peakBytes - live0, peakLiveBytesBeyondWeights: m.peakLiveBytes - live0,
         estimatedPeakBytesPerPass: plan.estimate.peakBytes, weightBytes: model.weightBytes, reason: plan.reason,
       };
       rows.push(row);
-      console.log(`${name} ${model.dtype} ${w}×${h}: ${(ms / 1000).toFixed(1)} s, ${plan.tiles} tile(s)${plan.tiled ? ` of ${plan.tileLatentSize} latent px` : ''}, peak ${(row.peakGpuBytesBeyondWeights / 2 ** 20).toFixed(0)} MiB beyond ${(model.weightBytes / 2 ** 20).toFixed(0)} MiB of weights (live peak ${(row.peakLiveBytesBeyondWeights / 2 ** 20).toFixed(0)} MiB, estimate per pass ${(plan.estimate.peakBytes / 2 ** 20).toFixed(0)} MiB)`);
+      console.log(`${name} ${model.dtype} ${w}×${h}: ${(ms / 1000).toFixed(1)} s, ${plan.mode}, ${plan.tiles} tile(s)${plan.tiled ? ` of ${plan.tileLatentSize.toFixed(1)} latent px` : ''}${plan.sweeps ? ` (${plan.sweeps} sweeps, ${plan.tilePasses} tile passes)` : ''}, peak ${(row.peakGpuBytesBeyondWeights / 2 ** 20).toFixed(0)} MiB beyond ${(model.weightBytes / 2 ** 20).toFixed(0)} MiB of weights (live peak ${(row.peakLiveBytesBeyondWeights / 2 ** 20).toFixed(0)} MiB, estimate per pass ${(plan.estimate.peakBytes / 2 ** 20).toFixed(0)} MiB)`);
       sample.dispose();
       z.dispose();
     }
