@@ -1,8 +1,9 @@
 // One generation: validate options, encode the prompt, prepare (or img2img-encode) the latents, run
 // the scheduler loop with classifier-free guidance, decode, and report per-stage times and peak GPU
 // memory. Every GPU tensor of the run is freed on success, error and abort alike.
-import { AbortError, InvalidArgumentError, throwIfAborted, type Tensor } from '@ssd/tensor';
-import { cast, guidance, mul, nhwcToNchw, stdPerSample } from '@ssd/kernels';
+import { AbortError, DeviceLimitError, InvalidArgumentError, NumericalError, throwIfAborted, type Tensor } from '@ssd/tensor';
+import { cast, guidance, mul, nhwcToNchw, nonFiniteFlag, stdPerSample } from '@ssd/kernels';
+import { planUNetMemory } from '@ssd/unet';
 import { gatherBatch } from './batch.js';
 import { downloadNCHW, GpuLatentOps, randnNHWC, uploadNCHW } from './gpu-latent-ops.js';
 import { latentPreview, toRgba8, toUnitFloat } from './image.js';
@@ -77,6 +78,7 @@ export async function runDenoise(pipe: StableDiffusionXLPipeline, o: GenerateOpt
   }
   if (img2img) checkInitImage(img2img.image, width, height);
   const guided = g > 1; // diffusers: do_classifier_free_guidance = guidance_scale > 1 (and no time_cond_proj_dim)
+  checkFits(pipe, guided ? 2 * b : b, width, height);
   const signal = o.signal;
   const scheduler = pipe.makeScheduler();
   scheduler.setTimesteps(steps);
@@ -155,6 +157,19 @@ export async function runDenoise(pipe: StableDiffusionXLPipeline, o: GenerateOpt
 
     // ---- denoise
     const unet = pipe.unet;
+    // non-finite values are flagged on the GPU after every step (one u32 per step) and read back only
+    // every CHECK_EVERY steps and at the end, so a NaN costs no per-step readback yet is named exactly
+    const flags = track(ctx.fromData(new Uint32Array(timesteps.length), [timesteps.length], 'u32', 'non-finite flags'));
+    const checkFlags = async (upTo: number) => {
+      const f = (await flags.read()) as Uint32Array;
+      const bad = f.subarray(0, upTo).findIndex((v) => v !== 0);
+      if (bad >= 0) {
+        throw new NumericalError(
+          `the latents after denoising step ${bad + 1} of ${timesteps.length} (timestep ${timesteps[bad]})`,
+          pipe.dtype === 'f16' ? 'The UNet runs in f16 here: retry with dtype f32 (--dtype f32); also check guidanceScale and the inputs.' : 'Check guidanceScale, the given latents and the model weights (a corrupt file?).',
+        );
+      }
+    };
     for (let i = 0; i < timesteps.length; i++) {
       if (signal?.aborted) throw new AbortError(`generation aborted at step ${i + 1} of ${timesteps.length}`, { cause: signal.reason });
       const ts = performance.now();
@@ -171,7 +186,11 @@ export async function runDenoise(pipe: StableDiffusionXLPipeline, o: GenerateOpt
       drop(noisePred);
       drop(latents);
       latents = next;
+      const flag = nonFiniteFlag(latents);
+      ctx.copyBuffer(flag.buffer, 0, flags.buffer, i * 4, 4);
+      flag.dispose();
       await ctx.sync();
+      if ((i + 1) % CHECK_EVERY === 0 || i === timesteps.length - 1) await checkFlags(i + 1);
       report.stepMs.push(performance.now() - ts);
       if (o.onStep) {
         const every = o.previewEvery ?? 1;
@@ -215,7 +234,28 @@ export async function runDenoise(pipe: StableDiffusionXLPipeline, o: GenerateOpt
   } finally {
     for (const t of live) t.dispose();
     live.clear();
-    ctx.flush();
+    if (!ctx.isLost) ctx.flush();
+  }
+}
+
+const CHECK_EVERY = 8;
+
+/**
+ * Refuses up front a size the device cannot run: a tensor some op must bind whole above
+ * maxStorageBufferBindingSize, or activations beyond the context's memory budget.
+ */
+function checkFits(pipe: StableDiffusionXLPipeline, rows: number, width: number, height: number): void {
+  const ctx = pipe.ctx;
+  const el = pipe.unet.dtype === 'f16' ? 2 : 4;
+  const plan = planUNetMemory(pipe.unet.spec, rows, height / 8, width / 8, el);
+  const limit = ctx.limits.maxStorageBufferBindingSize;
+  const worst = plan.wholeBindings.reduce((a, x) => (x.bytes > a.bytes ? x : a), { what: '', bytes: 0 });
+  if (worst.bytes > limit) {
+    throw new DeviceLimitError('maxStorageBufferBindingSize', worst.bytes, limit, `${width}×${height} (UNet batch ${rows}, ${pipe.unet.dtype}) needs ${worst.what} in one binding; choose a smaller size${el === 4 && ctx.f16 ? ' or dtype f16' : ''}`);
+  }
+  const free = ctx.memoryBudgetBytes - ctx.memory.liveBytes;
+  if (plan.peakActivationBytes > free) {
+    throw new DeviceLimitError('GPU memory budget (bytes)', Math.round(plan.peakActivationBytes), Math.max(0, Math.round(free)), `${width}×${height} (UNet batch ${rows}): estimated UNet activations beyond the weights already loaded; choose a smaller size or fewer images`);
   }
 }
 

@@ -85,14 +85,25 @@ export class CheckpointError extends ModelLoadError {
     readonly file: string,
     readonly problems: CheckpointProblem[],
   ) {
-    const lines = problems.slice(0, 40).map((p) => {
-      if (p.kind === 'missing') return `  missing: ${p.key} (expected shape ${p.expected})`;
-      if (p.kind === 'unexpected') return `  unexpected: ${p.key} (shape ${p.actual})`;
-      return `  ${p.kind} mismatch: ${p.key}: expected ${p.expected}, found ${p.actual}`;
-    });
-    const more = problems.length > 40 ? `\n  ... and ${problems.length - 40} more` : '';
+    // up to 15 of each kind, so a long list of one kind does not hide the others
+    const lines: string[] = [];
+    let shown = 0;
+    for (const kind of ['missing', 'unexpected', 'shape', 'dtype'] as const) {
+      const of = problems.filter((p) => p.kind === kind);
+      for (const p of of.slice(0, 15)) {
+        if (kind === 'missing') lines.push(`  missing: ${p.key} (expected shape ${p.expected})`);
+        else if (kind === 'unexpected') lines.push(`  unexpected: ${p.key} (shape ${p.actual})`);
+        else lines.push(`  ${kind} mismatch: ${p.key}: expected ${p.expected}, found ${p.actual}`);
+      }
+      shown += Math.min(15, of.length);
+    }
+    const more = problems.length > shown ? `\n  ... and ${problems.length - shown} more` : '';
+    const count = (k: CheckpointProblem['kind']) => problems.filter((p) => p.kind === k).length;
+    const [missing, unexpected, shape] = [count('missing'), count('unexpected'), count('shape')];
+    const foreign = missing + shape >= 10 && unexpected + shape >= 10;
     super(
-      `${file}: the weights do not match the model config (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
+      `${file}: the weights do not match the model config (${missing} missing, ${unexpected} unexpected, ${shape} mis-shaped):\n` +
+        (foreign ? '  (so many keys differ that this file is probably another architecture than config.json describes — e.g. an SD 1.5 UNet in an SDXL folder — or the config belongs to another model)\n' : '') +
         lines.join('\n') +
         more,
     );

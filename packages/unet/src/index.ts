@@ -12,3 +12,4 @@ export type { UNet2DConditionConfig, UNetSpec, DownBlockSpec, UpBlockSpec, MidBl
 export { Transformer2DModel, BasicTransformerBlock } from './transformer-2d.js';
 export { DownBlock, MidBlock, UpBlock } from './unet-2d-blocks.js';
 export { TimestepEmbedding } from './embeddings.js';
+export { planUNetMemory, type UNetMemoryPlan, type WholeBinding } from './memory.js';
