@@ -14,6 +14,7 @@ export default defineConfig({
     include: ['packages/*/test/**/*.test.ts', 'bench/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
     pool: 'forks',
     maxWorkers: 2,
+    execArgv: ['--expose-gc'],
     testTimeout: 300_000,
     hookTimeout: 300_000,
     reporters: ['default'],

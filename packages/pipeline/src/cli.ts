@@ -11,10 +11,11 @@ import {
 } from '@ssd/tensor';
 import { CLIPTokenizer } from '@ssd/clip';
 import { num, parseArgs, str } from './cli-args.js';
+import { checkFinite, checkSize, checkSteps } from './options.js';
 import { encodePng, formatParameters } from './png.js';
 import { decodePng } from './png-decode.js';
 import { Progress } from './progress.js';
-import { SCHEDULER_NAMES } from './schedulers/index.js';
+import { createScheduler, SCHEDULER_NAMES } from './schedulers/index.js';
 import { StableDiffusionXLPipeline } from './stable-diffusion-xl.js';
 
 const HELP = `usage: ssd <command> [options]
@@ -74,6 +75,7 @@ async function generate(argv: string[]): Promise<void> {
   const dtype = str(args, 'dtype');
   if (dtype !== undefined && dtype !== 'f16' && dtype !== 'f32') throw new InvalidArgumentError(`--dtype ${JSON.stringify(dtype)}: use f16 or f32`);
   const scheduler = str(args, 'scheduler');
+  if (scheduler !== undefined) createScheduler(scheduler, {}); // unknown names fail now, with the list
   const initImagePath = str(args, 'init-image');
   const strength = num(args, 'strength', 'float');
   if (strength !== undefined && !initImagePath) throw new InvalidArgumentError('--strength needs --init-image');
@@ -81,6 +83,15 @@ async function generate(argv: string[]): Promise<void> {
   if (seedArg !== undefined && (seedArg === true || !/^\d+$/.test(seedArg) || !Number.isSafeInteger(Number(seedArg)))) {
     throw new InvalidArgumentError(`--seed ${JSON.stringify(seedArg)}: must be an integer in [0, 2^53)`);
   }
+  // cheap checks before minutes of loading (the pipeline checks everything again)
+  const w = num(args, 'width', 'int');
+  const h = num(args, 'height', 'int');
+  if (w !== undefined) checkSize('width', w, 4096);
+  if (h !== undefined) checkSize('height', h, 4096);
+  const steps = num(args, 'steps', 'int');
+  if (steps !== undefined) checkSteps(steps);
+  const g = num(args, 'guidance', 'float');
+  if (g !== undefined) checkFinite('guidanceScale', g);
   const quiet = args.options.has('quiet');
   const out = str(args, 'out') ?? 'out.png';
   const loadStart = performance.now();

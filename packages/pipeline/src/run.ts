@@ -232,6 +232,7 @@ export async function runDenoise(pipe: StableDiffusionXLPipeline, o: GenerateOpt
     report.peakBytes = peak;
     return { images, floats, latents: { shape: [b, cin, h, w], data: latentsNCHW }, seed, report };
   } finally {
+    scheduler.dispose(ops); // multistep schedulers keep earlier model outputs
     for (const t of live) t.dispose();
     live.clear();
     if (!ctx.isLost) ctx.flush();
