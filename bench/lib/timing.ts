@@ -56,3 +56,37 @@ export function argValue(argv: string[], name: string): string | undefined {
 export function adapterSlug(ctx: GpuContext): string {
   return (ctx.info.description || ctx.info.vendor || 'adapter').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 48);
 }
+
+/** A short adapter name for result files: 'lavapipe' / 'swiftshader' for the CPU drivers, else adapterSlug. */
+export function resultSlug(ctx: GpuContext): string {
+  const d = `${ctx.info.description} ${ctx.info.device}`.toLowerCase();
+  if (d.includes('llvmpipe')) return 'lavapipe';
+  if (d.includes('swiftshader')) return 'swiftshader';
+  return adapterSlug(ctx);
+}
+
+/** A CPU adapter (lavapipe, SwiftShader): model benchmarks run there at reduced sizes. */
+export function isCpuAdapter(ctx: GpuContext): boolean {
+  return ctx.info.isFallbackAdapter || /llvmpipe|swiftshader/i.test(`${ctx.info.description} ${ctx.info.device}`);
+}
+
+/** What the result files record about the adapter. */
+export function adapterRecord(ctx: GpuContext): Record<string, unknown> {
+  const i = ctx.info;
+  return { description: i.description, vendor: i.vendor, architecture: i.architecture, device: i.device, features: i.features, maxStorageBufferBindingSize: ctx.limits.maxStorageBufferBindingSize };
+}
+
+/** The host while a benchmark ran: CPU count and load average (other processes share CI-like machines). */
+export async function hostRecord(): Promise<Record<string, unknown>> {
+  const os = await import('node:os');
+  return { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, loadAverage: os.loadavg().map((x) => Number(x.toFixed(2))), totalMemBytes: os.totalmem(), node: process.version };
+}
+
+export function mib(bytes: number): string {
+  return (bytes / 2 ** 20).toFixed(0);
+}
+
+/** Peak resident set size of this process so far, bytes. */
+export function peakRssBytes(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
