@@ -9,6 +9,7 @@ import { downloadNCHW, GpuLatentOps, randnNHWC, uploadNCHW } from './gpu-latent-
 import { latentPreview, toRgba8, toUnitFloat } from './image.js';
 import { checkFinite, checkPair, checkSeed, checkSize, checkSteps, promptList, randomSeed, type GenerateOptions, type Img2ImgOptions, type RgbaImage } from './options.js';
 import { encodePrompt } from './prompt-encoding.js';
+import { AutoencoderTiny } from '@ssd/vae';
 import { TorchGenerator } from './random/torch-generator.js';
 import type { GenerateResult, StableDiffusionXLPipeline } from './stable-diffusion-xl.js';
 
@@ -195,10 +196,7 @@ export async function runDenoise(pipe: StableDiffusionXLPipeline, o: GenerateOpt
       if (o.onStep) {
         const every = o.previewEvery ?? 1;
         let preview: RgbaImage | undefined;
-        if (o.preview && (i % every === 0 || i === timesteps.length - 1)) {
-          const lat = (await latents.read()) as Float32Array;
-          preview = latentPreview(lat.subarray(0, h * w * cin), w, h, cin);
-        }
+        if (o.preview && (i % every === 0 || i === timesteps.length - 1)) preview = await makePreview(pipe, latents, w, h, cin);
         await o.onStep({ step: i + 1, total: timesteps.length, timestep: t, elapsedMs: performance.now() - t0, preview });
       }
     }
@@ -240,6 +238,27 @@ export async function runDenoise(pipe: StableDiffusionXLPipeline, o: GenerateOpt
 }
 
 const CHECK_EVERY = 8;
+
+/**
+ * A preview of the first image: TAESD's decode when the pipeline's resident VAE is an AutoencoderTiny
+ * (full resolution, cheap), else the linear latent → RGB map at latent resolution.
+ */
+async function makePreview(pipe: StableDiffusionXLPipeline, latents: Tensor, w: number, h: number, cin: number): Promise<RgbaImage> {
+  const tiny = pipe.residentVae;
+  if (tiny instanceof AutoencoderTiny) {
+    const first = latents.shape[0] === 1 ? latents : gatherBatch([latents], [{ from: 0, row: 0 }], 'preview latents');
+    try {
+      const img = await tiny.decodeLatents(first);
+      const data = (await img.read()) as Float32Array;
+      img.dispose();
+      return toRgba8(toUnitFloat(data), w * 8, h * 8);
+    } finally {
+      if (first !== latents) first.dispose();
+    }
+  }
+  const lat = (await latents.read()) as Float32Array;
+  return latentPreview(lat.subarray(0, h * w * cin), w, h, cin);
+}
 
 /**
  * Refuses up front a size the device cannot run: a tensor some op must bind whole above

@@ -161,6 +161,11 @@ export class StableDiffusionXLPipeline {
     return r;
   }
 
+  /** The VAE kept loaded (resident mode), if any. */
+  get residentVae(): Vae | null {
+    return this.vaeModel;
+  }
+
   /** Text encoders for one run (loaded now in low-memory mode; release with releaseTextEncoders). */
   async acquireTextEncoders(signal?: AbortSignal): Promise<[CLIPTextModel, CLIPTextModel]> {
     if (this.textEncoders) return this.textEncoders;

@@ -115,3 +115,25 @@ describe('img2img (reference/img2img.*)', () => {
     await st.source.close();
   });
 });
+
+describe('previews', () => {
+  it('onStep previews: linear latent map, or TAESD when it is the loaded VAE', async () => {
+    const meta = parseJsonLenient<{ model: string }>(readFileSync(ref('pipeline.json'), 'utf8'));
+    for (const [vae, size] of [[undefined, 8], ['models/tiny-taesd', 64]] as const) {
+      const pipe = await pipeline(meta.model, vae);
+      pipe.setScheduler('euler');
+      const seen: number[] = [];
+      await pipe.generate({
+        prompt: 'a cat', width: 64, height: 64, numInferenceSteps: 3, seed: 1, preview: true, previewEvery: 2,
+        onStep: ({ step, preview }) => {
+          if (preview) {
+            expect([preview.width, preview.height]).toEqual([size, size]);
+            expect(preview.data.length).toBe(size * size * 4);
+            seen.push(step);
+          }
+        },
+      });
+      expect(seen).toEqual([1, 3]); // every 2nd step and the last
+    }
+  });
+});
