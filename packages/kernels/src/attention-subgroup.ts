@@ -75,11 +75,13 @@ export function subgroupAttentionWgsl(spec: AttentionSpec): string {
     }
   }
   if (P > 1) {
-    // the P parts' partial scores meet in workgroup memory
+    // the P parts' partial scores meet in workgroup memory: part p sums every P-th (row, key) pair
+    // of all parts, then every part reads all the sums (R·KB·(2 + 1/P) accesses per lane, not R·KB·(P + 1))
     for (const r of rs) emit(cs.map((c) => `partial[part_ix(p, ${r}u, ${c}u, lane, LANES)] = s${r}_${c};`).join(' '));
     emit('workgroupBarrier();');
-    for (const r of rs) emit(cs.map((c) => `s${r}_${c} = sum_parts(${r}u, ${c}u, lane, LANES);`).join(' '));
+    emit('for (var i = p; i < R * LANES; i += P) { scores[i * LANES + lane] = sum_parts(i / LANES, i % LANES, lane, LANES); }');
     emit('workgroupBarrier();');
+    for (const r of rs) emit(cs.map((c) => `s${r}_${c} = scores[${r * LANES + c}u * LANES + lane];`).join(' '));
   }
   // online softmax: running max m, rescale factor al, probabilities overwrite s
   for (const r of rs) {
@@ -115,6 +117,7 @@ export function subgroupAttentionWgsl(spec: AttentionSpec): string {
     TILES_WGSL +
     /* wgsl */ `
 var<workgroup> mismatch: u32;
+var<workgroup> scores: array<A, ${P > 1 ? R * LANES * LANES : 1}>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32,

@@ -85,6 +85,7 @@ export const ATTENTION_UNIFORMS: UniformLayout = [
   ['causal', 'u32'], // a uniform, not a constant: CLIP and the UNet share one pipeline per head dim
   ['dc', 'u32'], // DC and KT again, as loop bounds the compiler cannot unroll (spec.dynamicLoops)
   ['kt', 'u32'],
+  ['parts', 'u32'],
 ];
 
 /** Prologue, bindings and the helpers both variants use: row addresses, K/V load units, the store. */
@@ -138,7 +139,7 @@ var<workgroup> partial: array<A, PARTIAL>;
 fn part_ix(p: u32, r: u32, c: u32, lane: u32, nb: u32) -> u32 { return ((p * R + r) * nb + c) * LANES + lane; }
 fn sum_parts(r: u32, c: u32, lane: u32, nb: u32) -> A {
   var acc = A(0.0);
-  for (var p = 0u; p < P; p++) { acc += partial[part_ix(p, r, c, lane, nb)]; }
+  for (var p = 0u; p < select(P, u.parts, DYNAMIC); p++) { acc += partial[part_ix(p, r, c, lane, nb)]; }
   return acc;
 }
 `
@@ -361,6 +362,7 @@ export function attention(q: AttentionOperand, k: AttentionOperand, v: Attention
         causal: opts.causal ? 1 : 0,
         dc: D / spec.parts,
         kt: tileKeys(spec),
+        parts: spec.parts,
       },
     },
     workgroups: foldWorkgroups(groups, ctx.limits.maxComputeWorkgroupsPerDimension),
