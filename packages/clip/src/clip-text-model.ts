@@ -3,7 +3,7 @@
 // self-attention (q/k/v fused into one projection), every hidden state on request, the final
 // LayerNorm at the first EOS position and, for the projection model, text_projection (no bias).
 import {
-  ConfigError, formatShape, InvalidArgumentError, openModelSource, readComponentConfig, ShapeError, WeightStore,
+  buildAndLoad, chooseComputeDtype, ConfigError, formatShape, InvalidArgumentError, openModelSource, parameterStats, readComponentConfig, ShapeError, WeightStore,
   type DType, type GpuContext, type LoadProgress, type ModelSource, type Tensor,
 } from '@ssd/tensor';
 import { attention, gatherRows, LayerNorm, Linear, linear, tokenEmbedding, type Activation } from '@ssd/kernels';
@@ -146,33 +146,18 @@ export class CLIPTextModel {
     const config = (await readComponentConfig(src, subfolder)) as CLIPTextConfig;
     const arch = (config.architectures as string[] | undefined)?.[0];
     const withProjection = arch === 'CLIPTextModelWithProjection';
-    let dtype: DType = options.dtype ?? (ctx.f16 ? 'f16' : 'f32');
-    if (dtype === 'f16' && !ctx.f16) {
-      (options.onNotice ?? console.warn)('the device has no shader-f16: running the text encoder in f32');
-      dtype = 'f32';
-    }
+    const dtype = chooseComputeDtype(ctx, options.dtype, 'text encoder', options.onNotice);
     const store = await WeightStore.open(ctx, src, subfolder, {
       dtype,
       variant: options.variant,
       onNotice: options.onNotice,
       ignore: [/^text_model\.embeddings\.position_ids$/, ...(withProjection ? [] : [/^text_projection\.weight$/])],
     });
-    try {
-      const model = new CLIPTextModel(ctx, config, store, withProjection);
-      try {
-        await store.load({ signal: options.signal, onProgress: options.onProgress });
-      } catch (e) {
-        model.dispose();
-        throw e;
-      }
-      return model;
-    } finally {
-      await store.close();
-    }
+    return buildAndLoad(store, (s) => new CLIPTextModel(ctx, config, s, withProjection), { signal: options.signal, onProgress: options.onProgress });
   }
 
   get parameterCount(): number {
-    return this.params.reduce((a, t) => a + t.size, 0);
+    return parameterStats(this.params).count;
   }
 
   /** Index of the pooled token per row: transformers takes argmax(ids) when eos_token_id is the legacy 2, else the first eos_token_id. */

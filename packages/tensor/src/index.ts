@@ -28,7 +28,7 @@ export { FolderSource, UrlSource, FileListSource, DenoFolderSource, MemorySource
 export type { ModelSource } from './model-source.js';
 export { readModelIndex, readComponentConfig, readJson, parseJsonLenient, resolveWeightFiles, openWeightFiles } from './diffusers.js';
 export type { ModelIndex, WeightFiles } from './diffusers.js';
-export { WeightStore, permute } from './weights.js';
+export { WeightStore, permute, buildAndLoad, chooseComputeDtype, parameterStats } from './weights.js';
 export type { TakeOptions, HostData, LoadOptions, LoadProgress } from './weights.js';
 export { isNode, runtimeName, envVar } from './gpu-provider.js';
 export { parseKeyList, SyntheticSafetensorsSource, type KeyShape } from './synthetic.js';

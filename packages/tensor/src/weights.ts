@@ -288,3 +288,40 @@ export function permute<T extends HostData>(src: T, shape: readonly number[], pe
   }
   return out;
 }
+
+/**
+ * Builds a model from an opened store and streams its weights in. A model whose load fails (abort,
+ * I/O) is disposed; the store's files are closed either way.
+ */
+export async function buildAndLoad<M extends { dispose(): void }>(store: WeightStore, build: (store: WeightStore) => M, opts: LoadOptions = {}): Promise<M> {
+  try {
+    const model = build(store);
+    try {
+      await store.load(opts);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return model;
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * The dtype a component runs in: the one asked for, else f16 when the device has shader-f16. f16 on
+ * a device without it falls back to f32 — the documented path — and says so.
+ */
+export function chooseComputeDtype(ctx: GpuContext, requested: 'f16' | 'f32' | undefined, what: string, onNotice: (msg: string) => void = console.warn): 'f16' | 'f32' {
+  const dtype = requested ?? (ctx.f16 ? 'f16' : 'f32');
+  if (dtype === 'f16' && !ctx.f16) {
+    onNotice(`the device has no shader-f16: running the ${what} in f32 (twice the memory and bandwidth)`);
+    return 'f32';
+  }
+  return dtype;
+}
+
+/** Parameter count and bytes of a model's weight tensors. */
+export function parameterStats(params: readonly Tensor[]): { count: number; bytes: number } {
+  return { count: params.reduce((a, t) => a + t.size, 0), bytes: params.reduce((a, t) => a + t.byteSize, 0) };
+}

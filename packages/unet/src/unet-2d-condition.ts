@@ -3,7 +3,7 @@
 // Activations are NHWC; `forwardNCHW` converts at the edge. Intermediates are freed as soon as the
 // skip stack allows, so peak memory is the weights plus the live skips plus one block's temporaries.
 import {
-  InvalidArgumentError, openModelSource, readComponentConfig, ShapeError, formatShape, WeightStore,
+  buildAndLoad, chooseComputeDtype, InvalidArgumentError, openModelSource, parameterStats, readComponentConfig, ShapeError, formatShape, WeightStore,
   type DType, type GpuContext, type LoadProgress, type ModelSource, type Tensor,
 } from '@ssd/tensor';
 import { cast, concatChannels, Conv2d, GroupNorm, nchwToNhwc, nhwcToNchw, silu, timestepEmbedding } from '@ssd/kernels';
@@ -88,33 +88,18 @@ export class UNet2DConditionModel {
     const src = openModelSource(source);
     const subfolder = options.subfolder ?? 'unet';
     const config = (await readComponentConfig(src, subfolder)) as UNet2DConditionConfig;
-    let dtype: DType = options.dtype ?? (ctx.f16 ? 'f16' : 'f32');
-    if (dtype === 'f16' && !ctx.f16) {
-      (options.onNotice ?? console.warn)('the device has no shader-f16: running the UNet in f32 (twice the memory and bandwidth)');
-      dtype = 'f32';
-    }
+    const dtype = chooseComputeDtype(ctx, options.dtype, 'UNet', options.onNotice);
     const store = await WeightStore.open(ctx, src, subfolder, { dtype, variant: options.variant, onNotice: options.onNotice });
-    try {
-      const model = new UNet2DConditionModel(ctx, config, store);
-      try {
-        await store.load({ signal: options.signal, onProgress: options.onProgress });
-      } catch (e) {
-        model.dispose();
-        throw e;
-      }
-      return model;
-    } finally {
-      await store.close();
-    }
+    return buildAndLoad(store, (s) => new UNet2DConditionModel(ctx, config, s), { signal: options.signal, onProgress: options.onProgress });
   }
 
   /** Number of parameters (every weight tensor's elements). */
   get parameterCount(): number {
-    return this.params.reduce((a, t) => a + t.size, 0);
+    return parameterStats(this.params).count;
   }
 
   get weightBytes(): number {
-    return this.params.reduce((a, t) => a + t.byteSize, 0);
+    return parameterStats(this.params).bytes;
   }
 
   /** Noise prediction, NHWC [B, H, W, out_channels] in the model dtype. Records; does not submit. */
