@@ -1,11 +1,12 @@
 // pnpm bench:unet --model ssd-1b|vega|sdxl --size 1024 [--dtype f16|f32] [--latent N] [--batch 2]
-//                  [--runs N] [--no-profile] [--out file.json]
+//                  [--runs N] [--no-profile] [--from <make-random-model folder>] [--out file.json]
 //
 // One UNet evaluation with batch 2 (a classifier-free-guidance step) on random weights synthesised
 // in-process from the real config and key list (no file): ms per step, achieved TFLOP/s against the
 // counted work of the shape that ran (bench/lib/unet-flops.ts; 4.21 / 2.82 / 6.76 TFLOP per sample at
 // 1024²), a per-layer-kind breakdown (matmul, conv, attention, norm, other) from timestamp queries, and
-// peak GPU memory (weights + activations + pool). On CPU adapters the latent defaults to 32×32 (a
+// peak GPU memory (weights + activations + pool). --from loads the UNet from a folder written by
+// make-random-model instead (faster than synthesising 1.3 G values on one core). On CPU adapters the latent defaults to 32×32 (a
 // 256² image; the output says so) because a 1024² step takes tens of minutes there.
 // Writes bench/results/unet-<model>-<adapter>.json.
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -28,6 +29,7 @@ const { values: args } = parseArgs({
     batch: { type: 'string', default: '2' },
     runs: { type: 'string' },
     'no-profile': { type: 'boolean', default: false },
+    from: { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -53,11 +55,11 @@ async function main(): Promise<void> {
   if (reduced) log(`note: latent ${latent}×${latent} (a ${latent * 8}² image) instead of ${size / 8}² for --size ${size}${cpu ? ': a CPU adapter' : ''}; the work counted is that of the shape that ran`);
 
   const t0 = performance.now();
-  const src = await syntheticModelSource(arch, dtype === 'f16' ? 'F16' : 'F32', ['unet']);
-  const unet = await UNet2DConditionModel.fromPretrained(src, { context: ctx, dtype, variant: dtype === 'f16' ? 'fp16' : undefined });
+  const src = args.from ?? (await syntheticModelSource(arch, dtype === 'f16' ? 'F16' : 'F32', ['unet']));
+  const unet = await UNet2DConditionModel.fromPretrained(src, { context: ctx, dtype, variant: dtype === 'f16' ? 'fp16' : undefined, onNotice: (m) => log(`note: ${m}`) });
   const loadMs = performance.now() - t0;
   const weightBytes = unet.weightBytes;
-  log(`${arch} UNet: ${unet.parameterCount.toLocaleString('en-US')} parameters, ${mib(weightBytes)} MiB of ${dtype} weights, built and uploaded in ${(loadMs / 1000).toFixed(1)} s (weights synthesised on the CPU)`);
+  log(`${arch} UNet: ${unet.parameterCount.toLocaleString('en-US')} parameters, ${mib(weightBytes)} MiB of ${dtype} weights, built and uploaded in ${(loadMs / 1000).toFixed(1)} s (${args.from ? `from ${args.from}` : 'weights synthesised on the CPU'})`);
 
   const work = unetWork(unet.spec, batch, latent, latent);
   const inputs = unetInputs(ctx, unet, batch, latent, latent, 999);
@@ -141,7 +143,7 @@ async function main(): Promise<void> {
     bench: 'unet', model: arch, date: new Date().toISOString(), dtype, size, batch,
     latent: { height: latent, width: latent, reduced, note: reduced ? `latent ${latent}² (${latent * 8}² image) instead of ${size / 8}²` : undefined },
     adapter: adapterRecord(ctx), host: await hostRecord(),
-    parameters: unet.parameterCount, weightBytes,
+    weights: args.from ? `folder ${args.from}` : 'synthesised in-process', parameters: unet.parameterCount, weightBytes,
     loadMs, firstStepMs: firstMs, runs: times, msPerStep: ms, itPerSec: 1000 / ms,
     work: { flopTotal: work.total, flopConv: work.conv, flopMatmul: work.matmul, flopAttention: work.attention, publishedTflopPerSampleAt1024: UNET_TFLOP_1024[arch] },
     tflops, peakGflops: peak, fractionOfPeak: peak ? (tflops * 1e3) / peak : null,

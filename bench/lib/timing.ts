@@ -57,12 +57,18 @@ export function adapterSlug(ctx: GpuContext): string {
   return (ctx.info.description || ctx.info.vendor || 'adapter').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 48);
 }
 
-/** A short adapter name for result files: 'lavapipe' / 'swiftshader' for the CPU drivers, else adapterSlug. */
+/**
+ * The adapter's name in result files: $SSD_RESULT_SLUG when set (bench/gpu/run.sh sets the GPU's name
+ * from nvidia-smi), 'lavapipe' / 'swiftshader' for the CPU drivers, else the device name (Vulkan
+ * adapters' descriptions name the driver, not the GPU), else adapterSlug.
+ */
 export function resultSlug(ctx: GpuContext): string {
+  if (process.env.SSD_RESULT_SLUG) return process.env.SSD_RESULT_SLUG;
   const d = `${ctx.info.description} ${ctx.info.device}`.toLowerCase();
   if (d.includes('llvmpipe')) return 'lavapipe';
   if (d.includes('swiftshader')) return 'swiftshader';
-  return adapterSlug(ctx);
+  const device = (ctx.info.device || '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 48);
+  return device || adapterSlug(ctx);
 }
 
 /** A CPU adapter (lavapipe, SwiftShader): model benchmarks run there at reduced sizes. */
