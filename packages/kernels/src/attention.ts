@@ -9,7 +9,8 @@
 // Both variants give each invocation R query rows and a chunk DC = D/P of the head dim; P groups of
 // LANES invocations form a workgroup (P > 1 for D > 64: the VAE's D = 512 runs as 8 × 64, partial
 // scores summed through workgroup memory) so q and o stay within DC registers per row.
-// - portable (this file): K and V tiles of KB keys in workgroup memory, loops (GPU compilers unroll).
+// - portable (this file): K and V tiles of KT keys in workgroup memory and loops over them (constant
+//   bounds that GPU compilers unroll; uniform bounds on CPU adapters, see AttentionSpec.dynamicLoops).
 // - subgroups (attention-subgroup.ts): unrolled register tiles; lane l loads key j0 + l and the
 //   others take it with subgroupBroadcast — lavapipe turns every storage or workgroup load into 8
 //   scalar loads, so sharing loads through register shuffles is what makes it ~10× faster there.

@@ -1,10 +1,12 @@
 // attention vs float64 softmax(q·kᵀ·scale)·v: token counts that are not multiples of any tile (1, 7,
 // 13, 67, 77, 130), Nq ≠ Nk, 77-key cross-attention, heads 1/2/5 at head dims 13 (no vector loads),
-// 40, 64, 80, 128 and 512 (one head; split in parts whose partial scores meet in workgroup memory), the causal mask, batch 2, q/k/v
-// read in place from a packed [B, N, 3C] projection, a custom scale, f32 and f16, on the portable
-// kernel and the subgroup kernel (at the adapter's subgroup size, and at lane counts that do not
-// match it, which must take the in-kernel fallback). Outputs are poisoned; every element is checked.
-// Small tiles keep lavapipe's shader compile time down; the default tile gets its own cases.
+// 40, 64, 80, 128 and 512 (one head; split in parts whose partial scores meet in workgroup memory),
+// the causal mask, batch 2, q/k/v read in place from a packed [B, N, 3C] projection, a custom scale,
+// f32 and f16, on the portable kernel and the subgroup kernel (at the adapter's subgroup size, at
+// half of it — a workgroup inside one subgroup — and at twice it, which must take the in-kernel
+// fallback). Outputs are poisoned; every element is checked. Small tiles keep lavapipe's shader
+// compile time down (seconds each); the default tile (what models get) has its own case, whose
+// unrolled kernel takes lavapipe ~30–60 s to compile once per machine (Mesa's shader cache keeps it).
 import { describe, expect, it } from 'vitest';
 import { createContext, DeviceLimitError, DTypeError, ShapeError, type DType, type Tensor } from '@ssd/tensor';
 import { attention, chooseAttentionVariant, type AttentionOptions, type AttentionTile, type AttentionVariant } from '../src/attention.js';
