@@ -1,0 +1,58 @@
+// Messages between the page (main.ts) and the pipeline worker (worker.ts). Every long operation runs
+// in the worker; the page only draws. Images travel as RGBA8 with their buffers transferred.
+
+export interface AdapterSummary {
+  description: string;
+  vendor: string;
+  architecture: string;
+  features: string[];
+  f16: boolean;
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+}
+
+export type ModelChoice =
+  | { kind: 'url'; url: string; cache: boolean }
+  | { kind: 'files'; name: string; files: [string, File][] };
+
+export interface GenerateParams {
+  prompt: string;
+  negativePrompt: string;
+  steps: number;
+  guidanceScale: number;
+  width: number;
+  height: number;
+  seed: number;
+  scheduler: string;
+}
+
+export interface Rgba {
+  width: number;
+  height: number;
+  data: Uint8ClampedArray;
+}
+
+/** An error the page can explain: `kind` picks the headline and the advice. */
+export interface ErrorInfo {
+  kind: 'no-webgpu' | 'missing-file' | 'model' | 'quota' | 'memory' | 'device-lost' | 'input' | 'other';
+  code: string;
+  message: string;
+}
+
+export type ToWorker =
+  | { type: 'probe' }
+  | { type: 'load'; model: ModelChoice; dtype: 'f16' | 'f32' }
+  | { type: 'generate'; params: GenerateParams }
+  | { type: 'cancel' };
+
+export type FromWorker =
+  | { type: 'adapter'; adapter: AdapterSummary }
+  | { type: 'no-webgpu'; error: ErrorInfo }
+  | { type: 'file'; path: string; loadedBytes: number; totalBytes: number; state: 'cached' | 'download' | 'done' }
+  | { type: 'upload'; component: string; loadedBytes: number; totalBytes: number }
+  | { type: 'notice'; message: string }
+  | { type: 'loaded'; model: string; dtype: 'f16' | 'f32'; storage: string; loadMs: number; weightBytes: number; defaultSize: number; scheduler: string }
+  | { type: 'step'; step: number; total: number; timestep: number; elapsedMs: number; preview?: Rgba }
+  | { type: 'result'; image: Rgba; png: Uint8Array; seed: number; parameters: string; totalMs: number; stepMs: number[]; peakBytes: number; adapter: string; dtype: string }
+  | { type: 'cancelled'; op: 'load' | 'generate'; message: string }
+  | { type: 'error'; op: 'load' | 'generate'; error: ErrorInfo };

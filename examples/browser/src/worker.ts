@@ -1,0 +1,197 @@
+// The pipeline worker: owns the WebGPU context and the StableDiffusionXLPipeline, so that loading
+// (downloads, safetensors parsing, uploads) and the denoising loop never block the page. One request
+// runs at a time; 'cancel' aborts the running one between steps (or between files while loading).
+import { encodePng, formatParameters, StableDiffusionXLPipeline } from '@ssd/pipeline';
+import { CachedUrlSource, fmtBytes } from '@ssd/pipeline/browser';
+import { createContext, FileListSource, UrlSource, type GpuContext, type ModelSource } from '@ssd/tensor';
+import type { ErrorInfo, FromWorker, GenerateParams, ModelChoice, ToWorker } from './protocol.js';
+
+const scope = self as unknown as {
+  postMessage(m: FromWorker, transfer?: Transferable[]): void;
+  addEventListener(type: 'message', fn: (e: MessageEvent<ToWorker>) => void): void;
+};
+const post = (m: FromWorker, transfer: Transferable[] = []) => scope.postMessage(m, transfer);
+
+let ctx: GpuContext | null = null;
+let pipe: StableDiffusionXLPipeline | null = null;
+let modelName = '';
+let running: AbortController | null = null;
+let queue: Promise<unknown> = Promise.resolve();
+
+scope.addEventListener('message', (e) => {
+  const msg = e.data;
+  if (msg.type === 'cancel') {
+    running?.abort();
+    return;
+  }
+  queue = queue.then(() => handle(msg)).catch(() => {});
+});
+
+async function handle(msg: ToWorker): Promise<void> {
+  if (msg.type === 'probe') await probe();
+  else if (msg.type === 'load') await load(msg.model, msg.dtype);
+  else if (msg.type === 'generate') await generate(msg.params);
+}
+
+async function context(): Promise<GpuContext> {
+  if (ctx && !ctx.isLost) return ctx;
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (!nav?.gpu) throw Object.assign(new Error('navigator.gpu is missing: this browser (or this worker) has no WebGPU'), { code: 'NO_WEBGPU' });
+  try {
+    ctx = await createContext({ label: 'demo' });
+  } catch (e) {
+    throw Object.assign(new Error(`no usable WebGPU adapter: ${(e as Error).message}`), { code: 'NO_WEBGPU', cause: e });
+  }
+  return ctx;
+}
+
+async function probe(): Promise<void> {
+  try {
+    const c = await context();
+    const i = c.info;
+    post({
+      type: 'adapter',
+      adapter: {
+        description: i.description || [i.vendor, i.architecture, i.device].filter(Boolean).join(' ') || 'unknown adapter',
+        vendor: i.vendor, architecture: i.architecture, features: i.features, f16: c.f16,
+        maxBufferSize: i.limits.maxBufferSize, maxStorageBufferBindingSize: i.limits.maxStorageBufferBindingSize,
+      },
+    });
+  } catch (e) {
+    post({ type: 'no-webgpu', error: describe(e) });
+  }
+}
+
+function throttled<T extends unknown[]>(fn: (...a: T) => void, ms: number, isFinal: (...a: T) => boolean): (...a: T) => void {
+  let last = 0;
+  return (...a: T) => {
+    const now = performance.now();
+    if (isFinal(...a) || now - last >= ms) {
+      last = now;
+      fn(...a);
+    }
+  };
+}
+
+function openSource(model: ModelChoice, signal: AbortSignal): ModelSource {
+  if (model.kind === 'files') return new FileListSource(new Map(model.files), model.name);
+  if (!model.cache) return new UrlSource(model.url);
+  const fileProgress = new Map<string, (loaded: number, total: number, state: 'cached' | 'download' | 'done') => void>();
+  return new CachedUrlSource(model.url, {
+    signal,
+    onProgress: (p) => {
+      let f = fileProgress.get(p.path);
+      if (!f) {
+        f = throttled((loadedBytes: number, totalBytes: number, state: 'cached' | 'download' | 'done') => post({ type: 'file', path: p.path, loadedBytes, totalBytes, state }), 100, (l, t, s) => s !== 'download' || l === 0 || l === t);
+        fileProgress.set(p.path, f);
+      }
+      f(p.loadedBytes, p.totalBytes, p.state);
+    },
+  });
+}
+
+async function load(model: ModelChoice, dtype: 'f16' | 'f32'): Promise<void> {
+  const abort = (running = new AbortController());
+  try {
+    const c = await context();
+    if (pipe) {
+      await pipe.dispose();
+      pipe = null;
+    }
+    const source = openSource(model, abort.signal);
+    const upload = throttled(
+      (component: string, loadedBytes: number, totalBytes: number) => post({ type: 'upload', component, loadedBytes, totalBytes }),
+      100,
+      (_c, l, t) => l === t,
+    );
+    const t0 = performance.now();
+    pipe = await StableDiffusionXLPipeline.fromPretrained(source, {
+      context: c,
+      dtype,
+      // f16 reads the fp16 files (half the download); f32 the full-precision ones (falls back to fp16 with a notice)
+      variant: dtype === 'f16' ? 'fp16' : undefined,
+      signal: abort.signal,
+      onLoadProgress: (p) => upload(p.component, p.loadedBytes, p.totalBytes),
+      onNotice: (message) => post({ type: 'notice', message: explainNotice(message, c) }),
+    });
+    modelName = model.kind === 'url' ? model.url : model.name;
+    const storage = source instanceof CachedUrlSource ? await source.storage() : model.kind === 'files' ? 'local files' : 'none';
+    post({
+      type: 'loaded', model: modelName, dtype: pipe.dtype, storage, loadMs: performance.now() - t0,
+      weightBytes: c.memory.liveBytes, defaultSize: pipe.defaultSize, scheduler: pipe.scheduler,
+    });
+  } catch (e) {
+    pipe = null;
+    if (abort.signal.aborted) post({ type: 'cancelled', op: 'load', message: 'loading was cancelled; downloaded files stay in the cache and resume next time' });
+    else post({ type: 'error', op: 'load', error: describe(e) });
+  } finally {
+    running = null;
+  }
+}
+
+/** The pipeline's f16 fallback notice, with what it costs on this model. */
+function explainNotice(message: string, c: GpuContext): string {
+  if (!/shader-f16/.test(message)) return message;
+  return `${message}. The weights take about twice the GPU memory of f16 and every step moves twice the bytes, so expect roughly half the speed (this adapter: ${c.info.description || c.info.vendor}).`;
+}
+
+async function generate(params: GenerateParams): Promise<void> {
+  if (!pipe) {
+    post({ type: 'error', op: 'generate', error: { kind: 'input', code: 'NO_MODEL', message: 'load a model first' } });
+    return;
+  }
+  const abort = (running = new AbortController());
+  try {
+    pipe.setScheduler(params.scheduler);
+    const r = await pipe.generate({
+      prompt: params.prompt,
+      negativePrompt: params.negativePrompt || undefined,
+      guidanceScale: params.guidanceScale,
+      numInferenceSteps: params.steps,
+      width: params.width,
+      height: params.height,
+      seed: params.seed,
+      signal: abort.signal,
+      preview: true,
+      onStep: (s) => post({ type: 'step', step: s.step, total: s.total, timestep: s.timestep, elapsedMs: s.elapsedMs, preview: s.preview }, s.preview ? [s.preview.data.buffer] : []),
+    });
+    const image = r.images[0];
+    const parameters = formatParameters({
+      prompt: params.prompt, negativePrompt: params.negativePrompt || undefined, steps: params.steps, scheduler: params.scheduler,
+      guidanceScale: params.guidanceScale, seed: r.seed, width: params.width, height: params.height, model: modelName,
+    });
+    const png = encodePng(image, { text: { parameters, Software: '@ssd (WebGPU)' } });
+    post(
+      {
+        type: 'result', image, png, seed: r.seed, parameters, totalMs: r.report.totalMs, stepMs: r.report.stepMs,
+        peakBytes: r.report.peakBytes, adapter: r.report.adapter, dtype: r.report.dtype,
+      },
+      [image.data.buffer, png.buffer],
+    );
+  } catch (e) {
+    if (abort.signal.aborted) post({ type: 'cancelled', op: 'generate', message: (e as Error).message });
+    else {
+      const info = describe(e);
+      if (info.kind === 'device-lost') pipe = null; // the weights went with the device: load again
+      post({ type: 'error', op: 'generate', error: info });
+    }
+  } finally {
+    running = null;
+  }
+}
+
+/** Sorts an error into what the page explains; `code` is the stable SsdError code (class names are minified). */
+function describe(e: unknown): ErrorInfo {
+  const code = String((e as { code?: string })?.code ?? (e as Error)?.name ?? 'ERROR');
+  let message = (e as Error)?.message ?? String(e);
+  let kind: ErrorInfo['kind'] = 'other';
+  if (code === 'NO_WEBGPU') kind = 'no-webgpu';
+  else if (code === 'STORAGE_QUOTA') kind = 'quota';
+  else if (code === 'MODEL_LOAD' && /file not found|HTTP 404|no weights for|not a diffusers pipeline folder|no config for/.test(message)) kind = 'missing-file';
+  else if (code === 'MODEL_LOAD' || code === 'CONFIG' || code === 'CHECKPOINT') kind = 'model';
+  else if (code === 'DEVICE_LIMIT' || code === 'GPU_OUT_OF_MEMORY') kind = 'memory';
+  else if (code === 'DEVICE_LOST') kind = 'device-lost';
+  else if (code === 'INVALID_ARGUMENT') kind = 'input';
+  if (kind === 'memory' && ctx) message += ` (this adapter: maxBufferSize ${fmtBytes(ctx.info.limits.maxBufferSize)}, maxStorageBufferBindingSize ${fmtBytes(ctx.info.limits.maxStorageBufferBindingSize)})`;
+  return { kind, code, message };
+}

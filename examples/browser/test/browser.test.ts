@@ -1,0 +1,249 @@
+// The browser demo in real headless Chromium (Debian's, driven by playwright-core; WebGPU on
+// SwiftShader: no shader-f16, so f32): the built page is served on 127.0.0.1 with the bundled tiny
+// model, and every test talks to it the way a user would. Checks: the adapter is shown; loading
+// reports every file's bytes exactly; Cancel stops a run between steps; a fixed-seed image equals
+// Node's (Dawn on lavapipe) within 2/255 with one progress event per step; an interrupted download
+// resumes and gives the same image; a missing weight file is named; a second visit loads from the
+// cache with no request to the model server; the benchmark tab fills its table. A screenshot after
+// the run is kept in test-artifacts/browser/ (not committed).
+import { execFile } from 'node:child_process';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { decodePng, StableDiffusionXLPipeline, type GenerateResult } from '@ssd/pipeline';
+import { maxAbsDiff, repoRoot, testContext } from '../../../testing/index.js';
+import { serveStatic, type StaticServer } from '../server/static.js';
+import { launch, type Browser } from './chromium.js';
+import { downloadedPng, eventCount, events, fillSettings, loadModel, waitForEvent, type RunSettings } from './demo-page.js';
+
+const here = fileURLToPath(new URL('..', import.meta.url));
+const modelsDir = join(repoRoot, 'fixtures/models');
+const tinyDir = join(modelsDir, 'tiny-ssd1b');
+const artifacts = join(repoRoot, 'test-artifacts/browser');
+// SwiftShader is ~7× slower than lavapipe and compiles every pipeline on first use: tiny model, 128², 3 steps
+const RUN: RunSettings = { prompt: 'a lighthouse on a cliff at dusk', negativePrompt: 'blurry', steps: 3, guidanceScale: 5, width: 128, height: 128, seed: 42, scheduler: 'euler' };
+const LONG = 600_000;
+
+/** Model-relative paths and sizes of every file of the tiny model the f32 pipeline reads. */
+function tinyFiles(): Map<string, number> {
+  const out = new Map<string, number>();
+  const walk = (d: string) => {
+    for (const n of readdirSync(d)) {
+      const p = join(d, n);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (!n.endsWith('.fp16.safetensors')) out.set(relative(tinyDir, p), statSync(p).size);
+    }
+  };
+  walk(tinyDir);
+  return out;
+}
+
+function viteBuild(): Promise<void> {
+  return new Promise((resolve, reject) =>
+    execFile(join(here, 'node_modules/.bin/vite'), ['build', '--logLevel', 'warn'], { cwd: here, timeout: 240_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`vite build failed: ${err.message}\n${stdout}\n${stderr}`)) : resolve(),
+    ),
+  );
+}
+
+async function nodeReference(): Promise<GenerateResult> {
+  const ctx = await testContext();
+  const pipe = await StableDiffusionXLPipeline.fromPretrained(tinyDir, { context: ctx, dtype: 'f32', scheduler: RUN.scheduler, onNotice: () => {} });
+  try {
+    return await pipe.generate({ prompt: RUN.prompt, negativePrompt: RUN.negativePrompt, guidanceScale: RUN.guidanceScale, numInferenceSteps: RUN.steps, width: RUN.width, height: RUN.height, seed: RUN.seed });
+  } finally {
+    await pipe.dispose();
+  }
+}
+
+/** Max |Δ| over RGB between the page's PNG and Node's image. */
+function rgbDiff(png: { width: number; height: number; data: ArrayLike<number> }, ref: { data: ArrayLike<number> }): number {
+  const n = png.width * png.height;
+  const a = new Uint8Array(n * 3);
+  const b = new Uint8Array(n * 3);
+  for (let p = 0; p < n; p++) for (let c = 0; c < 3; c++) (a[p * 3 + c] = png.data[p * 4 + c]), (b[p * 3 + c] = ref.data[p * 4 + c]);
+  return maxAbsDiff(a, b);
+}
+
+describe('browser demo in headless Chromium (SwiftShader)', () => {
+  let server: StaticServer;
+  let browser: Browser;
+  let page: Page;
+  let reference: Promise<GenerateResult>;
+  let readBytes = 0; // the bytes of every file the first load read (what the cache should then hold)
+  const modelUrl = () => `${server.url}/models/tiny-ssd1b`;
+  const modelRequests = (prefix = '/models') => server.handler.requests.filter((r) => r.path.startsWith(prefix));
+
+  beforeAll(async () => {
+    reference = nodeReference();
+    reference.catch(() => {}); // awaited by the tests that compare
+    await viteBuild();
+    server = await serveStatic({ '/': join(here, 'dist'), '/models/': modelsDir, '/models-flaky/': modelsDir, '/models-missing/': modelsDir });
+    browser = await launch();
+    page = await browser.context.newPage();
+    page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+    await page.goto(`${server.url}/`);
+  }, LONG);
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('shows the adapter and its features', async () => {
+    const e = await waitForEvent(page, ['adapter', 'no-webgpu'], 0, 120_000);
+    expect(e.type, String(e.message)).toBe('adapter');
+    const text = await page.textContent('#adapter');
+    expect(text).toMatch(/swiftshader/i);
+    expect(text).toMatch(/no shader-f16/);
+    expect(await page.inputValue('#dtype')).toBe('f32'); // SwiftShader has no f16: the page picks f32
+  });
+
+  it('loads the tiny model by URL, reporting every file byte-accurately', async () => {
+    const { done, events: ev } = await loadModel(page, modelUrl());
+    expect(done.type, JSON.stringify(done)).toBe('loaded');
+    expect(done.storage).toBe('opfs');
+    const last = new Map<string, { loadedBytes: number; totalBytes: number; state: string }>();
+    for (const e of ev) if (e.type === 'file') last.set(e.path as string, e as never);
+    const onDisk = tinyFiles();
+    for (const [path, f] of last) {
+      expect(onDisk.has(path), path).toBe(true);
+      expect(f, path).toMatchObject({ loadedBytes: onDisk.get(path), totalBytes: onDisk.get(path) });
+      readBytes += onDisk.get(path)!;
+    }
+    for (const w of ['unet/diffusion_pytorch_model.safetensors', 'vae/diffusion_pytorch_model.safetensors', 'text_encoder/model.safetensors', 'text_encoder_2/model.safetensors']) {
+      expect(last.get(w)?.state, w).toBe('done');
+    }
+  }, LONG);
+
+  it('Cancel stops a run between steps', async () => {
+    await fillSettings(page, { ...RUN, steps: 25 });
+    const from = await eventCount(page);
+    await page.click('#generate');
+    await waitForEvent(page, ['step'], from);
+    await page.click('#cancel');
+    const end = await waitForEvent(page, ['cancelled', 'result', 'error'], from);
+    expect(end.type, JSON.stringify(end)).toBe('cancelled');
+    await page.waitForTimeout(1000); // nothing may follow
+    const ev = (await events(page)).slice(from);
+    const steps = ev.filter((e) => e.type === 'step');
+    expect(steps.length).toBeGreaterThanOrEqual(1);
+    expect(steps.length).toBeLessThan(25);
+    expect(ev.findIndex((e) => e.type === 'step' && e.t > end.t)).toBe(-1);
+    expect(await page.textContent('#step-status')).toMatch(/Cancelled/);
+    expect(await page.isEnabled('#generate')).toBe(true);
+  }, LONG);
+
+  it('generates the Node image for a fixed seed (within 2/255), with progress for every step', async () => {
+    await fillSettings(page, RUN);
+    const from = await eventCount(page);
+    const t0 = Date.now();
+    await page.click('#generate');
+    const end = await waitForEvent(page, ['result', 'error', 'cancelled'], from);
+    expect(end.type, JSON.stringify(end)).toBe('result');
+    console.log(`browser: ${RUN.steps} steps at ${RUN.width}² in ${Date.now() - t0} ms (page-reported ${Math.round(end.totalMs as number)} ms)`);
+    const steps = (await events(page)).slice(from).filter((e) => e.type === 'step');
+    expect(steps.map((s) => s.step)).toEqual([1, 2, 3]);
+    expect(steps.every((s) => s.total === RUN.steps && s.hasPreview)).toBe(true);
+    const png = decodePng(await downloadedPng(page), 'downloaded PNG');
+    expect([png.width, png.height]).toEqual([RUN.width, RUN.height]);
+    expect(png.text.parameters).toContain(RUN.prompt);
+    expect(png.text.parameters).toContain(`Seed: ${RUN.seed}`);
+    expect(png.text.parameters).toContain(`Steps: ${RUN.steps}`);
+    const ref = await reference;
+    const diff = rgbDiff(png, ref.images[0]);
+    console.log(`browser vs node: image max |Δ| ${diff}/255`);
+    expect(diff).toBeLessThanOrEqual(2);
+    mkdirSync(artifacts, { recursive: true });
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: join(artifacts, 'demo-after-run.png'), fullPage: true });
+  }, LONG);
+
+  it('resumes an interrupted download, keeps no half-written entry, and the resumed weights give the same image', async () => {
+    const unet = 'tiny-ssd1b/unet/diffusion_pytorch_model.safetensors';
+    const flaky = `${server.url}/models-flaky/tiny-ssd1b`;
+    server.handler.misbehave.set(`/models-flaky/${unet}`, 'drop-mid-file');
+    const first = await loadModel(page, flaky);
+    expect(first.done.type, JSON.stringify(first.done)).toBe('error');
+    expect(String(first.done.message)).toMatch(/connection (dropped|closed)/);
+    const fromList = await eventCount(page);
+    await page.click('#cache-box summary'); // opening the panel lists the cache
+
+    const listed = await waitForEvent(page, ['cache-list'], fromList);
+    const model = (listed.models as { base: string; files: number; partialBytes: number }[]).find((m) => m.base === flaky);
+    expect(model?.partialBytes).toBeGreaterThan(0); // kept for resuming, not committed
+    server.handler.misbehave.clear();
+    const before = server.handler.requests.length;
+    const second = await loadModel(page, flaky);
+    expect(second.done.type, JSON.stringify(second.done)).toBe('loaded');
+    const unetGets = server.handler.requests.slice(before).filter((r) => r.path.endsWith(unet) && r.method === 'GET');
+    expect(unetGets.length).toBe(1);
+    expect(unetGets[0].status).toBe(206);
+    expect(Number(/bytes=(\d+)-/.exec(unetGets[0].range ?? '')?.[1])).toBe(model!.partialBytes);
+    // the resumed file is byte-exact: the same seed gives the same image
+    await fillSettings(page, RUN);
+    const from = await eventCount(page);
+    await page.click('#generate');
+    const end = await waitForEvent(page, ['result', 'error'], from);
+    expect(end.type, JSON.stringify(end)).toBe('result');
+    expect(rgbDiff(decodePng(await downloadedPng(page)), (await reference).images[0])).toBeLessThanOrEqual(2);
+  }, LONG);
+
+  it('names a missing weight file', async () => {
+    for (const p of ['unet/diffusion_pytorch_model.safetensors', 'unet/model.safetensors', 'unet/diffusion_pytorch_model.safetensors.index.json', 'unet/model.safetensors.index.json']) {
+      server.handler.misbehave.set(`/models-missing/tiny-ssd1b/${p}`, 'status-404');
+    }
+    const { done } = await loadModel(page, `${server.url}/models-missing/tiny-ssd1b`);
+    server.handler.misbehave.clear();
+    expect(done.type).toBe('error');
+    expect(done.kind).toBe('missing-file');
+    const msg = await page.textContent('#messages');
+    expect(msg).toMatch(/A file of the model is missing/);
+    expect(msg).toMatch(/no weights for "unet"/);
+  }, LONG);
+
+  it('a second visit loads the model from the cache without asking the server for any model file', async () => {
+    await page.reload();
+    await waitForEvent(page, ['adapter'], 0, 120_000);
+    const before = modelRequests().length;
+    const { done, events: ev } = await loadModel(page, modelUrl());
+    expect(done.type, JSON.stringify(done)).toBe('loaded');
+    expect(modelRequests().slice(before)).toEqual([]);
+    const files = ev.filter((e) => e.type === 'file');
+    expect(files.length).toBeGreaterThan(0);
+    expect(files.every((e) => e.state === 'cached')).toBe(true);
+  }, LONG);
+
+  it('lists cached models with their sizes and clears one', async () => {
+    const from = await eventCount(page);
+    await page.click('#cache-box summary'); // closed again after the reload; opening it lists the cache
+    const listed = await waitForEvent(page, ['cache-list'], from);
+    const models = listed.models as { base: string; files: number; sizeBytes: number; partialBytes: number }[];
+    const tiny = models.find((m) => m.base === modelUrl());
+    expect(tiny?.sizeBytes).toBe(readBytes);
+    expect(models.find((m) => m.base.includes('/models-flaky/'))?.partialBytes).toBe(0);
+    const from2 = await eventCount(page);
+    await page.click(`#cache-list tr[data-base="${modelUrl()}"] button`);
+    const after = await waitForEvent(page, ['cache-list'], from2);
+    expect((after.models as { base: string }[]).map((m) => m.base)).not.toContain(modelUrl());
+  }, LONG);
+
+  it('the benchmark tab runs the kernel cases and shows the table', async () => {
+    await page.click('[data-tab=bench]');
+    await page.selectOption('#bench-set', 'smoke');
+    await page.uncheck('#bench-f16');
+    await page.fill('#bench-runs', '1');
+    const from = await eventCount(page);
+    await page.click('#bench-run');
+    const end = await waitForEvent(page, ['bench-done', 'bench-error'], from);
+    expect(end.type).toBe('bench-done');
+    const rows = await page.$$eval('#bench-table tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+    expect(rows.length).toBe(5);
+    for (const r of rows) expect(Number(r[3])).toBeGreaterThan(0);
+    mkdirSync(artifacts, { recursive: true });
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: join(artifacts, 'bench-tab.png'), fullPage: true });
+  }, LONG);
+});

@@ -1,0 +1,71 @@
+// Driving the demo page from a test: wait for worker events (window.ssdDemo.events), fill the form,
+// read the PNG behind the download link.
+import type { Page } from 'playwright-core';
+
+export interface DemoEvent {
+  t: number;
+  type: string;
+  [k: string]: unknown;
+}
+
+export interface RunSettings {
+  prompt: string;
+  negativePrompt: string;
+  steps: number;
+  guidanceScale: number;
+  width: number;
+  height: number;
+  seed: number;
+  scheduler: string;
+}
+
+export async function events(page: Page): Promise<DemoEvent[]> {
+  return page.evaluate(() => (window as unknown as { ssdDemo: { events: DemoEvent[] } }).ssdDemo.events);
+}
+
+/** Waits until an event of one of `types` arrives at index ≥ `from`; returns it. */
+export async function waitForEvent(page: Page, types: string[], from = 0, timeoutMs = 600_000): Promise<DemoEvent> {
+  const handle = await page.waitForFunction(
+    ([ts, start]) => (window as unknown as { ssdDemo: { events: DemoEvent[] } }).ssdDemo.events.slice(start as number).find((e) => (ts as string[]).includes(e.type)) ?? false,
+    [types, from] as const,
+    { timeout: timeoutMs, polling: 200 },
+  );
+  return (await handle.jsonValue()) as DemoEvent;
+}
+
+export async function eventCount(page: Page): Promise<number> {
+  return (await events(page)).length;
+}
+
+/** Loads a model by URL (f32 unless said otherwise) and waits for 'loaded' or 'error'. */
+export async function loadModel(page: Page, url: string, o: { dtype?: 'f16' | 'f32'; cache?: boolean } = {}): Promise<{ done: DemoEvent; events: DemoEvent[] }> {
+  const from = await eventCount(page);
+  await page.check('input[name=source][value=url]');
+  await page.fill('#model-url', url);
+  await page.selectOption('#dtype', o.dtype ?? 'f32');
+  if ((o.cache ?? true) !== (await page.isChecked('#use-cache'))) await page.click('#use-cache');
+  await page.click('#load');
+  const done = await waitForEvent(page, ['loaded', 'error', 'cancelled'], from);
+  return { done, events: (await events(page)).slice(from) };
+}
+
+export async function fillSettings(page: Page, s: RunSettings): Promise<void> {
+  await page.fill('#prompt', s.prompt);
+  await page.fill('#negative', s.negativePrompt);
+  await page.fill('#steps', String(s.steps));
+  await page.fill('#guidance', String(s.guidanceScale));
+  await page.selectOption('#scheduler', s.scheduler);
+  await page.selectOption('#size', 'custom');
+  await page.fill('#width', String(s.width));
+  await page.fill('#height', String(s.height));
+  await page.fill('#seed', String(s.seed));
+}
+
+/** The bytes of the PNG the page offers for download. */
+export async function downloadedPng(page: Page): Promise<Uint8Array> {
+  const bytes = await page.evaluate(async () => {
+    const a = document.getElementById('download') as HTMLAnchorElement;
+    return Array.from(new Uint8Array(await (await fetch(a.href)).arrayBuffer()));
+  });
+  return Uint8Array.from(bytes);
+}
