@@ -7,7 +7,7 @@
 // main thread through a writable stream (committed when the download ends or fails).
 import { ModelLoadError, throwIfAborted } from '@ssd/tensor';
 import {
-  checkQuota, checkStatus, fetchOrTransient, isTransient, parseContentRange, quotaOr, shortHash, TransientError,
+  checkQuota, checkStatus, fetchOrTransient, isTransient, MissingFileError, parseContentRange, quotaOr, RefusedError, shortHash, TransientError,
   type CachedFile, type CachedModel, type DownloadRequest, type EntryMeta, type Store,
 } from './store.js';
 
@@ -182,6 +182,8 @@ export class OpfsStore implements Store {
       const size = await w.size();
       await w.close();
       if (Number.isFinite(total) && size !== total && !lengthIsEncoded) {
+        await removeEntry(dir, `${id}.part`); // longer than the file: not a prefix worth resuming
+        await removeEntry(dir, `${id}.part.json`);
         throw new ModelLoadError(`${req.url}: downloaded ${size} bytes but the file has ${total}; the download was discarded`);
       }
       // commit: rename the verified part, then write the entry's metadata (the commit point)
@@ -192,7 +194,7 @@ export class OpfsStore implements Store {
       return { meta, blob: (await getFile(dir, `${id}.bin`))! };
     } catch (e) {
       await w.close().catch(() => {}); // the part stays for a later resume
-      if (e instanceof ModelLoadError && /HTTP (404|401|403)/.test(e.message)) {
+      if (e instanceof MissingFileError || e instanceof RefusedError) {
         await removeEntry(dir, `${id}.part`);
         await removeEntry(dir, `${id}.part.json`);
       }

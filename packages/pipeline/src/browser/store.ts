@@ -126,9 +126,9 @@ export function parseContentRange(header: string | null): { start: number; total
 
 /** A response status that ends the download for good: a missing file names its URL and path. */
 export function checkStatus(res: Response, req: DownloadRequest): void {
-  if (res.status === 404) throw new ModelLoadError(`file not found: ${req.url} (HTTP 404) — the model folder has no ${req.path}`);
+  if (res.status === 404) throw new MissingFileError(`file not found: ${req.url} (HTTP 404) — the model folder has no ${req.path}`);
   if (res.status === 401 || res.status === 403) {
-    throw new ModelLoadError(`${req.url}: HTTP ${res.status} — the server refused access (a gated or private model needs a token; this page can only read public files)`);
+    throw new RefusedError(`${req.url}: HTTP ${res.status} — the server refused access (a gated or private model needs a token; this page can only read public files)`);
   }
   if (!res.ok && res.status !== 416) throw new ModelLoadError(`${req.url}: HTTP ${res.status} ${res.statusText}`);
 }
@@ -141,6 +141,10 @@ export function isTransient(e: unknown, signal?: AbortSignal): boolean {
 }
 
 export class TransientError extends ModelLoadError {}
+/** The server has no such file (404): the download leaves nothing behind and the path is remembered. */
+export class MissingFileError extends ModelLoadError {}
+/** The server refused access (401/403). */
+export class RefusedError extends ModelLoadError {}
 
 export async function fetchOrTransient(req: DownloadRequest, init: RequestInit): Promise<Response> {
   let res: Response;

@@ -8,7 +8,7 @@
 import { BlobSource, UrlSource, type ByteSource, type HttpOptions, type ModelSource } from '@ssd/tensor';
 import { CacheApiStore } from './cache-api-store.js';
 import { OpfsStore } from './opfs-store.js';
-import type { CachedFile, CachedModel, Store, StorageKind } from './store.js';
+import { MissingFileError, type CachedFile, type CachedModel, type Store, type StorageKind } from './store.js';
 
 export interface CacheProgress {
   path: string;
@@ -101,14 +101,20 @@ export class CachedUrlSource implements ModelSource {
       report(cached.meta.sizeBytes, cached.meta.sizeBytes, 'cached');
       return cached;
     }
-    const f = await store.download({
-      base: this.base, path, url,
-      fetch: this.options.fetch ?? ((...a: Parameters<typeof fetch>) => fetch(...a)),
-      headers: this.options.headers ?? {},
-      retries: this.options.retries ?? 3,
-      signal: this.options.signal,
-      onBytes: (loaded, total) => report(loaded, total, 'download'),
-    });
+    let f: CachedFile;
+    try {
+      f = await store.download({
+        base: this.base, path, url,
+        fetch: this.options.fetch ?? ((...a: Parameters<typeof fetch>) => fetch(...a)),
+        headers: this.options.headers ?? {},
+        retries: this.options.retries ?? 3,
+        signal: this.options.signal,
+        onBytes: (loaded, total) => report(loaded, total, 'download'),
+      });
+    } catch (e) {
+      if (e instanceof MissingFileError) await store.markAbsent(this.base, path, url);
+      throw e;
+    }
     report(f.meta.sizeBytes, f.meta.sizeBytes, 'done');
     return f;
   }
