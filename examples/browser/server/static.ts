@@ -35,7 +35,10 @@ const TYPES: Record<string, string> = {
   '.wasm': 'application/wasm',
 };
 
-/** Serves `mounts` (URL prefix → folder; '/' for the root). Unknown paths go to `next` or get 404. */
+/**
+ * Serves `mounts` (URL prefix → folder; '/' for the root). A missing file under a mount is a 404 (a
+ * model folder must say what it lacks); paths outside every mount, or missing under '/', go to `next`.
+ */
 export function staticHandler(mounts: Record<string, string>): StaticHandler {
   const prefixes = Object.entries(mounts).sort((a, b) => b[0].length - a[0].length);
   const requests: RequestRecord[] = [];
@@ -56,7 +59,7 @@ export function staticHandler(mounts: Record<string, string>): StaticHandler {
       size = st.size;
       mtime = st.mtime;
     } catch {
-      if (next) return next();
+      if (next && mount[0] === '/') return next(); // under the root the dev server may know the path
       record(404);
       return void res.writeHead(404).end('not found');
     }

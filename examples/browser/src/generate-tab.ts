@@ -82,7 +82,12 @@ export function setupGenerateTab(worker: Worker, onCacheChanged: () => void): Ge
     } else {
       const raw = $<HTMLInputElement>('model-url').value.trim();
       if (!raw) return void showMessage('warning', 'No model URL', 'Enter the URL of a diffusers folder, e.g. https://huggingface.co/segmind/SSD-1B/resolve/main');
-      model = { kind: 'url', url: new URL(raw, location.href).href.replace(/\/+$/, ''), cache: $<HTMLInputElement>('use-cache').checked };
+      // ?storage=cache-api forces the weight cache's fallback (to try it where OPFS exists)
+      const storage = new URLSearchParams(location.search).get('storage');
+      model = {
+        kind: 'url', url: new URL(raw, location.href).href.replace(/\/+$/, ''), cache: $<HTMLInputElement>('use-cache').checked,
+        storage: storage === 'opfs' || storage === 'cache-api' ? storage : 'auto',
+      };
       if ($<HTMLInputElement>('use-cache').checked) void navigator.storage?.persist?.().catch(() => {});
     }
     clearMessages();

@@ -12,7 +12,7 @@ export interface AdapterSummary {
 }
 
 export type ModelChoice =
-  | { kind: 'url'; url: string; cache: boolean }
+  | { kind: 'url'; url: string; cache: boolean; storage?: 'auto' | 'opfs' | 'cache-api' }
   | { kind: 'files'; name: string; files: [string, File][] };
 
 export interface GenerateParams {

@@ -78,6 +78,7 @@ function openSource(model: ModelChoice, signal: AbortSignal): ModelSource {
   if (!model.cache) return new UrlSource(model.url);
   const fileProgress = new Map<string, (loaded: number, total: number, state: 'cached' | 'download' | 'done') => void>();
   return new CachedUrlSource(model.url, {
+    storage: model.storage ?? 'auto',
     signal,
     onProgress: (p) => {
       let f = fileProgress.get(p.path);

@@ -4,7 +4,8 @@
 // reports every file's bytes exactly; Cancel stops a run between steps; a fixed-seed image equals
 // Node's (Dawn on lavapipe) within 2/255 with one progress event per step; an interrupted download
 // resumes and gives the same image; a missing weight file is named; a second visit loads from the
-// cache with no request to the model server; the benchmark tab fills its table. A screenshot after
+// cache with no request to the model server (OPFS, and the Cache API fallback); the cache panel
+// lists and clears; the benchmark tab fills its table. A screenshot after
 // the run is kept in test-artifacts/browser/ (not committed).
 import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
@@ -80,7 +81,7 @@ describe('browser demo in headless Chromium (SwiftShader)', () => {
     reference = nodeReference();
     reference.catch(() => {}); // awaited by the tests that compare
     await viteBuild();
-    server = await serveStatic({ '/': join(here, 'dist'), '/models/': modelsDir, '/models-flaky/': modelsDir, '/models-missing/': modelsDir });
+    server = await serveStatic({ '/': join(here, 'dist'), '/models/': modelsDir, '/models-flaky/': modelsDir, '/models-missing/': modelsDir, '/models-cacheapi/': modelsDir });
     browser = await launch();
     page = await browser.context.newPage();
     page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
@@ -119,7 +120,7 @@ describe('browser demo in headless Chromium (SwiftShader)', () => {
   }, LONG);
 
   it('Cancel stops a run between steps', async () => {
-    await fillSettings(page, { ...RUN, steps: 25 });
+    await fillSettings(page, { ...RUN, steps: 40 });
     const from = await eventCount(page);
     await page.click('#generate');
     await waitForEvent(page, ['step'], from);
@@ -130,7 +131,7 @@ describe('browser demo in headless Chromium (SwiftShader)', () => {
     const ev = (await events(page)).slice(from);
     const steps = ev.filter((e) => e.type === 'step');
     expect(steps.length).toBeGreaterThanOrEqual(1);
-    expect(steps.length).toBeLessThan(25);
+    expect(steps.length).toBeLessThan(40);
     expect(ev.findIndex((e) => e.type === 'step' && e.t > end.t)).toBe(-1);
     expect(await page.textContent('#step-status')).toMatch(/Cancelled/);
     expect(await page.isEnabled('#generate')).toBe(true);
@@ -228,6 +229,27 @@ describe('browser demo in headless Chromium (SwiftShader)', () => {
     await page.click(`#cache-list tr[data-base="${modelUrl()}"] button`);
     const after = await waitForEvent(page, ['cache-list'], from2);
     expect((after.models as { base: string }[]).map((m) => m.base)).not.toContain(modelUrl());
+  }, LONG);
+
+  it('falls back to the Cache API (?storage=cache-api): a second visit is served from it too', async () => {
+    const other = await browser.context.newPage();
+    try {
+      await other.goto(`${server.url}/?storage=cache-api`);
+      await waitForEvent(other, ['adapter'], 0, 120_000);
+      const url = `${server.url}/models-cacheapi/tiny-ssd1b`;
+      const first = await loadModel(other, url);
+      expect(first.done.type, JSON.stringify(first.done)).toBe('loaded');
+      expect(first.done.storage).toBe('cache-api');
+      await other.reload();
+      await waitForEvent(other, ['adapter'], 0, 120_000);
+      const before = modelRequests('/models-cacheapi/').length;
+      const second = await loadModel(other, url);
+      expect(second.done.type, JSON.stringify(second.done)).toBe('loaded');
+      expect(modelRequests('/models-cacheapi/').slice(before)).toEqual([]);
+      expect(second.events.filter((e) => e.type === 'file').every((e) => e.state === 'cached')).toBe(true);
+    } finally {
+      await other.close();
+    }
   }, LONG);
 
   it('the benchmark tab runs the kernel cases and shows the table', async () => {
