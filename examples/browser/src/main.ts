@@ -41,4 +41,6 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
   } else generate.onWorkerMessage(m);
 };
 worker.onerror = (e) => showMessage('error', 'The pipeline worker failed to start', e.message || 'see the browser console', 'worker');
-worker.postMessage({ type: 'probe' } satisfies ToWorker);
+// ?gpuBudgetMiB=N caps the GPU memory the pipeline may allocate, to see how the page behaves on a smaller GPU
+const budgetMiB = Number(new URLSearchParams(location.search).get('gpuBudgetMiB'));
+worker.postMessage({ type: 'probe', memoryBudgetBytes: budgetMiB > 0 ? budgetMiB * 2 ** 20 : undefined } satisfies ToWorker);

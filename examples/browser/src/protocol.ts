@@ -40,7 +40,8 @@ export interface ErrorInfo {
 }
 
 export type ToWorker =
-  | { type: 'probe' }
+  /** `memoryBudgetBytes`: GPU allocations beyond it fail up front (simulates a smaller GPU; ?gpuBudgetMiB=). */
+  | { type: 'probe'; memoryBudgetBytes?: number }
   | { type: 'load'; model: ModelChoice; dtype: 'f16' | 'f32' }
   | { type: 'generate'; params: GenerateParams }
   | { type: 'cancel' };

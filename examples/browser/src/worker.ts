@@ -17,6 +17,7 @@ let pipe: StableDiffusionXLPipeline | null = null;
 let modelName = '';
 let running: AbortController | null = null;
 let queue: Promise<unknown> = Promise.resolve();
+let memoryBudgetBytes: number | undefined;
 
 scope.addEventListener('message', (e) => {
   const msg = e.data;
@@ -28,7 +29,10 @@ scope.addEventListener('message', (e) => {
 });
 
 async function handle(msg: ToWorker): Promise<void> {
-  if (msg.type === 'probe') await probe();
+  if (msg.type === 'probe') {
+    memoryBudgetBytes = msg.memoryBudgetBytes;
+    await probe();
+  }
   else if (msg.type === 'load') await load(msg.model, msg.dtype);
   else if (msg.type === 'generate') await generate(msg.params);
 }
@@ -38,7 +42,7 @@ async function context(): Promise<GpuContext> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (!nav?.gpu) throw Object.assign(new Error('navigator.gpu is missing: this browser (or this worker) has no WebGPU'), { code: 'NO_WEBGPU' });
   try {
-    ctx = await createContext({ label: 'demo' });
+    ctx = await createContext({ label: 'demo', memoryBudgetBytes });
   } catch (e) {
     throw Object.assign(new Error(`no usable WebGPU adapter: ${(e as Error).message}`), { code: 'NO_WEBGPU', cause: e });
   }

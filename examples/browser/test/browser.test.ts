@@ -5,7 +5,8 @@
 // Node's (Dawn on lavapipe) within 2/255 with one progress event per step; an interrupted download
 // resumes and gives the same image; a missing weight file is named; a second visit loads from the
 // cache with no request to the model server (OPFS, and the Cache API fallback); the cache panel
-// lists and clears; the benchmark tab fills its table. A screenshot after
+// lists and clears; a GPU memory limit too small for the size is explained; the benchmark tab
+// fills its table. A screenshot after
 // the run is kept in test-artifacts/browser/ (not committed).
 import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
@@ -249,6 +250,29 @@ describe('browser demo in headless Chromium (SwiftShader)', () => {
       expect(second.events.filter((e) => e.type === 'file').every((e) => e.state === 'cached')).toBe(true);
     } finally {
       await other.close();
+    }
+  }, LONG);
+
+  it('explains a GPU memory limit too small for the chosen size (?gpuBudgetMiB=)', async () => {
+    const small = await browser.context.newPage();
+    try {
+      await small.goto(`${server.url}/?gpuBudgetMiB=48`); // the tiny model needs ~20 MiB at 128², far more at 1024²
+      await waitForEvent(small, ['adapter'], 0, 120_000);
+      const { done } = await loadModel(small, `${server.url}/models-flaky/tiny-ssd1b`); // cached by the resume test
+      expect(done.type, JSON.stringify(done)).toBe('loaded');
+      await fillSettings(small, { ...RUN, steps: 1, width: 1024, height: 1024 });
+      const from = await eventCount(small);
+      await small.click('#generate');
+      const end = await waitForEvent(small, ['error', 'result'], from);
+      expect(end.type, JSON.stringify(end)).toBe('error');
+      console.log(`memory message: ${end.message}`);
+      expect(end.kind).toBe('memory');
+      const msg = await small.textContent('#messages');
+      expect(msg).toMatch(/Not enough GPU memory for 1024 × 1024/);
+      expect(msg).toMatch(/smaller size/);
+      expect(await small.isEnabled('#generate')).toBe(true); // the pipeline stays usable
+    } finally {
+      await small.close();
     }
   }, LONG);
 
