@@ -4,11 +4,15 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-const pkg = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url));
+const src = (path: string) => fileURLToPath(new URL(`./packages/${path}`, import.meta.url));
 
 export default defineConfig({
   resolve: {
-    alias: Object.fromEntries(['tensor', 'kernels', 'clip', 'unet', 'vae', 'pipeline'].map((p) => [`@ssd/${p}`, pkg(p)])),
+    // exact matches, so that a subpath export (`@ssd/pipeline/browser`) is not taken for a file in `src/index.ts`
+    alias: [
+      { find: '@ssd/pipeline/browser', replacement: src('pipeline/src/browser/index.ts') },
+      ...['tensor', 'kernels', 'clip', 'unet', 'vae', 'pipeline'].map((p) => ({ find: new RegExp(`^@ssd/${p}$`), replacement: src(`${p}/src/index.ts`) })),
+    ],
   },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'bench/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],

@@ -48,3 +48,13 @@ if (p.status !== 0) {
   process.exit(1);
 }
 log(`WebGPU adapter: ${JSON.parse(p.stdout).description}`);
+
+// 4. the browser tests need Debian's chromium (SwiftShader WebGPU); install it like the driver
+if (args.has('--chromium') && !existsSync('/usr/bin/chromium') && !process.env.SSD_CHROMIUM) {
+  if (process.platform === 'linux' && process.getuid?.() === 0 && existsSync('/usr/bin/apt-get') && !process.env.SSD_NO_AUTO_INSTALL) {
+    log('installing chromium for the browser tests');
+    run('bash', [join(root, 'scripts/setup-webgpu.sh'), '--chromium']);
+  } else {
+    console.error('[bootstrap] the browser tests need chromium: sudo apt-get install -y --no-install-recommends chromium (or set SSD_CHROMIUM to a Chromium binary)');
+  }
+}
