@@ -6,10 +6,10 @@ import { cast, guidance, mul, nhwcToNchw, nonFiniteFlag, stdPerSample } from '@s
 import { planUNetMemory } from '@ssd/unet';
 import { gatherBatch } from './batch.js';
 import { downloadNCHW, GpuLatentOps, randnNHWC, uploadNCHW } from './gpu-latent-ops.js';
-import { latentPreview, toRgba8, toUnitFloat } from './image.js';
+import { latentPreview } from './image.js';
 import { checkFinite, checkPair, checkSeed, checkSize, checkSteps, promptList, randomSeed, type GenerateOptions, type Img2ImgOptions, type RgbaImage } from './options.js';
 import { encodePrompt } from './prompt-encoding.js';
-import { AutoencoderTiny } from '@ssd/vae';
+import { AutoencoderTiny, denormalize, toRgba8 } from '@ssd/vae';
 import { TorchGenerator } from './random/torch-generator.js';
 import type { GenerateResult, StableDiffusionXLPipeline } from './stable-diffusion-xl.js';
 
@@ -216,7 +216,7 @@ export async function runDenoise(pipe: StableDiffusionXLPipeline, o: GenerateOpt
         const data = (await img.read()) as Float32Array;
         drop(img);
         const per = height * width * 3;
-        const unit = Array.from({ length: b }, (_, k) => toUnitFloat(data.subarray(k * per, (k + 1) * per)));
+        const unit = Array.from({ length: b }, (_, k) => denormalize(data.subarray(k * per, (k + 1) * per)));
         if (o.outputType === 'float') floats = unit.map((d) => ({ width, height, data: d }));
         else images = unit.map((d) => toRgba8(d, width, height));
       } finally {
@@ -251,7 +251,7 @@ async function makePreview(pipe: StableDiffusionXLPipeline, latents: Tensor, w: 
       const img = await tiny.decodeLatents(first);
       const data = (await img.read()) as Float32Array;
       img.dispose();
-      return toRgba8(toUnitFloat(data), w * 8, h * 8);
+      return toRgba8(denormalize(data), w * 8, h * 8);
     } finally {
       if (first !== latents) first.dispose();
     }
