@@ -8,10 +8,7 @@
 //                    unclamped; applies `latents / scaling_factor (+ shift)` itself.
 //   encode(image)    image NHWC [B, H, W, 3] in [-1, 1] → DiagonalGaussianDistribution in VAE space
 //                    (NOT multiplied by scaling_factor: that is toPipelineLatents / encodeLatents).
-import {
-  ConfigError, InvalidArgumentError, openModelSource, readComponentConfig, WeightStore,
-  type DType, type GpuContext, type LoadProgress, type ModelSource, type Tensor,
-} from '@ssd/tensor';
+import { parameterStats, buildAndLoad, ConfigError, InvalidArgumentError, openModelSource, readComponentConfig, WeightStore, type DType, type GpuContext, type LoadProgress, type ModelSource, type Tensor } from '@ssd/tensor';
 import { Conv2d } from '@ssd/kernels';
 import { parseAutoencoderKLConfig, type AutoencoderKLConfig, type AutoencoderKLSpec } from './config.js';
 import { DiagonalGaussianDistribution } from './distribution.js';
@@ -119,18 +116,7 @@ export class AutoencoderKL {
     if (parts !== 'both' && parts !== 'decoder' && parts !== 'encoder') throw new InvalidArgumentError(`parts must be 'both', 'decoder' or 'encoder', got ${JSON.stringify(parts)}`);
     const ignore = parts === 'decoder' ? [/^encoder\./, /^quant_conv\./] : parts === 'encoder' ? [/^decoder\./, /^post_quant_conv\./] : [];
     const store = await WeightStore.open(ctx, src, subfolder, { dtype, variant: options.variant, ignore, onNotice: options.onNotice });
-    try {
-      const model = new AutoencoderKL(ctx, config, store, parts);
-      try {
-        await store.load({ signal: options.signal, onProgress: options.onProgress });
-      } catch (e) {
-        model.dispose();
-        throw e;
-      }
-      return model;
-    } finally {
-      await store.close();
-    }
+    return buildAndLoad(store, (s) => new AutoencoderKL(ctx, config, s, parts), { signal: options.signal, onProgress: options.onProgress });
   }
 
   /** Image pixels per latent pixel (8 for SDXL). */
@@ -143,11 +129,11 @@ export class AutoencoderKL {
   }
 
   get parameterCount(): number {
-    return this.params.reduce((a, t) => a + t.size, 0);
+    return parameterStats(this.params).count;
   }
 
   get weightBytes(): number {
-    return this.params.reduce((a, t) => a + t.byteSize, 0);
+    return parameterStats(this.params).bytes;
   }
 
   /** The tiling a decode of latents [batch, h, w, C] would use (nothing runs). */

@@ -4,10 +4,7 @@
 // decoder; good for previews and fast final decodes. Same contracts as AutoencoderKL: decode takes
 // pipeline latents (÷ scaling_factor, 1.0 for TAESDXL), returns NHWC f32 in [-1, 1]; encode returns
 // raw latents (no distribution), which encodeLatents multiplies by scaling_factor.
-import {
-  InvalidArgumentError, openModelSource, readComponentConfig, WeightStore,
-  type DType, type GpuContext, type Tensor, type ModelSource,
-} from '@ssd/tensor';
+import { parameterStats, buildAndLoad, InvalidArgumentError, openModelSource, readComponentConfig, WeightStore, type DType, type GpuContext, type Tensor, type ModelSource } from '@ssd/tensor';
 import { affine, Conv2d, relu } from '@ssd/kernels';
 import { chooseDtype, type AutoencoderLoadOptions, type DecoderOutput, type EncodeLatentsOptions, type RunOptions } from './autoencoder-kl.js';
 import { parseAutoencoderTinyConfig, type AutoencoderTinyConfig, type AutoencoderTinySpec } from './config.js';
@@ -157,18 +154,7 @@ export class AutoencoderTiny {
     const parts = options.parts ?? 'both';
     const ignore = parts === 'decoder' ? [/^encoder\./] : parts === 'encoder' ? [/^decoder\./] : [];
     const store = await WeightStore.open(ctx, src, subfolder, { dtype, variant: options.variant, ignore, onNotice: options.onNotice });
-    try {
-      const model = new AutoencoderTiny(ctx, config, store, parts);
-      try {
-        await store.load({ signal: options.signal, onProgress: options.onProgress });
-      } catch (e) {
-        model.dispose();
-        throw e;
-      }
-      return model;
-    } finally {
-      await store.close();
-    }
+    return buildAndLoad(store, (s) => new AutoencoderTiny(ctx, config, s, parts), { signal: options.signal, onProgress: options.onProgress });
   }
 
   get vaeScaleFactor(): number {
@@ -180,11 +166,11 @@ export class AutoencoderTiny {
   }
 
   get parameterCount(): number {
-    return this.params.reduce((a, t) => a + t.size, 0);
+    return parameterStats(this.params).count;
   }
 
   get weightBytes(): number {
-    return this.params.reduce((a, t) => a + t.byteSize, 0);
+    return parameterStats(this.params).bytes;
   }
 
   planDecode(batch: number, h: number, w: number, opts: TilingOptions = {}): TilePlan {
