@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     adapter: { description: info.description, vendor: info.vendor, architecture: info.architecture, device: info.device, features: info.features, limits: info.limits, subgroupMinSize: info.subgroupMinSize, subgroupMaxSize: info.subgroupMaxSize },
     date: new Date().toISOString(),
     runs,
-    method: 'warm-up, then the median of `runs` runs, each ended by queue.onSubmittedWorkDone()',
+    method: 'warm-up, then the median of `runs` runs, each ended by queue.onSubmittedWorkDone() after sleeping 75% of the fastest run so far (Dawn polls on the main thread while it waits, which takes a core from a CPU adapter); the peer is timed the same way',
     cases: rows,
   };
   const dir = fileURLToPath(new URL('./results/', import.meta.url));

@@ -3,6 +3,7 @@
 // memory from the report, peak process RSS, and RSS while each component loaded. On a CPU adapter
 // GPU buffers live in the process, so "host" = RSS minus the weight bytes uploaded so far (the load
 // progress lines give them): what loading itself holds, which must stay far below a file's size.
+// Components loaded during generate (--low-memory) count the weights of earlier ones as still held.
 //
 //   node --import tsx bench/lib/summarize-e2e.ts <prefix>… > bench/results/e2e-<adapter>.json
 import { readFileSync } from 'node:fs';
@@ -32,14 +33,23 @@ function summarise(prefix: string): Record<string, unknown> {
   const order: string[] = [];
   const totals = new Map<string, number>();
   const perComponent = new Map<string, { peakRssBytes: number; peakHostBytes: number; seconds: [number, number] }>();
+  const finished = new Set<string>();
+  let baselineRssBytes = 0; // the last sample before anything loads (Node, Dawn, the driver)
   for (const x of samples) {
     const m = /loading (\S+) \[[#.]+\] ([\d.]+)\/([\d.]+) MiB/.exec(x.line);
-    if (!m) continue;
+    if (!m) {
+      if (!order.length) baselineRssBytes = x.rssBytes;
+      continue;
+    }
     const [, comp, done, total] = m;
+    // progress lines come every 2 s, RSS every 1 s: count a component until its first complete line
+    // (its progress line can stay the last one long after, e.g. through a denoising step)
+    if (finished.has(comp)) continue;
+    if (Number(done) >= Number(total)) finished.add(comp);
     if (!totals.has(comp)) order.push(comp);
     totals.set(comp, Number(total) * 2 ** 20);
     const before = order.slice(0, order.indexOf(comp)).reduce((a, c) => a + (totals.get(c) ?? 0), 0);
-    const host = x.rssBytes - before - Number(done) * 2 ** 20;
+    const host = x.rssBytes - before - Number(done) * 2 ** 20; // an upper bound: the progress line may lag the upload by up to 2 s
     const e = perComponent.get(comp) ?? { peakRssBytes: 0, peakHostBytes: -Infinity, seconds: [x.s, x.s] };
     e.peakRssBytes = Math.max(e.peakRssBytes, x.rssBytes);
     e.peakHostBytes = Math.max(e.peakHostBytes, host);
@@ -63,6 +73,7 @@ function summarise(prefix: string): Record<string, unknown> {
     peakGpuBytes: report.peakBytes,
     peakRssBytes: report.processPeakRssBytes,
     sampledPeakRssBytes: meta.peak_rss_kib * 1024,
+    baselineRssBytes,
     loading: Object.fromEntries(order.map((c) => [c, { bytes: totals.get(c), ...perComponent.get(c) }])),
     notices: report.notices,
   };
