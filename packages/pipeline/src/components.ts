@@ -42,10 +42,10 @@ export function loadUNet(source: ModelSource, o: LoadCommon): Promise<UNet2DCond
   return UNet2DConditionModel.fromPretrained(source, { subfolder: 'unet', context: o.context, dtype: o.dtype, variant: o.variant, signal: o.signal, onNotice: o.onNotice, onProgress: progress(o, 'unet') });
 }
 
-/** An AutoencoderKL or AutoencoderTiny folder (decided by its config's _class_name). */
-export async function loadVae(source: ModelSource, subfolder: string, o: LoadCommon): Promise<Vae> {
+/** An AutoencoderKL or AutoencoderTiny folder (decided by its config's _class_name); `parts` loads only the decoder or the encoder. */
+export async function loadVae(source: ModelSource, subfolder: string, o: LoadCommon, parts: 'both' | 'decoder' | 'encoder' = 'both'): Promise<Vae> {
   const cfg = await readComponentConfig(source, subfolder);
-  const opts = { subfolder, context: o.context, variant: o.variant, signal: o.signal, onNotice: o.onNotice, onProgress: progress(o, 'vae') };
+  const opts = { subfolder, parts, context: o.context, variant: o.variant, signal: o.signal, onNotice: o.onNotice, onProgress: progress(o, 'vae') };
   if (cfg._class_name === 'AutoencoderTiny') return AutoencoderTiny.fromPretrained(source, { ...opts, dtype: o.dtype });
   return AutoencoderKL.fromPretrained(source, opts);
 }

@@ -73,7 +73,7 @@ export async function runDenoise(pipe: StableDiffusionXLPipeline, o: GenerateOpt
   const b = prompt.length * n;
   const h = height / 8;
   const w = width / 8;
-  const cin = pipe.unet.spec.inChannels;
+  const cin = pipe.unetSpec.inChannels;
   if (o.latents && o.latents.length !== b * cin * h * w) {
     throw new InvalidArgumentError(`latents has ${o.latents.length} values; expected ${b}×${cin}×${h}×${w} = ${b * cin * h * w} (NCHW for ${width}×${height})`);
   }
@@ -95,6 +95,8 @@ export async function runDenoise(pipe: StableDiffusionXLPipeline, o: GenerateOpt
     }
   };
   const stage = () => {
+    // low-memory mode: free buffers the last stage pooled, so each stage's peak is its own
+    if (pipe.lowMemory) ctx.trim();
     ctx.resetPeak();
     return performance.now();
   };
@@ -157,49 +159,53 @@ export async function runDenoise(pipe: StableDiffusionXLPipeline, o: GenerateOpt
     }
 
     // ---- denoise
-    const unet = pipe.unet;
-    // non-finite values are flagged on the GPU after every step (one u32 per step) and read back only
-    // every CHECK_EVERY steps and at the end, so a NaN costs no per-step readback yet is named exactly
-    const flags = track(ctx.fromData(new Uint32Array(timesteps.length), [timesteps.length], 'u32', 'non-finite flags'));
-    const checkFlags = async (upTo: number) => {
-      const f = (await flags.read()) as Uint32Array;
-      const bad = f.subarray(0, upTo).findIndex((v) => v !== 0);
-      if (bad >= 0) {
-        throw new NumericalError(
-          `the latents after denoising step ${bad + 1} of ${timesteps.length} (timestep ${timesteps[bad]})`,
-          pipe.dtype === 'f16' ? 'The UNet runs in f16 here: retry with dtype f32 (--dtype f32); also check guidanceScale and the inputs.' : 'Check guidanceScale, the given latents and the model weights (a corrupt file?).',
-        );
+    const unet = await pipe.acquireUNet(signal);
+    try {
+      // non-finite values are flagged on the GPU after every step (one u32 per step) and read back only
+      // every CHECK_EVERY steps and at the end, so a NaN costs no per-step readback yet is named exactly
+      const flags = track(ctx.fromData(new Uint32Array(timesteps.length), [timesteps.length], 'u32', 'non-finite flags'));
+      const checkFlags = async (upTo: number) => {
+        const f = (await flags.read()) as Uint32Array;
+        const bad = f.subarray(0, upTo).findIndex((v) => v !== 0);
+        if (bad >= 0) {
+          throw new NumericalError(
+            `the latents after denoising step ${bad + 1} of ${timesteps.length} (timestep ${timesteps[bad]})`,
+            pipe.dtype === 'f16' ? 'The UNet runs in f16 here: retry with dtype f32 (--dtype f32); also check guidanceScale and the inputs.' : 'Check guidanceScale, the given latents and the model weights (a corrupt file?).',
+          );
+        }
+      };
+      for (let i = 0; i < timesteps.length; i++) {
+        if (signal?.aborted) throw new AbortError(`generation aborted at step ${i + 1} of ${timesteps.length}`, { cause: signal.reason });
+        const ts = performance.now();
+        const t = timesteps[i];
+        const scaled = track(scheduler.scaleModelInput(ops, latents, t));
+        const input = guided ? track(gatherBatch([scaled], [...Array(b).keys(), ...Array(b).keys()].map((row) => ({ from: 0, row })), 'cfg batch')) : scaled;
+        const eps = track(unet.forward({ sample: input, timestep: t, encoderHiddenStates: embeds.promptEmbeds, textEmbeds: embeds.pooled, timeIds }));
+        if (input !== scaled) drop(input);
+        drop(scaled);
+        let noisePred: Tensor = track(guided ? guidance(eps, g, { outDtype: 'f32' }) : cast(eps, 'f32'));
+        if (guided && phi > 0) noisePred = await rescaleNoiseCfg(noisePred, eps, b, phi, track, drop);
+        drop(eps);
+        const next = track(scheduler.step(ops, noisePred, t, latents, { generator }));
+        drop(noisePred);
+        drop(latents);
+        latents = next;
+        const flag = nonFiniteFlag(latents);
+        ctx.copyBuffer(flag.buffer, 0, flags.buffer, i * 4, 4);
+        flag.dispose();
+        // steps cost the same: sleep through most of the previous step's time before waiting
+        await ctx.sync({ expectedMs: report.stepMs.length ? Math.min(...report.stepMs.slice(-3)) : 0 });
+        if ((i + 1) % CHECK_EVERY === 0 || i === timesteps.length - 1) await checkFlags(i + 1);
+        report.stepMs.push(performance.now() - ts);
+        if (o.onStep) {
+          const every = o.previewEvery ?? 1;
+          let preview: RgbaImage | undefined;
+          if (o.preview && (i % every === 0 || i === timesteps.length - 1)) preview = await makePreview(pipe, latents, w, h, cin);
+          await o.onStep({ step: i + 1, total: timesteps.length, timestep: t, elapsedMs: performance.now() - t0, preview });
+        }
       }
-    };
-    for (let i = 0; i < timesteps.length; i++) {
-      if (signal?.aborted) throw new AbortError(`generation aborted at step ${i + 1} of ${timesteps.length}`, { cause: signal.reason });
-      const ts = performance.now();
-      const t = timesteps[i];
-      const scaled = track(scheduler.scaleModelInput(ops, latents, t));
-      const input = guided ? track(gatherBatch([scaled], [...Array(b).keys(), ...Array(b).keys()].map((row) => ({ from: 0, row })), 'cfg batch')) : scaled;
-      const eps = track(unet.forward({ sample: input, timestep: t, encoderHiddenStates: embeds.promptEmbeds, textEmbeds: embeds.pooled, timeIds }));
-      if (input !== scaled) drop(input);
-      drop(scaled);
-      let noisePred: Tensor = track(guided ? guidance(eps, g, { outDtype: 'f32' }) : cast(eps, 'f32'));
-      if (guided && phi > 0) noisePred = await rescaleNoiseCfg(noisePred, eps, b, phi, track, drop);
-      drop(eps);
-      const next = track(scheduler.step(ops, noisePred, t, latents, { generator }));
-      drop(noisePred);
-      drop(latents);
-      latents = next;
-      const flag = nonFiniteFlag(latents);
-      ctx.copyBuffer(flag.buffer, 0, flags.buffer, i * 4, 4);
-      flag.dispose();
-      // steps cost the same: sleep through most of the previous step's time before waiting
-      await ctx.sync({ expectedMs: report.stepMs.length ? Math.min(...report.stepMs.slice(-3)) : 0 });
-      if ((i + 1) % CHECK_EVERY === 0 || i === timesteps.length - 1) await checkFlags(i + 1);
-      report.stepMs.push(performance.now() - ts);
-      if (o.onStep) {
-        const every = o.previewEvery ?? 1;
-        let preview: RgbaImage | undefined;
-        if (o.preview && (i % every === 0 || i === timesteps.length - 1)) preview = await makePreview(pipe, latents, w, h, cin);
-        await o.onStep({ step: i + 1, total: timesteps.length, timestep: t, elapsedMs: performance.now() - t0, preview });
-      }
+    } finally {
+      pipe.releaseUNet(unet);
     }
     endStage(report.denoise, s0);
     const latentsNCHW = await downloadNCHW(latents);
@@ -210,7 +216,7 @@ export async function runDenoise(pipe: StableDiffusionXLPipeline, o: GenerateOpt
     if ((o.outputType ?? 'rgba') !== 'latent') {
       throwIfAborted(signal, 'decoding');
       s0 = stage();
-      const vae = await pipe.acquireVae(signal);
+      const vae = await pipe.acquireVae(signal, 'decoder');
       try {
         throwIfAborted(signal, 'decoding');
         const img = track(await vae.decodeLatents(latents, { signal }));
@@ -267,12 +273,12 @@ async function makePreview(pipe: StableDiffusionXLPipeline, latents: Tensor, w: 
  */
 function checkFits(pipe: StableDiffusionXLPipeline, rows: number, width: number, height: number): void {
   const ctx = pipe.ctx;
-  const el = pipe.unet.dtype === 'f16' ? 2 : 4;
-  const plan = planUNetMemory(pipe.unet.spec, rows, height / 8, width / 8, el);
+  const el = pipe.dtype === 'f16' ? 2 : 4;
+  const plan = planUNetMemory(pipe.unetSpec, rows, height / 8, width / 8, el);
   const limit = ctx.limits.maxStorageBufferBindingSize;
   const worst = plan.wholeBindings.reduce((a, x) => (x.bytes > a.bytes ? x : a), { what: '', bytes: 0 });
   if (worst.bytes > limit) {
-    throw new DeviceLimitError('maxStorageBufferBindingSize', worst.bytes, limit, `${width}×${height} (UNet batch ${rows}, ${pipe.unet.dtype}) needs ${worst.what} in one binding; choose a smaller size${el === 4 && ctx.f16 ? ' or dtype f16' : ''}`);
+    throw new DeviceLimitError('maxStorageBufferBindingSize', worst.bytes, limit, `${width}×${height} (UNet batch ${rows}, ${pipe.dtype}) needs ${worst.what} in one binding; choose a smaller size${el === 4 && ctx.f16 ? ' or dtype f16' : ''}`);
   }
   const free = ctx.memoryBudgetBytes - ctx.memory.liveBytes;
   if (plan.peakActivationBytes > free) {
@@ -336,7 +342,7 @@ async function encodeInitImage(
   const one = track(ctx.fromData(px, [1, height, width, 3], 'f32', 'init image'));
   const image = b === 1 ? one : track(gatherBatch([one], Array.from({ length: b }, () => ({ from: 0, row: 0 })), 'init images'));
   if (image !== one) drop(one);
-  const vae = await pipe.acquireVae(signal);
+  const vae = await pipe.acquireVae(signal, 'encoder');
   try {
     const latents = track(await vae.encodeLatents(image, { generator, signal }));
     drop(image);

@@ -9,7 +9,7 @@ import {
   type GpuContext, type ModelSource, type Tensor,
 } from '@ssd/tensor';
 import type { CLIPTextModel, CLIPTokenizer } from '@ssd/clip';
-import type { UNet2DConditionModel } from '@ssd/unet';
+import { parseUNetConfig, type UNet2DConditionConfig, type UNet2DConditionModel, type UNetSpec } from '@ssd/unet';
 import { loadTextEncoders, loadTokenizers, loadUNet, loadVae, type ComponentLoadProgress, type Vae } from './components.js';
 import type { GenerateOptions, Img2ImgOptions, RgbaImage } from './options.js';
 import { runDenoise, type RunReport, type RunResult } from './run.js';
@@ -24,7 +24,11 @@ export interface PipelineOptions {
   scheduler?: string;
   /** Another VAE (AutoencoderKL such as the fp16-fix VAE, or AutoencoderTiny/TAESDXL): a folder, URL or source. */
   vae?: string | ModelSource;
-  /** 'low': text encoders are released after encoding and the VAE is loaded only to decode. */
+  /**
+   * 'low': each component is loaded for its stage and released after it — text encoders, then the
+   * UNet, then the VAE (decoder only) — so the peak is the largest single stage (SSD-1B at 1024²: the
+   * UNet's 2.66 GB of fp16 weights plus its activations). Every call re-reads the weights.
+   */
   memory?: 'resident' | 'low';
   /** A context to share (default: a new one). */
   context?: GpuContext;
@@ -51,6 +55,9 @@ export class StableDiffusionXLPipeline {
   private disposed = false;
   private textEncoders: [CLIPTextModel, CLIPTextModel] | null;
   private vaeModel: Vae | null;
+  private unetModel: UNet2DConditionModel | null;
+  /** The UNet's structure, from its config (also while a low-memory pipeline has it unloaded). */
+  readonly unetSpec: UNetSpec;
 
   private constructor(
     readonly ctx: GpuContext,
@@ -60,7 +67,8 @@ export class StableDiffusionXLPipeline {
     readonly dtype: 'f16' | 'f32',
     readonly tokenizers: [CLIPTokenizer, CLIPTokenizer],
     textEncoders: [CLIPTextModel, CLIPTextModel] | null,
-    readonly unet: UNet2DConditionModel,
+    unet: UNet2DConditionModel | null,
+    unetConfig: UNet2DConditionConfig,
     vae: Vae | null,
     readonly vaeSource: { source: ModelSource; subfolder: string },
     readonly schedulerConfig: Record<string, unknown>,
@@ -69,6 +77,8 @@ export class StableDiffusionXLPipeline {
   ) {
     this.textEncoders = textEncoders;
     this.vaeModel = vae;
+    this.unetModel = unet;
+    this.unetSpec = unet?.spec ?? parseUNetConfig(unetConfig);
     this.schedulerName = options.scheduler ?? String(schedulerConfig._class_name ?? 'EulerDiscreteScheduler');
     createScheduler(this.schedulerName, schedulerConfig); // validates the name now
   }
@@ -100,11 +110,13 @@ export class StableDiffusionXLPipeline {
       throwIfAborted(options.signal, 'loading the pipeline');
       const textEncoders = low ? null : await loadTextEncoders(src, common);
       if (textEncoders) cleanup.push(...textEncoders);
-      const unet = await loadUNet(src, common);
-      cleanup.push(unet);
+      const unetConfig = (await readComponentConfig(src, 'unet')) as UNet2DConditionConfig;
+      parseUNetConfig(unetConfig); // a config we cannot run fails now, also in low-memory mode
+      const unet = low ? null : await loadUNet(src, common);
+      if (unet) cleanup.push(unet);
       const vae = low ? null : await loadVae(vaeSource.source, vaeSource.subfolder, common);
       if (vae) cleanup.push(vae);
-      const pipe = new StableDiffusionXLPipeline(ctx, src, owns, options, dtype, tokenizers, textEncoders, unet, vae, vaeSource, schedulerConfig, index.extra.force_zeros_for_empty_prompt !== false, performance.now() - t0);
+      const pipe = new StableDiffusionXLPipeline(ctx, src, owns, options, dtype, tokenizers, textEncoders, unet, unetConfig, vae, vaeSource, schedulerConfig, index.extra.force_zeros_for_empty_prompt !== false, performance.now() - t0);
       return pipe;
     } catch (e) {
       for (const c of cleanup) c.dispose();
@@ -135,7 +147,7 @@ export class StableDiffusionXLPipeline {
 
   /** Default image size: the UNet's sample_size × 8. */
   get defaultSize(): number {
-    return this.unet.spec.sampleSize * 8;
+    return this.unetSpec.sampleSize * 8;
   }
 
   /** Text-to-image. */
@@ -161,6 +173,26 @@ export class StableDiffusionXLPipeline {
     return r;
   }
 
+  /** The resident UNet. In low-memory mode it is loaded only while denoising (acquireUNet). */
+  get unet(): UNet2DConditionModel {
+    if (!this.unetModel) throw new InvalidArgumentError('in low-memory mode the UNet is loaded only while denoising');
+    return this.unetModel;
+  }
+
+  /** The UNet for one run (loaded now in low-memory mode; release with releaseUNet). */
+  async acquireUNet(signal?: AbortSignal): Promise<UNet2DConditionModel> {
+    return this.unetModel ?? loadUNet(this.source, this.loadCommon(signal));
+  }
+
+  releaseUNet(unet: UNet2DConditionModel): void {
+    if (unet !== this.unetModel) unet.dispose();
+  }
+
+  /** Low-memory mode: every component is loaded for its stage and released after it. */
+  get lowMemory(): boolean {
+    return this.options.memory === 'low';
+  }
+
   /** The VAE kept loaded (resident mode), if any. */
   get residentVae(): Vae | null {
     return this.vaeModel;
@@ -176,9 +208,10 @@ export class StableDiffusionXLPipeline {
     if (encoders !== this.textEncoders) for (const e of encoders) e.dispose();
   }
 
-  async acquireVae(signal?: AbortSignal): Promise<Vae> {
+  /** The VAE for one stage: the resident one, or (low-memory mode) just the part the stage needs. */
+  async acquireVae(signal?: AbortSignal, part: 'decoder' | 'encoder' = 'decoder'): Promise<Vae> {
     if (this.vaeModel) return this.vaeModel;
-    return loadVae(this.vaeSource.source, this.vaeSource.subfolder, this.loadCommon(signal));
+    return loadVae(this.vaeSource.source, this.vaeSource.subfolder, this.loadCommon(signal), part);
   }
 
   releaseVae(vae: Vae): void {
@@ -195,7 +228,7 @@ export class StableDiffusionXLPipeline {
     this.disposed = true;
     await this.queue.catch(() => {});
     this.textEncoders?.forEach((e) => e.dispose());
-    this.unet.dispose();
+    this.unetModel?.dispose();
     this.vaeModel?.dispose();
     if (this.ownsContext) this.ctx.destroy();
   }

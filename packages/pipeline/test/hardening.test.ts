@@ -237,7 +237,7 @@ describe('runtime faults', () => {
     for (let k = 1; k <= 3; k++) await abortAt(`at step ${k}`, (c) => ({ onStep: ({ step }) => (step === k ? c.abort() : undefined) }));
   });
 
-  it('abort during loading (and in low-memory mode, during text-encoder and VAE loading)', async () => {
+  it('abort during loading (and in low-memory mode, during text-encoder, UNet and VAE loading)', async () => {
     const c = new AbortController();
     const before = ctx.memory.liveBytes;
     let events = 0;
@@ -253,7 +253,7 @@ describe('runtime faults', () => {
     const low = await StableDiffusionXLPipeline.fromPretrained(model, { context: ctx, dtype: 'f32', memory: 'low', onNotice: () => {} });
     try {
       const lowBefore = ctx.memory.liveBytes;
-      for (const component of ['text_encoder', 'vae']) {
+      for (const component of ['text_encoder', 'unet', 'vae']) {
         const c2 = new AbortController();
         const lowPipe = low as unknown as { options: { onLoadProgress?: (p: { component: string }) => void } };
         (lowPipe.options as { onLoadProgress?: unknown }).onLoadProgress = (p: { component: string }) => p.component === component && c2.abort();
