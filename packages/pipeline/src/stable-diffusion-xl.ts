@@ -26,8 +26,9 @@ export interface PipelineOptions {
   vae?: string | ModelSource;
   /**
    * 'low': each component is loaded for its stage and released after it — text encoders, then the
-   * UNet, then the VAE (decoder only) — so the peak is the largest single stage (SSD-1B at 1024²: the
-   * UNet's 2.66 GB of fp16 weights plus its activations). Every call re-reads the weights.
+   * UNet, then the VAE (decoder only) — and the buffer pool is capped at 16 MiB while a run lasts, so
+   * the peak is the largest single stage (SSD-1B at 1024²: the UNet's 2.66 GB of fp16 weights plus
+   * its live activations). Every call re-reads the weights.
    */
   memory?: 'resident' | 'low';
   /** A context to share (default: a new one). */

@@ -9,6 +9,7 @@ import { AbortError, CheckpointError, ConfigError, createContext, DeviceLimitErr
 import { StableDiffusionXLPipeline, type GenerateOptions } from '@ssd/pipeline';
 import { fixturesDir, testContext } from '../../../testing/index.js';
 import { serveFolder } from '../../../testing/http-server.js';
+import { LOW_MEMORY_POOL_BYTES } from '../src/run.js';
 
 const model = join(fixturesDir, 'models/tiny-ssd1b');
 const tmp = mkdtempSync(join(tmpdir(), 'ssd-hard-'));
@@ -262,9 +263,15 @@ describe('runtime faults', () => {
         expect(ctx.memory.liveBytes, component).toBe(lowBefore);
       }
       (low as unknown as { options: { onLoadProgress?: unknown } }).options.onLoadProgress = undefined;
-      const r = await low.generate({ ...base, numInferenceSteps: 3, outputType: 'latent' });
+      const poolCap = ctx.maxPooledBytes;
+      const capsSeen: number[] = [];
+      const r = await low.generate({ ...base, numInferenceSteps: 3, outputType: 'latent', onStep: () => void capsSeen.push(ctx.maxPooledBytes) });
       expect([...r.latents.data]).toEqual([...reference]);
       expect(ctx.memory.liveBytes).toBe(lowBefore); // low memory: encoders and VAE released again
+      // low memory: the pool is capped while the run lasts, and given back its own cap after
+      expect(capsSeen).toEqual([LOW_MEMORY_POOL_BYTES, LOW_MEMORY_POOL_BYTES, LOW_MEMORY_POOL_BYTES]);
+      expect(poolCap).toBeGreaterThan(LOW_MEMORY_POOL_BYTES);
+      expect(ctx.maxPooledBytes).toBe(poolCap);
     } finally {
       await low.dispose();
     }
