@@ -3,7 +3,8 @@
 // memory from the report, peak process RSS, and RSS while each component loaded. On a CPU adapter
 // GPU buffers live in the process, so "host" = RSS minus the weight bytes uploaded so far (the load
 // progress lines give them): what loading itself holds, which must stay far below a file's size.
-// Components loaded during generate (--low-memory) count the weights of earlier ones as still held.
+// Components loaded during generate (--low-memory) come after others were freed, and RSS need not
+// drop when memory is freed, so for them only the peak RSS is given (peakHostBytes null).
 //
 //   node --import tsx bench/lib/summarize-e2e.ts <prefix>… > bench/results/e2e-<adapter>.json
 import { readFileSync } from 'node:fs';
@@ -35,6 +36,10 @@ function summarise(prefix: string): Record<string, unknown> {
   const perComponent = new Map<string, { peakRssBytes: number; peakHostBytes: number; seconds: [number, number] }>();
   const finished = new Set<string>();
   let baselineRssBytes = 0; // the last sample before anything loads (Node, Dawn, the driver)
+  // components whose progress starts after the CLI's "loaded <model> in …" line load during generate
+  const log = readFileSync(`${prefix}.log`, 'utf8');
+  const loadedAt = log.search(/^loaded /m);
+  const duringGenerate = new Set([...log.matchAll(/loading (\S+) \[/g)].filter((m) => loadedAt >= 0 && m.index! > loadedAt).map((m) => m[1]));
   for (const x of samples) {
     const m = /loading (\S+) \[[#.]+\] ([\d.]+)\/([\d.]+) MiB/.exec(x.line);
     if (!m) {
@@ -74,7 +79,9 @@ function summarise(prefix: string): Record<string, unknown> {
     peakRssBytes: report.processPeakRssBytes,
     sampledPeakRssBytes: meta.peak_rss_kib * 1024,
     baselineRssBytes,
-    loading: Object.fromEntries(order.map((c) => [c, { bytes: totals.get(c), ...perComponent.get(c) }])),
+    loading: Object.fromEntries(
+      order.map((c) => [c, { bytes: totals.get(c), ...perComponent.get(c), ...(duringGenerate.has(c) ? { peakHostBytes: null, during: 'generate' } : {}) }]),
+    ),
     notices: report.notices,
   };
 }
