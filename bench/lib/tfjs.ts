@@ -24,9 +24,14 @@ export async function loadTfjs(ctx: GpuContext): Promise<Peer | null> {
     await import('@tensorflow/tfjs-backend-webgpu');
     if (!(await tf.setBackend('webgpu'))) return null;
     await tf.ready();
-    const backend = tf.backend() as unknown as { submitQueue?: () => void; device: GPUDevice };
+    const backend = tf.backend() as unknown as { commandEncoder: GPUCommandEncoder | null; endComputePassEncoder(): void; submitQueue(): void; device: GPUDevice };
     const idle = async () => {
-      backend.submitQueue?.();
+      // tfjs records into one encoder: end its open compute pass before submitting, as tfjs does
+      // itself (finishing an encoder with an open pass makes the whole command buffer invalid)
+      if (backend.commandEncoder) {
+        backend.endComputePassEncoder();
+        backend.submitQueue();
+      }
       await backend.device.queue.onSubmittedWorkDone();
     };
     void ctx;
@@ -42,7 +47,12 @@ export async function loadTfjs(ctx: GpuContext): Promise<Peer | null> {
           out.dispose();
           return ms;
         };
+        // a peer whose work was rejected would time nothing: the warm-up must raise no GPU error
+        backend.device.pushErrorScope('validation');
+        backend.device.pushErrorScope('out-of-memory');
         await once();
+        const errors = [await backend.device.popErrorScope(), await backend.device.popErrorScope()].filter((e) => e);
+        if (errors.length) throw new Error(`tfjs-webgpu's commands failed: ${errors[0]!.message}`);
         const ts: number[] = [];
         for (let i = 0; i < runs; i++) {
           ts.push(await once());
