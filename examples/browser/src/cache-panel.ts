@@ -4,10 +4,15 @@ import { clearCachedModels, fmtBytes, listCachedModels, weightCacheStorage } fro
 import { $, logEvent, showMessage } from './dom.js';
 
 export function setupCachePanel(): { refresh(): Promise<void> } {
+  // refreshes overlap (opening the panel, a finished load, a Clear): only the newest may show its
+  // listing, or one that started before a Clear could finish last and show the cleared model again
+  let latest = 0;
   async function refresh(): Promise<void> {
+    const ticket = ++latest;
     const body = $('cache-list').querySelector('tbody')!;
     try {
       const [models, kind, estimate] = await Promise.all([listCachedModels(), weightCacheStorage(), navigator.storage?.estimate?.() ?? Promise.resolve(undefined)]);
+      if (ticket !== latest) return;
       logEvent('cache-list', { models: models.map((m) => ({ base: m.base, files: m.files.length, sizeBytes: m.sizeBytes, partialBytes: m.partialBytes, storage: m.storage })) });
       const where = kind === 'opfs' ? 'the Origin Private File System' : kind === 'cache-api' ? 'the Cache API (no OPFS here)' : 'nowhere: this browser offers no storage for it';
       $('storage-estimate').textContent =
@@ -35,6 +40,7 @@ export function setupCachePanel(): { refresh(): Promise<void> } {
         action.append(btn);
       }
     } catch (e) {
+      if (ticket !== latest) return;
       body.replaceChildren();
       showMessage('error', 'Could not read the weight cache', (e as Error).message, 'cache');
     }

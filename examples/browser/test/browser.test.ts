@@ -228,7 +228,11 @@ describe('browser demo in headless Chromium (SwiftShader)', () => {
     expect(models.find((m) => m.base.includes('/models-flaky/'))?.partialBytes).toBe(0);
     const from2 = await eventCount(page);
     await page.click(`#cache-list tr[data-base="${modelUrl()}"] button`);
-    const after = await waitForEvent(page, ['cache-list'], from2);
+    const cleared = await waitForEvent(page, ['cache-cleared'], from2);
+    expect(cleared.base).toBe(modelUrl());
+    // the listing made after the clear (one made before it may still arrive first)
+    const clearedAt = (await events(page)).findIndex((e, i) => i >= from2 && e.type === 'cache-cleared');
+    const after = await waitForEvent(page, ['cache-list'], clearedAt + 1);
     expect((after.models as { base: string }[]).map((m) => m.base)).not.toContain(modelUrl());
   }, LONG);
 
