@@ -1,6 +1,6 @@
 // Loading the components a StableDiffusionXLPipeline folder lists in model_index.json, with byte-
 // accurate progress per component and the fp16 variant / f16 dtype choices applied consistently.
-import { readComponentConfig, type GpuContext, type LoadProgress, type ModelSource } from '@ssd/tensor';
+import { openWeightFiles, readComponentConfig, resolveWeightFiles, type GpuContext, type LoadProgress, type ModelSource } from '@ssd/tensor';
 import { CLIPTextModel, CLIPTokenizer } from '@ssd/clip';
 import { UNet2DConditionModel } from '@ssd/unet';
 import { AutoencoderKL, AutoencoderTiny } from '@ssd/vae';
@@ -21,6 +21,22 @@ export interface LoadCommon {
 }
 
 const progress = (o: LoadCommon, component: string) => (p: LoadProgress) => o.onProgress?.({ ...p, component });
+
+/**
+ * GPU bytes a component's weights take once loaded at `dtype`, from its safetensors headers alone
+ * (low-memory mode checks a run against them before loading anything). Local files and URLs read
+ * just the headers; a caching source (the browser weight cache) fetches the files into its cache.
+ */
+export async function componentWeightBytes(source: ModelSource, subfolder: string, variant: string | undefined, dtype: 'f16' | 'f32'): Promise<number> {
+  const files = await openWeightFiles(source, await resolveWeightFiles(source, subfolder, variant));
+  try {
+    let elements = 0;
+    for (const f of files) for (const t of f.tensors.values()) elements += t.shape.reduce((a, d) => a * d, 1);
+    return elements * (dtype === 'f16' ? 2 : 4);
+  } finally {
+    await Promise.all(files.map((f) => f.source.close()));
+  }
+}
 
 export async function loadTokenizers(source: ModelSource): Promise<[CLIPTokenizer, CLIPTokenizer]> {
   return Promise.all([CLIPTokenizer.fromPretrained(source, 'tokenizer'), CLIPTokenizer.fromPretrained(source, 'tokenizer_2')]);

@@ -294,7 +294,8 @@ async function makePreview(pipe: StableDiffusionXLPipeline, latents: Tensor, w: 
 
 /**
  * Refuses up front a size the device cannot run: a tensor some op must bind whole above
- * maxStorageBufferBindingSize, or activations beyond the context's memory budget.
+ * maxStorageBufferBindingSize, or activations beyond the context's memory budget (in low-memory
+ * mode: a stage's weights, or the UNet's weights plus its activations, beyond it).
  */
 function checkFits(pipe: StableDiffusionXLPipeline, rows: number, width: number, height: number): void {
   const ctx = pipe.ctx;
@@ -306,6 +307,18 @@ function checkFits(pipe: StableDiffusionXLPipeline, rows: number, width: number,
     throw new DeviceLimitError('maxStorageBufferBindingSize', worst.bytes, limit, `${width}×${height} (UNet batch ${rows}, ${pipe.dtype}) needs ${worst.what} in one binding; choose a smaller size${el === 4 && ctx.f16 ? ' or dtype f16' : ''}`);
   }
   const free = ctx.memoryBudgetBytes - ctx.memory.liveBytes;
+  const stages = pipe.stageWeightBytes;
+  if (stages) {
+    // low-memory mode: nothing of the model is loaded yet; the largest stage must fit on its own
+    if (stages.textEncoders > free) {
+      throw new DeviceLimitError('GPU memory budget (bytes)', stages.textEncoders, Math.max(0, Math.round(free)), 'the two text encoders\' weights (low-memory mode loads them for the text stage)');
+    }
+    const unetStage = stages.unet + plan.peakActivationBytes;
+    if (unetStage > free) {
+      throw new DeviceLimitError('GPU memory budget (bytes)', Math.round(unetStage), Math.max(0, Math.round(free)), `${width}×${height} (UNet batch ${rows}): the UNet's weights (${stages.unet.toLocaleString('en-US')} bytes) plus its estimated activations; choose a smaller size or fewer images`);
+    }
+    return;
+  }
   if (plan.peakActivationBytes > free) {
     throw new DeviceLimitError('GPU memory budget (bytes)', Math.round(plan.peakActivationBytes), Math.max(0, Math.round(free)), `${width}×${height} (UNet batch ${rows}): estimated UNet activations beyond the weights already loaded; choose a smaller size or fewer images`);
   }

@@ -10,7 +10,7 @@ import {
 } from '@ssd/tensor';
 import type { CLIPTextModel, CLIPTokenizer } from '@ssd/clip';
 import { parseUNetConfig, type UNet2DConditionConfig, type UNet2DConditionModel, type UNetSpec } from '@ssd/unet';
-import { loadTextEncoders, loadTokenizers, loadUNet, loadVae, type ComponentLoadProgress, type Vae } from './components.js';
+import { componentWeightBytes, loadTextEncoders, loadTokenizers, loadUNet, loadVae, type ComponentLoadProgress, type Vae } from './components.js';
 import type { GenerateOptions, Img2ImgOptions, RgbaImage } from './options.js';
 import { runDenoise, type RunReport, type RunResult } from './run.js';
 import { createScheduler, type Scheduler } from './schedulers/index.js';
@@ -75,6 +75,8 @@ export class StableDiffusionXLPipeline {
     readonly schedulerConfig: Record<string, unknown>,
     readonly forceZerosForEmptyPrompt: boolean,
     readonly loadMs: number,
+    /** Low-memory mode: GPU bytes of each stage's weights, loaded per run (checked before a run starts). */
+    readonly stageWeightBytes: { textEncoders: number; unet: number } | null,
   ) {
     this.textEncoders = textEncoders;
     this.vaeModel = vae;
@@ -113,11 +115,17 @@ export class StableDiffusionXLPipeline {
       if (textEncoders) cleanup.push(...textEncoders);
       const unetConfig = (await readComponentConfig(src, 'unet')) as UNet2DConditionConfig;
       parseUNetConfig(unetConfig); // a config we cannot run fails now, also in low-memory mode
+      const stageWeightBytes = low
+        ? {
+            textEncoders: (await componentWeightBytes(src, 'text_encoder', options.variant, dtype)) + (await componentWeightBytes(src, 'text_encoder_2', options.variant, dtype)),
+            unet: await componentWeightBytes(src, 'unet', options.variant, dtype),
+          }
+        : null;
       const unet = low ? null : await loadUNet(src, common);
       if (unet) cleanup.push(unet);
       const vae = low ? null : await loadVae(vaeSource.source, vaeSource.subfolder, common);
       if (vae) cleanup.push(vae);
-      const pipe = new StableDiffusionXLPipeline(ctx, src, owns, options, dtype, tokenizers, textEncoders, unet, unetConfig, vae, vaeSource, schedulerConfig, index.extra.force_zeros_for_empty_prompt !== false, performance.now() - t0);
+      const pipe = new StableDiffusionXLPipeline(ctx, src, owns, options, dtype, tokenizers, textEncoders, unet, unetConfig, vae, vaeSource, schedulerConfig, index.extra.force_zeros_for_empty_prompt !== false, performance.now() - t0, stageWeightBytes);
       return pipe;
     } catch (e) {
       for (const c of cleanup) c.dispose();

@@ -9,6 +9,7 @@ import { AbortError, CheckpointError, ConfigError, createContext, DeviceLimitErr
 import { StableDiffusionXLPipeline, type GenerateOptions } from '@ssd/pipeline';
 import { fixturesDir, testContext } from '../../../testing/index.js';
 import { serveFolder } from '../../../testing/http-server.js';
+import { planUNetMemory } from '@ssd/unet';
 import { LOW_MEMORY_POOL_BYTES } from '../src/run.js';
 
 const model = join(fixturesDir, 'models/tiny-ssd1b');
@@ -181,6 +182,36 @@ describe('bad generation options', () => {
       expect(ok.images[0].data.length).toBe(128 * 128 * 4);
     } finally {
       await small.dispose();
+      ctx.destroy();
+    }
+  });
+
+  it('low-memory mode checks each stage against the memory budget before loading anything', async () => {
+    // stage sizes from the file headers equal what loading takes
+    const probe = await StableDiffusionXLPipeline.fromPretrained(model, { dtype: 'f32', memory: 'low', onNotice: () => {} });
+    const stages = probe.stageWeightBytes!;
+    const unet = await probe.acquireUNet();
+    expect(stages.unet).toBe(unet.weightBytes);
+    probe.releaseUNet(unet);
+    await probe.dispose();
+    // a budget that holds the UNet's activations at 1024² but not its weights too: refused up front
+    const act = planUNetMemory(probe.unetSpec, 2, 128, 128, 4).peakActivationBytes;
+    const budget = Math.round(act + stages.unet / 2);
+    expect(budget).toBeGreaterThan(stages.textEncoders);
+    const ctx = await createContext({ memoryBudgetBytes: budget });
+    let loads = 0;
+    const low = await StableDiffusionXLPipeline.fromPretrained(model, { context: ctx, dtype: 'f32', memory: 'low', onNotice: () => {}, onLoadProgress: () => void loads++ });
+    try {
+      const e = await low.generate({ ...base, width: 1024, height: 1024 }).catch((x) => x);
+      expect(e).toBeInstanceOf(DeviceLimitError);
+      expect(e.message).toMatch(/1024×1024 \(UNet batch 2\): the UNet's weights .* plus its estimated activations/);
+      expect(loads).toBe(0);
+      expect(ctx.memory.liveBytes).toBe(0);
+      const ok = await low.generate(base);
+      expect(ok.images[0].data.length).toBe(64 * 64 * 4);
+      expect(loads).toBeGreaterThan(0);
+    } finally {
+      await low.dispose();
       ctx.destroy();
     }
   });
