@@ -1,6 +1,7 @@
 // Driving the demo page from a test: wait for worker events (window.ssdDemo.events), fill the form,
 // read the PNG behind the download link.
 import type { Page } from 'playwright-core';
+import type { GenerateParams } from '../src/protocol.js';
 
 export interface DemoEvent {
   t: number;
@@ -8,16 +9,8 @@ export interface DemoEvent {
   [k: string]: unknown;
 }
 
-export interface RunSettings {
-  prompt: string;
-  negativePrompt: string;
-  steps: number;
-  guidanceScale: number;
-  width: number;
-  height: number;
-  seed: number;
-  scheduler: string;
-}
+/** What the test fills into the form: the page's own generate parameters. */
+export type RunSettings = GenerateParams;
 
 export async function events(page: Page): Promise<DemoEvent[]> {
   return page.evaluate(() => (window as unknown as { ssdDemo: { events: DemoEvent[] } }).ssdDemo.events);

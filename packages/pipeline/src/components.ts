@@ -1,6 +1,6 @@
 // Loading the components a StableDiffusionXLPipeline folder lists in model_index.json, with byte-
 // accurate progress per component and the fp16 variant / f16 dtype choices applied consistently.
-import { openWeightFiles, readComponentConfig, resolveWeightFiles, type GpuContext, type LoadProgress, type ModelSource } from '@ssd/tensor';
+import { DTYPE_BYTES, openWeightFiles, readComponentConfig, resolveWeightFiles, shapeSize, type GpuContext, type LoadProgress, type ModelSource } from '@ssd/tensor';
 import { CLIPTextModel, CLIPTokenizer } from '@ssd/clip';
 import { UNet2DConditionModel } from '@ssd/unet';
 import { AutoencoderKL, AutoencoderTiny } from '@ssd/vae';
@@ -31,8 +31,8 @@ export async function componentWeightBytes(source: ModelSource, subfolder: strin
   const files = await openWeightFiles(source, await resolveWeightFiles(source, subfolder, variant));
   try {
     let elements = 0;
-    for (const f of files) for (const t of f.tensors.values()) elements += t.shape.reduce((a, d) => a * d, 1);
-    return elements * (dtype === 'f16' ? 2 : 4);
+    for (const f of files) for (const t of f.tensors.values()) elements += shapeSize(t.shape);
+    return elements * DTYPE_BYTES[dtype];
   } finally {
     await Promise.all(files.map((f) => f.source.close()));
   }

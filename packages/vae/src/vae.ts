@@ -31,13 +31,7 @@ export class Encoder {
   /** The last down block's resnets, mid_block, norm and conv_out: everything at latent resolution. Keeps `x`. */
   forwardLatentStage(x: Tensor, probe?: Probe): Tensor {
     const last = this.down_blocks.length - 1;
-    let h = this.down_blocks[last].forward(x, probe, `down_blocks.${last}`);
-    h = consume(h, (t) => this.mid_block.forward(t, probe));
-    h = consume(h, (t) => this.conv_norm_out.forward(t, { silu: true }));
-    probe?.('conv_norm_out', h);
-    h = consume(h, (t) => this.conv_out.forward(t));
-    probe?.('conv_out', h);
-    return h;
+    return this.forwardTail(this.down_blocks[last].forward(x, probe, `down_blocks.${last}`), probe);
   }
 
   /** image [B, H, W, in_channels] → moments before quant_conv [B, H/f, W/f, 2·latent]. Keeps `x`. */
@@ -45,6 +39,11 @@ export class Encoder {
     let h = this.conv_in.forward(x);
     probe?.('conv_in', h);
     for (const [i, block] of this.down_blocks.entries()) h = consume(h, (t) => block.forward(t, probe, `down_blocks.${i}`));
+    return this.forwardTail(h, probe);
+  }
+
+  /** mid_block → GN+SiLU → conv_out. Consumes `h`. */
+  private forwardTail(h: Tensor, probe?: Probe): Tensor {
     h = consume(h, (t) => this.mid_block.forward(t, probe));
     h = consume(h, (t) => this.conv_norm_out.forward(t, { silu: true }));
     probe?.('conv_norm_out', h);
