@@ -3,7 +3,7 @@
 // truncation=True). Added/special tokens are split out first, the rest is cleaned (text-normalize.ts),
 // cut by CLIP's regex and byte-pair encoded (tokenizer-bpe.ts). Browser, Deno and Node alike.
 
-import { InvalidArgumentError, openModelSource, type HttpOptions, type ModelSource } from '@ssd/tensor';
+import { allInOrder, InvalidArgumentError, openModelSource, type HttpOptions, type ModelSource } from '@ssd/tensor';
 import { cleanText } from './text-normalize.js';
 import { BytePairEncoder, fromByteSymbols, preTokenize } from './tokenizer-bpe.js';
 import { parseTokenizerFiles, type TokenizerData, type TokenizerFileTexts } from './tokenizer-files.js';
@@ -82,7 +82,8 @@ export class CLIPTokenizer {
     const src = openModelSource(source, options.http);
     const dir = subfolder.replace(/^\/+|\/+$/g, '');
     const path = (name: string) => (dir ? `${dir}/${name}` : name);
-    const [vocab, merges, specialTokensMap, tokenizerConfig] = await Promise.all(
+    // In file order, so a missing-file error always names vocab.json first, whichever read fails first.
+    const [vocab, merges, specialTokensMap, tokenizerConfig] = await allInOrder(
       FILES.map(async (name, i) => (i < 2 || (await src.exists(path(name))) ? src.readText(path(name)) : undefined)),
     );
     const origin = dir ? `${src.description.replace(/\/+$/, '')}/${dir}` : src.description;

@@ -5,7 +5,7 @@ import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileListSource, ModelLoadError } from '@ssd/tensor';
+import { FileListSource, ModelLoadError, type ModelSource } from '@ssd/tensor';
 import { CLIPTokenizer } from '../src/tokenizer.js';
 import { fixturesDir } from '../../../testing/index.js';
 
@@ -224,6 +224,17 @@ describe('CLIPTokenizer: loading', () => {
     const err = await CLIPTokenizer.fromPretrained(tmp, 'nowhere').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ModelLoadError);
     expect((err as Error).message).toContain('nowhere/vocab.json');
+  });
+
+  it('names vocab.json first even when the merges.txt read fails sooner', async () => {
+    const slowSource: ModelSource = {
+      description: 'slow://model',
+      exists: async () => false,
+      readText: (path) => new Promise((_, reject) => setTimeout(() => reject(new ModelLoadError(`file not found: slow://model/${path}`)), path.endsWith('vocab.json') ? 30 : 0)),
+      open: () => Promise.reject(new Error('unused')),
+    };
+    const err = await CLIPTokenizer.fromPretrained(slowSource, 'tokenizer').catch((e: unknown) => e);
+    expect((err as Error).message).toBe('file not found: slow://model/tokenizer/vocab.json');
   });
 });
 

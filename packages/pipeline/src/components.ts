@@ -1,6 +1,6 @@
 // Loading the components a StableDiffusionXLPipeline folder lists in model_index.json, with byte-
 // accurate progress per component and the fp16 variant / f16 dtype choices applied consistently.
-import { DTYPE_BYTES, openWeightFiles, readComponentConfig, resolveWeightFiles, shapeSize, type GpuContext, type LoadProgress, type ModelSource } from '@ssd/tensor';
+import { allInOrder, DTYPE_BYTES, openWeightFiles, readComponentConfig, resolveWeightFiles, shapeSize, type GpuContext, type LoadProgress, type ModelSource } from '@ssd/tensor';
 import { CLIPTextModel, CLIPTokenizer } from '@ssd/clip';
 import { UNet2DConditionModel } from '@ssd/unet';
 import { AutoencoderKL, AutoencoderTiny } from '@ssd/vae';
@@ -39,7 +39,7 @@ export async function componentWeightBytes(source: ModelSource, subfolder: strin
 }
 
 export async function loadTokenizers(source: ModelSource): Promise<[CLIPTokenizer, CLIPTokenizer]> {
-  return Promise.all([CLIPTokenizer.fromPretrained(source, 'tokenizer'), CLIPTokenizer.fromPretrained(source, 'tokenizer_2')]);
+  return allInOrder<[CLIPTokenizer, CLIPTokenizer]>([CLIPTokenizer.fromPretrained(source, 'tokenizer'), CLIPTokenizer.fromPretrained(source, 'tokenizer_2')]);
 }
 
 export async function loadTextEncoders(source: ModelSource, o: LoadCommon): Promise<[CLIPTextModel, CLIPTextModel]> {

@@ -20,6 +20,7 @@ export { sizeClass, type MemoryStats } from './pool.js';
 export { prologue, packUniforms, specKey, foldWorkgroups } from './program.js';
 export type { UniformLayout, UniformType, PrologueOptions } from './program.js';
 export { add } from './ops/add.js';
+export { allInOrder } from './settle.js';
 export { NodeFileSource, BlobSource, HttpRangeSource } from './byte-source.js';
 export type { ByteSource, HttpOptions } from './byte-source.js';
 export { SafetensorsFile, SAFETENSORS_DTYPE_BYTES, MAX_HEADER_BYTES } from './safetensors.js';
