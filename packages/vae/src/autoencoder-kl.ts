@@ -107,13 +107,12 @@ export class AutoencoderKL {
   /** Loads a diffusers AutoencoderKL folder (local path, URL base or ModelSource). */
   static async fromPretrained(source: string | ModelSource, options: AutoencoderLoadOptions): Promise<AutoencoderKL> {
     const ctx = options.context;
+    const parts = checkParts(options.parts, 'AutoencoderKL');
     const src = openModelSource(source);
     const subfolder = options.subfolder ?? ((await src.exists('vae/config.json')) ? 'vae' : '');
     const config = (await readComponentConfig(src, subfolder)) as AutoencoderKLConfig;
     const spec = parseAutoencoderKLConfig(config, `${src.description}/${subfolder ? subfolder + '/' : ''}config.json`);
     const dtype = chooseDtype(ctx, options, spec.forceUpcast, 'AutoencoderKL');
-    const parts = options.parts ?? 'both';
-    if (parts !== 'both' && parts !== 'decoder' && parts !== 'encoder') throw new InvalidArgumentError(`parts must be 'both', 'decoder' or 'encoder', got ${JSON.stringify(parts)}`);
     const ignore = parts === 'decoder' ? [/^encoder\./, /^quant_conv\./] : parts === 'encoder' ? [/^decoder\./, /^post_quant_conv\./] : [];
     const store = await WeightStore.open(ctx, src, subfolder, { dtype, variant: options.variant, ignore, onNotice: options.onNotice });
     return buildAndLoad(store, (s) => new AutoencoderKL(ctx, config, s, parts), { signal: options.signal, onProgress: options.onProgress });
@@ -341,6 +340,13 @@ function concatBatchHost(images: HostImage[]): HostImage {
   const data = new Float32Array(images.length * h * w * c);
   images.forEach((im, n) => data.set(im.data, n * h * w * c));
   return { data, shape: [images.length, h, w, c] };
+}
+
+/** The load option `parts`, checked: a misspelt value must not quietly load both halves. */
+export function checkParts(parts: AutoencoderLoadOptions['parts'], name: string): 'both' | 'decoder' | 'encoder' {
+  const p = parts ?? 'both';
+  if (p !== 'both' && p !== 'decoder' && p !== 'encoder') throw new InvalidArgumentError(`${name}: parts must be 'both', 'decoder' or 'encoder', got ${JSON.stringify(p)}`);
+  return p;
 }
 
 /** The model dtype from the options, the config's force_upcast and the device. */

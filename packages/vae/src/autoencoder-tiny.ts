@@ -6,7 +6,7 @@
 // raw latents (no distribution), which encodeLatents multiplies by scaling_factor.
 import { parameterStats, buildAndLoad, InvalidArgumentError, openModelSource, readComponentConfig, WeightStore, type DType, type GpuContext, type Tensor, type ModelSource } from '@ssd/tensor';
 import { affine, Conv2d, relu } from '@ssd/kernels';
-import { chooseDtype, type AutoencoderLoadOptions, type DecoderOutput, type EncodeLatentsOptions, type RunOptions } from './autoencoder-kl.js';
+import { checkParts, chooseDtype, type AutoencoderLoadOptions, type DecoderOutput, type EncodeLatentsOptions, type RunOptions } from './autoencoder-kl.js';
 import { parseAutoencoderTinyConfig, type AutoencoderTinyConfig, type AutoencoderTinySpec } from './config.js';
 import { checkInput, readNHWC, toPipelineLatents, toVaeLatents } from './latents.js';
 import { estimateTinyDecode, estimateTinyEncode } from './memory-plan.js';
@@ -146,12 +146,12 @@ export class AutoencoderTiny {
   /** Loads a diffusers AutoencoderTiny folder (e.g. madebyollin/taesdxl). f16 by default when available. */
   static async fromPretrained(source: string | ModelSource, options: AutoencoderLoadOptions): Promise<AutoencoderTiny> {
     const ctx = options.context;
+    const parts = checkParts(options.parts, 'AutoencoderTiny');
     const src = openModelSource(source);
     const subfolder = options.subfolder ?? ((await src.exists('vae/config.json')) ? 'vae' : '');
     const config = (await readComponentConfig(src, subfolder)) as AutoencoderTinyConfig;
     const spec = parseAutoencoderTinyConfig(config, `${src.description}/${subfolder ? subfolder + '/' : ''}config.json`);
     const dtype = chooseDtype(ctx, options, spec.forceUpcast, 'AutoencoderTiny');
-    const parts = options.parts ?? 'both';
     const ignore = parts === 'decoder' ? [/^encoder\./] : parts === 'encoder' ? [/^decoder\./] : [];
     const store = await WeightStore.open(ctx, src, subfolder, { dtype, variant: options.variant, ignore, onNotice: options.onNotice });
     return buildAndLoad(store, (s) => new AutoencoderTiny(ctx, config, s, parts), { signal: options.signal, onProgress: options.onProgress });

@@ -2,7 +2,7 @@
 // tensor) is one CheckpointError naming every key with the expected and found shapes; config values
 // the VAE cannot run are ConfigErrors naming key and value. No GPU work runs for any of them.
 import { describe, expect, it } from 'vitest';
-import { CheckpointError, ConfigError } from '@ssd/tensor';
+import { CheckpointError, ConfigError, InvalidArgumentError } from '@ssd/tensor';
 import { AutoencoderKL, AutoencoderTiny, loadAutoencoder, parseAutoencoderKLConfig, parseAutoencoderTinyConfig } from '@ssd/vae';
 import { testContext } from '../../../testing/index.js';
 import { editedModel, klModelDir, referenceJson, taesdModelDir } from './fixtures.js';
@@ -49,6 +49,16 @@ describe('tampered weight files → CheckpointError naming the key', () => {
     const err = await AutoencoderKL.fromPretrained(src, { context: ctx, parts: 'decoder' }).catch((e) => e);
     expect(err).toBeInstanceOf(CheckpointError);
     expect((err as CheckpointError).problems.map((p) => p.key)).toEqual(['post_quant_conv.bias']);
+  });
+
+  it('a misspelt parts value is an InvalidArgumentError for both autoencoders, before anything loads', async () => {
+    const before = live();
+    for (const [load, folder, name] of [[AutoencoderKL.fromPretrained, dir, 'AutoencoderKL'], [AutoencoderTiny.fromPretrained, taesdModelDir, 'AutoencoderTiny']] as const) {
+      const err = await load(folder, { context: ctx, parts: 'decoders' as never }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InvalidArgumentError);
+      expect((err as Error).message).toBe(`${name}: parts must be 'both', 'decoder' or 'encoder', got "decoders"`);
+    }
+    expect(live()).toBe(before);
   });
 
   it('a tiny autoencoder with a block conv of the wrong width', async () => {
