@@ -106,15 +106,8 @@ export class AutoencoderKL {
 
   /** Loads a diffusers AutoencoderKL folder (local path, URL base or ModelSource). */
   static async fromPretrained(source: string | ModelSource, options: AutoencoderLoadOptions): Promise<AutoencoderKL> {
-    const ctx = options.context;
-    const parts = checkParts(options.parts, 'AutoencoderKL');
-    const src = openModelSource(source);
-    const subfolder = options.subfolder ?? ((await src.exists('vae/config.json')) ? 'vae' : '');
-    const config = (await readComponentConfig(src, subfolder)) as AutoencoderKLConfig;
-    const spec = parseAutoencoderKLConfig(config, `${src.description}/${subfolder ? subfolder + '/' : ''}config.json`);
-    const dtype = chooseDtype(ctx, options, spec.forceUpcast, 'AutoencoderKL');
-    const ignore = parts === 'decoder' ? [/^encoder\./, /^quant_conv\./] : parts === 'encoder' ? [/^decoder\./, /^post_quant_conv\./] : [];
-    const store = await WeightStore.open(ctx, src, subfolder, { dtype, variant: options.variant, ignore, onNotice: options.onNotice });
+    const ignore = { decoder: [/^encoder\./, /^quant_conv\./], encoder: [/^decoder\./, /^post_quant_conv\./] };
+    const { ctx, config, store, parts } = await openAutoencoder(source, options, 'AutoencoderKL', parseAutoencoderKLConfig, ignore);
     return buildAndLoad(store, (s) => new AutoencoderKL(ctx, config, s, parts), { signal: options.signal, onProgress: options.onProgress });
   }
 
@@ -340,6 +333,31 @@ function concatBatchHost(images: HostImage[]): HostImage {
   const data = new Float32Array(images.length * h * w * c);
   images.forEach((im, n) => data.set(im.data, n * h * w * c));
   return { data, shape: [images.length, h, w, c] };
+}
+
+/**
+ * What both autoencoders' fromPretrained do before building: check the options, read and parse the
+ * config (ConfigError naming the file), choose the dtype and open the weight files, leaving out the
+ * keys of the half `parts` skips.
+ */
+export async function openAutoencoder<C, S extends { forceUpcast: boolean }>(
+  source: string | ModelSource,
+  options: AutoencoderLoadOptions,
+  name: string,
+  parse: (config: C, file: string) => S,
+  ignore: { decoder: RegExp[]; encoder: RegExp[] },
+): Promise<{ ctx: GpuContext; config: C; store: WeightStore; parts: 'both' | 'decoder' | 'encoder' }> {
+  const ctx = options.context;
+  const parts = checkParts(options.parts, name);
+  const src = openModelSource(source);
+  const subfolder = options.subfolder ?? ((await src.exists('vae/config.json')) ? 'vae' : '');
+  const config = (await readComponentConfig(src, subfolder)) as C;
+  const spec = parse(config, `${src.description}/${subfolder ? subfolder + '/' : ''}config.json`);
+  const dtype = chooseDtype(ctx, options, spec.forceUpcast, name);
+  // the half loaded with `parts` leaves out the other half's keys
+  const skip = parts === 'decoder' ? ignore.decoder : parts === 'encoder' ? ignore.encoder : [];
+  const store = await WeightStore.open(ctx, src, subfolder, { dtype, variant: options.variant, ignore: skip, onNotice: options.onNotice });
+  return { ctx, config, store, parts };
 }
 
 /** The load option `parts`, checked: a misspelt value must not quietly load both halves. */

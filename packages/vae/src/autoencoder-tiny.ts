@@ -4,9 +4,9 @@
 // decoder; good for previews and fast final decodes. Same contracts as AutoencoderKL: decode takes
 // pipeline latents (÷ scaling_factor, 1.0 for TAESDXL), returns NHWC f32 in [-1, 1]; encode returns
 // raw latents (no distribution), which encodeLatents multiplies by scaling_factor.
-import { parameterStats, buildAndLoad, InvalidArgumentError, openModelSource, readComponentConfig, WeightStore, type DType, type GpuContext, type Tensor, type ModelSource } from '@ssd/tensor';
+import { parameterStats, buildAndLoad, InvalidArgumentError, type DType, type GpuContext, type WeightStore, type Tensor, type ModelSource } from '@ssd/tensor';
 import { affine, Conv2d, relu } from '@ssd/kernels';
-import { checkParts, chooseDtype, type AutoencoderLoadOptions, type DecoderOutput, type EncodeLatentsOptions, type RunOptions } from './autoencoder-kl.js';
+import { openAutoencoder, type AutoencoderLoadOptions, type DecoderOutput, type EncodeLatentsOptions, type RunOptions } from './autoencoder-kl.js';
 import { parseAutoencoderTinyConfig, type AutoencoderTinyConfig, type AutoencoderTinySpec } from './config.js';
 import { checkInput, readNHWC, toPipelineLatents, toVaeLatents } from './latents.js';
 import { estimateTinyDecode, estimateTinyEncode } from './memory-plan.js';
@@ -145,15 +145,7 @@ export class AutoencoderTiny {
 
   /** Loads a diffusers AutoencoderTiny folder (e.g. madebyollin/taesdxl). f16 by default when available. */
   static async fromPretrained(source: string | ModelSource, options: AutoencoderLoadOptions): Promise<AutoencoderTiny> {
-    const ctx = options.context;
-    const parts = checkParts(options.parts, 'AutoencoderTiny');
-    const src = openModelSource(source);
-    const subfolder = options.subfolder ?? ((await src.exists('vae/config.json')) ? 'vae' : '');
-    const config = (await readComponentConfig(src, subfolder)) as AutoencoderTinyConfig;
-    const spec = parseAutoencoderTinyConfig(config, `${src.description}/${subfolder ? subfolder + '/' : ''}config.json`);
-    const dtype = chooseDtype(ctx, options, spec.forceUpcast, 'AutoencoderTiny');
-    const ignore = parts === 'decoder' ? [/^encoder\./] : parts === 'encoder' ? [/^decoder\./] : [];
-    const store = await WeightStore.open(ctx, src, subfolder, { dtype, variant: options.variant, ignore, onNotice: options.onNotice });
+    const { ctx, config, store, parts } = await openAutoencoder(source, options, 'AutoencoderTiny', parseAutoencoderTinyConfig, { decoder: [/^encoder\./], encoder: [/^decoder\./] });
     return buildAndLoad(store, (s) => new AutoencoderTiny(ctx, config, s, parts), { signal: options.signal, onProgress: options.onProgress });
   }
 
