@@ -82,7 +82,7 @@ describe('browser demo in headless Chromium (SwiftShader)', () => {
     reference = nodeReference();
     reference.catch(() => {}); // awaited by the tests that compare
     await viteBuild();
-    server = await serveStatic({ '/': join(here, 'dist'), '/models/': modelsDir, '/models-flaky/': modelsDir, '/models-missing/': modelsDir, '/models-cacheapi/': modelsDir });
+    server = await serveStatic({ '/': join(here, 'dist'), '/models/': modelsDir, '/models-flaky/': modelsDir, '/models-missing/': modelsDir, '/models-cacheapi/': modelsDir, '/models-budget/': modelsDir });
     browser = await launch();
     page = await browser.context.newPage();
     page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
@@ -262,7 +262,7 @@ describe('browser demo in headless Chromium (SwiftShader)', () => {
     try {
       await small.goto(`${server.url}/?gpuBudgetMiB=48`); // the tiny model needs ~20 MiB at 128², far more at 1024²
       await waitForEvent(small, ['adapter'], 0, 120_000);
-      const { done } = await loadModel(small, `${server.url}/models-flaky/tiny-ssd1b`); // cached by the resume test
+      const { done } = await loadModel(small, `${server.url}/models-budget/tiny-ssd1b`); // its own copy: no other test's cache
       expect(done.type, JSON.stringify(done)).toBe('loaded');
       await fillSettings(small, { ...RUN, steps: 1, width: 1024, height: 1024 });
       const from = await eventCount(small);

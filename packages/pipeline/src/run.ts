@@ -198,8 +198,11 @@ export async function runDenoise(pipe: StableDiffusionXLPipeline, o: GenerateOpt
         const flag = nonFiniteFlag(latents);
         ctx.copyBuffer(flag.buffer, 0, flags.buffer, i * 4, 4);
         flag.dispose();
-        // steps cost the same: sleep through most of the previous step's time before waiting
-        await ctx.sync({ expectedMs: report.stepMs.length ? Math.min(...report.stepMs.slice(-3)) : 0 });
+        // steps cost the same: sleep through most of a recent step's time before waiting. Not the
+        // first step's: it compiles every kernel (a minute on a CPU adapter), and sleeping that long
+        // would delay step 2 and a Cancel by as much.
+        const measured = report.stepMs.slice(1).slice(-3);
+        await ctx.sync({ expectedMs: measured.length ? Math.min(...measured) : 0 });
         if ((i + 1) % CHECK_EVERY === 0 || i === timesteps.length - 1) await checkFlags(i + 1);
         report.stepMs.push(performance.now() - ts);
         if (o.onStep) {

@@ -17,8 +17,9 @@ function ssd(...args: string[]) {
     cwd: repoRoot,
     encoding: 'utf8',
     env: { ...process.env, NODE_NO_WARNINGS: '1' },
-    timeout: 600_000,
+    timeout: 240_000, // under vitest's 300 s: spawnSync blocks the event loop, so vitest's own timeout cannot fire
   });
+  if (r.error) throw new Error(`ssd ${args.join(' ')}: ${r.error.message}`);
   const stderr = r.stderr.split('\n').filter((l) => l && !l.startsWith('Warning: maxDynamic')).join('\n');
   return { code: r.status, stdout: r.stdout, stderr };
 }

@@ -141,6 +141,8 @@ export class GpuContext {
   private scopes: Set<Tensor>[] = [];
   private lostInfo: { reason: string } | null = null;
   private pendingError: SsdError | null = null;
+  /** Compile checks of new kernels still waiting on the driver; sync() waits for them. */
+  private readonly compileChecks = new Set<Promise<void>>();
   private readonly lostPromise: Promise<never>;
   private destroyed = false;
 
@@ -411,7 +413,7 @@ export class GpuContext {
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code, label });
     const pipeline = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label });
-    void this.device.popErrorScope().then(async (err) => {
+    const compiled = this.device.popErrorScope().then(async (err) => {
       if (!err || this.pendingError) return;
       let messages = [err.message];
       try {
@@ -422,7 +424,11 @@ export class GpuContext {
         /* keep the scope's message */
       }
       this.pendingError = new KernelCompileError(label, messages);
+    }, () => {
+      /* the device was lost: its own error reports that */
     });
+    this.compileChecks.add(compiled);
+    void compiled.then(() => this.compileChecks.delete(compiled));
     this.pipelines.set(key, pipeline);
     return pipeline;
   }
@@ -512,6 +518,8 @@ export class GpuContext {
     const nap = (opts.expectedMs ?? 0) * 0.75;
     if (nap > 4) await new Promise((r) => setTimeout(r, nap));
     await this.raceLost(this.device.queue.onSubmittedWorkDone());
+    // a kernel's compile error arrives through two callbacks that the queue does not wait for
+    if (this.compileChecks.size) await this.raceLost(Promise.all(this.compileChecks));
     this.check();
   }
 
