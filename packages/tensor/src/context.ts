@@ -424,8 +424,8 @@ export class GpuContext {
         /* keep the scope's message */
       }
       this.pendingError = new KernelCompileError(label, messages);
-    }, () => {
-      /* the device was lost: its own error reports that */
+    }).catch(() => {
+      /* the device was lost (its own error reports that); never an unhandled rejection */
     });
     this.compileChecks.add(compiled);
     void compiled.then(() => this.compileChecks.delete(compiled));
