@@ -20,8 +20,8 @@ const SEED = 42;
 // the same settings as smoke.ts's SMOKE (not imported: that file is a Deno program with top-level await)
 const SMOKE = { prompt: 'a lighthouse on a cliff at dusk', negativePrompt: 'blurry', guidanceScale: 5, scheduler: 'euler' };
 
-function runDeno(outDir: string): Promise<string> {
-  const args = ['run', '--allow-read', '--allow-write', '--allow-env', '--sloppy-imports', '--conditions=source', join(here, 'smoke.ts'), outDir];
+function runDeno(outDir: string, script = 'smoke.ts'): Promise<string> {
+  const args = ['run', '--allow-read', '--allow-write', '--allow-env', '--sloppy-imports', '--conditions=source', join(here, script), outDir];
   const env = { ...process.env, SSD_SMOKE_STEPS: String(STEPS), SSD_SMOKE_SIZE: String(SIZE), SSD_SMOKE_SEED: String(SEED), SSD_SMOKE_DTYPE: 'f32', NO_COLOR: '1' };
   return new Promise((resolve, reject) => {
     execFile(deno, args, { env, cwd: here, timeout: 280_000, maxBuffer: 1 << 24 }, (err, stdout, stderr) => {
@@ -55,5 +55,12 @@ describe('Deno smoke script', () => {
     console.log(`deno vs node: latents rel-L2 ${err.toExponential(2)}, image max |Δ| ${imgDiff}/255`);
     expect(err).toBeLessThanOrEqual(1e-4);
     expect(imgDiff).toBeLessThanOrEqual(2);
+  });
+
+  it('reads weight files piece by piece (DenoFileSource): exact bytes under concurrent reads, truncation and missing files named', async () => {
+    const line = (await runDeno(out, 'checks/file-source.ts')).trim().split('\n').pop()!;
+    const r = JSON.parse(line) as { ok: boolean; problems: string[] };
+    expect(r.problems).toEqual([]);
+    expect(r.ok).toBe(true);
   });
 });

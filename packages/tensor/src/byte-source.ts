@@ -64,6 +64,61 @@ export class NodeFileSource implements ByteSource {
   }
 }
 
+interface DenoFsFile {
+  seek(offset: number, whence: number): Promise<number>;
+  read(p: Uint8Array): Promise<number | null>;
+  stat(): Promise<{ size: number }>;
+  close(): void;
+}
+
+/**
+ * A local file under Deno, read piece by piece (seek + read; files over 4 GB included), so a
+ * multi-GB weight file never sits whole in memory. Reads of one file are serialised: a seek and
+ * the read after it must not interleave with another read's.
+ */
+export class DenoFileSource implements ByteSource {
+  private file: Promise<DenoFsFile> | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  constructor(readonly name: string) {}
+
+  private open(): Promise<DenoFsFile> {
+    const deno = (globalThis as unknown as { Deno: { open(p: string, o: { read: boolean }): Promise<DenoFsFile> } }).Deno;
+    return (this.file ??= deno.open(this.name, { read: true }).catch((e: unknown) => {
+      this.file = null;
+      throw new ModelLoadError(`cannot open ${this.name}: ${(e as Error).message}`, { cause: e });
+    }));
+  }
+
+  async size(): Promise<number> {
+    return (await (await this.open()).stat()).size;
+  }
+
+  read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    const run = async () => {
+      throwIfAborted(signal, `reading ${this.name}`);
+      const f = await this.open();
+      await f.seek(offset, 0 /* Deno.SeekMode.Start */);
+      const out = new Uint8Array(length);
+      let done = 0;
+      while (done < length) {
+        const n = await f.read(out.subarray(done, Math.min(length, done + (1 << 30))));
+        if (!n) throw new ModelLoadError(`${this.name}: unexpected end of file at byte ${offset + done} (wanted ${length} bytes at ${offset}); the file is truncated`);
+        done += n;
+      }
+      return out;
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  async close(): Promise<void> {
+    const f = this.file;
+    this.file = null;
+    if (f) (await f.catch(() => null))?.close();
+  }
+}
+
 /** A Blob or File (browser folder pickers, drag and drop). */
 export class BlobSource implements ByteSource {
   constructor(

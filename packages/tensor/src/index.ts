@@ -21,7 +21,7 @@ export { prologue, packUniforms, specKey, foldWorkgroups } from './program.js';
 export type { UniformLayout, UniformType, PrologueOptions } from './program.js';
 export { add } from './ops/add.js';
 export { allInOrder } from './settle.js';
-export { NodeFileSource, BlobSource, HttpRangeSource } from './byte-source.js';
+export { NodeFileSource, DenoFileSource, BlobSource, HttpRangeSource } from './byte-source.js';
 export type { ByteSource, HttpOptions } from './byte-source.js';
 export { SafetensorsFile, SAFETENSORS_DTYPE_BYTES, MAX_HEADER_BYTES } from './safetensors.js';
 export type { TensorInfo, SafetensorsDType, SafetensorsArray, UploadOptions } from './safetensors.js';

@@ -2,7 +2,7 @@
 // browsers) or a set of Files from a browser folder picker. Paths are '/'-separated and relative to
 // the model root ("unet/config.json").
 
-import { BlobSource, HttpRangeSource, NodeFileSource, type ByteSource, type HttpOptions } from './byte-source.js';
+import { BlobSource, DenoFileSource, HttpRangeSource, NodeFileSource, type ByteSource, type HttpOptions } from './byte-source.js';
 import { InvalidArgumentError, ModelLoadError } from './errors.js';
 import { isNode } from './gpu-provider.js';
 
@@ -191,20 +191,18 @@ export class DenoFolderSource implements ModelSource {
   }
   async open(path: string): Promise<ByteSource> {
     const full = this.full(path);
-    let bytes: Uint8Array;
     try {
-      bytes = await this.deno.readFile(full);
+      await this.deno.stat(full);
     } catch (e) {
       throw new ModelLoadError(`file not found: ${full}`, { cause: e });
     }
-    return new BlobSource(new Blob([bytes as BlobPart]), full);
+    return new DenoFileSource(full);
   }
 }
 
 interface DenoApi {
   stat(p: string): Promise<unknown>;
   readTextFile(p: string): Promise<string>;
-  readFile(p: string): Promise<Uint8Array>;
 }
 
 interface NodeFs {
