@@ -1,7 +1,8 @@
 // DenoFileSource / DenoFolderSource under Deno: positional reads of a weight file without reading it
 // whole. Checks exact bytes for many concurrent reads at odd offsets (a seek and its read must not
 // interleave with another's), the size, a read past the end (ModelLoadError naming the file and
-// "truncated"), a missing file (ModelLoadError "file not found"), and a closed source reopening.
+// "truncated"), a missing file (ModelLoadError "file not found"), a read in flight during close,
+// and a closed source reopening.
 // Prints one JSON line; examples/deno/test/deno.test.ts runs it.
 //   deno run --allow-read --allow-write --sloppy-imports --conditions=source checks/file-source.ts
 import { DenoFileSource, DenoFolderSource, ModelLoadError } from '@ssd/tensor';
@@ -49,7 +50,12 @@ try {
   const after = await src.read(5, 3);
   if (after.join() !== [...bytes.subarray(5, 8)].join()) problems.push('a read after a failed one gave wrong bytes');
 
+  await src.read(0, 1); // the file is open
+  const inFlight = src.read(0, n).then((b) => b, (e: unknown) => e); // close waits for it
+  await new Promise((r) => setTimeout(r, 0)); // the read has begun
   await src.close();
+  const whole = await inFlight;
+  if (!(whole instanceof Uint8Array) || whole.join() !== bytes.join()) problems.push(`a read in flight during close: ${whole instanceof Uint8Array ? 'wrong bytes' : String(whole)}`);
   const again = await src.read(n - 4, 4); // reopens
   if (again.join() !== [...bytes.subarray(n - 4)].join()) problems.push('a read after close gave wrong bytes');
   await src.close();

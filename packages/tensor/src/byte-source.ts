@@ -113,6 +113,7 @@ export class DenoFileSource implements ByteSource {
   }
 
   async close(): Promise<void> {
+    await this.queue; // a read in flight finishes first
     const f = this.file;
     this.file = null;
     if (f) (await f.catch(() => null))?.close();
