@@ -10,10 +10,10 @@
 // Cost: one extra upload and readback per layer (host memory holds two or three layer outputs: up to
 // ~2 GiB for a 1024² image in f32), no extra arithmetic beyond the 1-pixel halos.
 import { throwIfAborted, type DType, type GpuContext } from '@ssd/tensor';
-import type { GroupNorm, ResnetBlock2D, Upsample2D } from '@ssd/kernels';
+import type { Upsample2D } from '@ssd/kernels';
 import type { AutoencoderKLSpec } from './config.js';
 import { estimateKLDecodeLatentStage, type ActivationEstimate } from './memory-plan.js';
-import { sweep, type SweepContext } from './sweep.js';
+import { normParams, sweep, sweepResnetHalf, type SweepContext } from './sweep.js';
 import { mib, type HostImage, type TilePlan } from './tiling.js';
 import type { Decoder } from './vae.js';
 
@@ -136,12 +136,7 @@ interface ExactRun {
  */
 export async function sweepDecode(run: ExactRun, f: HostImage, plan: ExactDecodePlan): Promise<HostImage> {
   const { decoder } = run;
-  const affine = new Map<GroupNorm, [Float32Array, Float32Array]>();
-  const norm = async (module: GroupNorm) => {
-    let params = affine.get(module);
-    if (!params) affine.set(module, (params = [(await module.weight.read()) as Float32Array, (await module.bias.read()) as Float32Array]));
-    return { module, params };
-  };
+  const norm = normParams();
   let done = 0;
   const sc: SweepContext = { ctx: run.ctx, dtype: run.dtype, what: 'vae decoder', signal: run.signal, progress: () => run.onTile?.(++done, plan.tilePasses) };
   let x = f;
@@ -151,19 +146,9 @@ export async function sweepDecode(run: ExactRun, f: HostImage, plan: ExactDecode
     const block = decoder.up_blocks[s.block];
     const name = `up_blocks.${s.block}.resnets.${s.resnet}`;
     if (s.kind === 'resnet.conv1') {
-      const r: ResnetBlock2D = block.resnets[s.resnet];
-      h1 = await sweep(sc, { stage: `${name} (norm1, conv1)`, inputs: [x], tile: s.tile, halo: 1, norm: await norm(r.norm1), op: (_, normed) => r.conv1.forward(normed!) });
+      h1 = await sweepResnetHalf(sc, norm, block.resnets[s.resnet], name, 'conv1', s.tile, x, null);
     } else if (s.kind === 'resnet.conv2') {
-      const r: ResnetBlock2D = block.resnets[s.resnet];
-      x = await sweep(sc, {
-        stage: `${name} (norm2, conv2)`, inputs: [h1!, x], tile: s.tile, halo: 1, norm: await norm(r.norm2),
-        op: ([, xt], normed) => {
-          const skip = r.convShortcut ? r.convShortcut.forward(xt) : xt;
-          const out = r.conv2.forward(normed!, { residual: skip });
-          if (skip !== xt) skip.dispose();
-          return out;
-        },
-      });
+      x = await sweepResnetHalf(sc, norm, block.resnets[s.resnet], name, 'conv2', s.tile, x, h1);
       h1 = null;
     } else if (s.kind === 'upsample') {
       const u: Upsample2D = block.upsamplers[0];

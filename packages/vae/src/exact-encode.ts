@@ -6,11 +6,10 @@
 // global attention, conv_norm_out, conv_out, quant_conv) runs whole. Same result as an untiled encode
 // up to rounding; the GPU holds one tile.
 import { throwIfAborted, type DType, type GpuContext } from '@ssd/tensor';
-import type { GroupNorm, ResnetBlock2D } from '@ssd/kernels';
 import type { AutoencoderKLSpec } from './config.js';
 import { fitTile } from './exact-decode.js';
 import { estimateKLEncodeLatentStage, type ActivationEstimate } from './memory-plan.js';
-import { sweep, type SweepContext } from './sweep.js';
+import { normParams, sweep, sweepResnetHalf, type SweepContext } from './sweep.js';
 import { mib, type HostImage, type TilePlan } from './tiling.js';
 import type { Encoder } from './vae.js';
 
@@ -105,12 +104,7 @@ export async function sweepEncode(
   plan: ExactEncodePlan,
   latentStage: (x: HostImage) => Promise<HostImage>,
 ): Promise<HostImage> {
-  const affine = new Map<GroupNorm, [Float32Array, Float32Array]>();
-  const norm = async (module: GroupNorm) => {
-    let params = affine.get(module);
-    if (!params) affine.set(module, (params = [(await module.weight.read()) as Float32Array, (await module.bias.read()) as Float32Array]));
-    return { module, params };
-  };
+  const norm = normParams();
   let done = 0;
   const progress = () => run.onTile?.(++done, plan.tilePasses);
   const sc: SweepContext = { ctx: run.ctx, dtype: run.dtype, what: 'vae encoder', signal: run.signal, progress };
@@ -125,19 +119,9 @@ export async function sweepEncode(
     const block = encoder.down_blocks[s.block];
     const name = `down_blocks.${s.block}.resnets.${s.resnet}`;
     if (s.kind === 'resnet.conv1') {
-      const r: ResnetBlock2D = block.resnets[s.resnet];
-      h1 = await sweep(sc, { stage: `${name} (norm1, conv1)`, inputs: [x], tile: s.tile, halo: 1, norm: await norm(r.norm1), op: (_, normed) => r.conv1.forward(normed!) });
+      h1 = await sweepResnetHalf(sc, norm, block.resnets[s.resnet], name, 'conv1', s.tile, x, null);
     } else if (s.kind === 'resnet.conv2') {
-      const r: ResnetBlock2D = block.resnets[s.resnet];
-      x = await sweep(sc, {
-        stage: `${name} (norm2, conv2)`, inputs: [h1!, x], tile: s.tile, halo: 1, norm: await norm(r.norm2),
-        op: ([, xt], normed) => {
-          const skip = r.convShortcut ? r.convShortcut.forward(xt) : xt;
-          const out = r.conv2.forward(normed!, { residual: skip });
-          if (skip !== xt) skip.dispose();
-          return out;
-        },
-      });
+      x = await sweepResnetHalf(sc, norm, block.resnets[s.resnet], name, 'conv2', s.tile, x, h1);
       h1 = null;
     } else {
       const d = block.downsamplers[0];

@@ -6,7 +6,7 @@
 //   (x − μₜ)/σₜ · w' + b' = (x − μ)/σ · w + b   with   w' = w·σₜ/σ,  b' = b + w·(μₜ − μ)/σ
 // where (μₜ, σₜ) are the tile's own statistics, which that kernel uses.
 import { roundToF16InPlace, throwIfAborted, type DType, type GpuContext, type Tensor } from '@ssd/tensor';
-import { groupNorm, type GroupNorm } from '@ssd/kernels';
+import { groupNorm, type GroupNorm, type ResnetBlock2D } from '@ssd/kernels';
 import { numericalError } from './numerics.js';
 import { cropHost, type HostImage } from './tiling.js';
 
@@ -145,4 +145,44 @@ function adjustedAffine(norm: NonNullable<SweepStep['norm']>, local: Stats, glob
     b2[k] = b[k] + (w[k] * (local.mean[g] - global.mean[g])) / sdGlobal;
   }
   return [w2, b2];
+}
+
+/** A GroupNorm's affine parameters read back once per decode/encode, for every sweep that normalises with it. */
+export function normParams(): (module: GroupNorm) => Promise<NonNullable<SweepStep['norm']>> {
+  const affine = new Map<GroupNorm, [Float32Array, Float32Array]>();
+  return async (module) => {
+    let params = affine.get(module);
+    if (!params) affine.set(module, (params = [(await module.weight.read()) as Float32Array, (await module.bias.read()) as Float32Array]));
+    return { module, params };
+  };
+}
+
+/**
+ * One half of a ResnetBlock2D as a sweep (its two 3×3 convs each need the whole input's GroupNorm
+ * statistics first): 'conv1' returns h1 = conv1(SiLU(norm1(x))); 'conv2' returns
+ * conv2(SiLU(norm2(h1))) + shortcut(x), the block's output.
+ */
+export async function sweepResnetHalf(
+  sc: SweepContext,
+  norm: ReturnType<typeof normParams>,
+  r: ResnetBlock2D,
+  name: string,
+  half: 'conv1' | 'conv2',
+  tile: number,
+  x: HostImage,
+  h1: HostImage | null,
+): Promise<HostImage> {
+  if (half === 'conv1') {
+    return sweep(sc, { stage: `${name} (norm1, conv1)`, inputs: [x], tile, halo: 1, norm: await norm(r.norm1), op: (_, normed) => r.conv1.forward(normed!) });
+  }
+  if (!h1) throw new Error(`sweep ${name}: conv2 before conv1`);
+  return sweep(sc, {
+    stage: `${name} (norm2, conv2)`, inputs: [h1, x], tile, halo: 1, norm: await norm(r.norm2),
+    op: ([, xt], normed) => {
+      const skip = r.convShortcut ? r.convShortcut.forward(xt) : xt;
+      const out = r.conv2.forward(normed!, { residual: skip });
+      if (skip !== xt) skip.dispose();
+      return out;
+    },
+  });
 }
