@@ -57,8 +57,6 @@ export class StableDiffusionXLPipeline {
   private textEncoders: [CLIPTextModel, CLIPTextModel] | null;
   private vaeModel: Vae | null;
   private unetModel: UNet2DConditionModel | null;
-  /** The UNet's structure, from its config (also while a low-memory pipeline has it unloaded). */
-  readonly unetSpec: UNetSpec;
 
   private constructor(
     readonly ctx: GpuContext,
@@ -69,7 +67,8 @@ export class StableDiffusionXLPipeline {
     readonly tokenizers: [CLIPTokenizer, CLIPTokenizer],
     textEncoders: [CLIPTextModel, CLIPTextModel] | null,
     unet: UNet2DConditionModel | null,
-    unetConfig: UNet2DConditionConfig,
+    /** The UNet's structure, from its config (also while a low-memory pipeline has it unloaded). */
+    readonly unetSpec: UNetSpec,
     vae: Vae | null,
     readonly vaeSource: { source: ModelSource; subfolder: string },
     readonly schedulerConfig: Record<string, unknown>,
@@ -81,7 +80,6 @@ export class StableDiffusionXLPipeline {
     this.textEncoders = textEncoders;
     this.vaeModel = vae;
     this.unetModel = unet;
-    this.unetSpec = unet?.spec ?? parseUNetConfig(unetConfig);
     this.schedulerName = options.scheduler ?? String(schedulerConfig._class_name ?? 'EulerDiscreteScheduler');
     createScheduler(this.schedulerName, schedulerConfig); // validates the name now
   }
@@ -113,19 +111,19 @@ export class StableDiffusionXLPipeline {
       throwIfAborted(options.signal, 'loading the pipeline');
       const textEncoders = low ? null : await loadTextEncoders(src, common);
       if (textEncoders) cleanup.push(...textEncoders);
-      const unetConfig = (await readComponentConfig(src, 'unet')) as UNet2DConditionConfig;
-      parseUNetConfig(unetConfig); // a config we cannot run fails now, also in low-memory mode
+      const unet = low ? null : await loadUNet(src, common);
+      if (unet) cleanup.push(unet);
+      // low-memory mode loads the UNet per run: a config we cannot run fails now all the same
+      const unetSpec = unet?.spec ?? parseUNetConfig((await readComponentConfig(src, 'unet')) as UNet2DConditionConfig);
       const stageWeightBytes = low
         ? {
             textEncoders: (await componentWeightBytes(src, 'text_encoder', options.variant, dtype)) + (await componentWeightBytes(src, 'text_encoder_2', options.variant, dtype)),
             unet: await componentWeightBytes(src, 'unet', options.variant, dtype),
           }
         : null;
-      const unet = low ? null : await loadUNet(src, common);
-      if (unet) cleanup.push(unet);
       const vae = low ? null : await loadVae(vaeSource.source, vaeSource.subfolder, common);
       if (vae) cleanup.push(vae);
-      const pipe = new StableDiffusionXLPipeline(ctx, src, owns, options, dtype, tokenizers, textEncoders, unet, unetConfig, vae, vaeSource, schedulerConfig, index.extra.force_zeros_for_empty_prompt !== false, performance.now() - t0, stageWeightBytes);
+      const pipe = new StableDiffusionXLPipeline(ctx, src, owns, options, dtype, tokenizers, textEncoders, unet, unetSpec, vae, vaeSource, schedulerConfig, index.extra.force_zeros_for_empty_prompt !== false, performance.now() - t0, stageWeightBytes);
       return pipe;
     } catch (e) {
       for (const c of cleanup) c.dispose();
