@@ -1,7 +1,7 @@
 // tfjs-backend-webgpu on the same adapter, as the peer our kernels are measured against. In Node it
 // runs on the `webgpu` package's Dawn (navigator.gpu provided here); loaded only when asked for.
-import type { GpuContext } from '@ssd/tensor';
-import { median, napThenWait } from './timing.js';
+import { napBeforeWait, type GpuContext } from '@ssd/tensor';
+import { median } from './timing.js';
 
 type Tf = typeof import('@tensorflow/tfjs-core');
 
@@ -42,7 +42,8 @@ export async function loadTfjs(ctx: GpuContext): Promise<Peer | null> {
         const once = async () => {
           const t0 = performance.now();
           const out = fn();
-          await napThenWait(best, idle); // the same wait as ours (timeGpu)
+          await napBeforeWait(best); // the same wait as ours (timeGpu → ctx.sync)
+          await idle();
           const ms = performance.now() - t0;
           out.dispose();
           return ms;

@@ -32,12 +32,6 @@ export async function timeGpu(ctx: GpuContext, fn: () => { dispose(): void } | v
   return { ms: median(times), runs: times };
 }
 
-/** The same nap for any wait (the peer's queue): sleep 75% of `expectedMs`, then wait. */
-export async function napThenWait(expectedMs: number, wait: () => Promise<void>): Promise<void> {
-  if (expectedMs * 0.75 > 4) await new Promise((r) => setTimeout(r, expectedMs * 0.75));
-  await wait();
-}
-
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;

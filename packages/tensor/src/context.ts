@@ -515,8 +515,7 @@ export class GpuContext {
    */
   async sync(opts: { expectedMs?: number } = {}): Promise<void> {
     this.flush();
-    const nap = (opts.expectedMs ?? 0) * 0.75;
-    if (nap > 4) await new Promise((r) => setTimeout(r, nap));
+    await napBeforeWait(opts.expectedMs ?? 0);
     await this.raceLost(this.device.queue.onSubmittedWorkDone());
     // a kernel's compile error arrives through two callbacks that the queue does not wait for
     if (this.compileChecks.size) await this.raceLost(Promise.all(this.compileChecks));
@@ -666,4 +665,13 @@ function padTo4(a: Uint16Array): Uint16Array {
   const p = new Uint16Array(a.length + 1);
   p.set(a);
   return p;
+}
+
+/**
+ * The sleep before waiting on work expected to take `expectedMs`: 75% of it (none when that is ≤ 4 ms).
+ * ctx.sync uses it; so does anything that must wait on a GPU queue the same way (a benchmark peer).
+ */
+export async function napBeforeWait(expectedMs: number): Promise<void> {
+  const nap = expectedMs * 0.75;
+  if (nap > 4) await new Promise((r) => setTimeout(r, nap));
 }

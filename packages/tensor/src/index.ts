@@ -13,7 +13,7 @@
  */
 export * from './errors.js';
 export * from './dtype.js';
-export { createContext, GpuContext, REQUESTED_LIMITS } from './context.js';
+export { createContext, GpuContext, REQUESTED_LIMITS, napBeforeWait } from './context.js';
 export type { ContextOptions, ContextInfo, ContextLimits, LimitName, DispatchArgs, DispatchBinding, OptionalFeature } from './context.js';
 export { Tensor, Storage } from './tensor.js';
 export { sizeClass, type MemoryStats } from './pool.js';
