@@ -16,6 +16,7 @@ export * from './dtype.js';
 export { createContext, GpuContext, REQUESTED_LIMITS, napBeforeWait } from './context.js';
 export type { ContextOptions, ContextInfo, ContextLimits, LimitName, DispatchArgs, DispatchBinding, OptionalFeature } from './context.js';
 export { Tensor, Storage } from './tensor.js';
+export { TensorScope, withScope } from './scope.js';
 export { sizeClass, type MemoryStats } from './pool.js';
 export { prologue, packUniforms, specKey, foldWorkgroups } from './program.js';
 export type { UniformLayout, UniformType, PrologueOptions } from './program.js';
