@@ -22,5 +22,6 @@ export { upsampleNearest } from './resize.js';
 export { embedding, gatherRows, timestepEmbedding, timestepEmbeddingValues } from './embedding.js';
 export { tokenEmbedding } from './token-embedding.js';
 export { argmax, nonFiniteFlag, stdPerSample } from './reduce.js';
+export { clamp, thresholdSample, quantileRanks } from './threshold.js';
 export { ACTIVATIONS, activationWgsl, activationRef, erf, type Activation } from './shader.js';
 export * from './nn/index.js';
