@@ -139,7 +139,8 @@ export function thresholdSample(x: Tensor, ratio: number, maxValue: number): Ten
   expectDtype(op, 'x', x, 'f32');
   if (x.rank < 2 || x.size === 0) throw new ShapeError(op, 'x', '[B, ...] with ≥ 1 element per sample', formatShape(x.shape));
   if (!(ratio >= 0 && ratio <= 1)) throw new InvalidArgumentError(`${op}: ratio = ${ratio} must be in [0, 1] (dynamic_thresholding_ratio)`);
-  if (!(maxValue >= 1) || !Number.isFinite(maxValue)) throw new InvalidArgumentError(`${op}: maxValue = ${maxValue} must be a finite number ≥ 1 (sample_max_value)`);
+  // below 1, torch.clamp(s, min=1, max=maxValue) gives maxValue for every sample; the kernel's min(max(q, 1), maxValue) too
+  if (!(maxValue > 0) || !Number.isFinite(maxValue)) throw new InvalidArgumentError(`${op}: maxValue = ${maxValue} must be a finite number > 0 (sample_max_value)`);
   const ctx = x.ctx;
   requireBindable(ctx, op, [['x', x.byteSize]]);
   const B = x.shape[0];

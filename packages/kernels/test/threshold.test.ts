@@ -54,9 +54,14 @@ describe('thresholdSample', () => {
     expect(quantileRanks(0.995, 16384)).toEqual({ lo: 16301, hi: 16302, weight: Math.fround(Math.fround(Math.fround(0.995) * 16383) - 16301) });
     expect(quantileRanks(1, 5)).toEqual({ lo: 4, hi: 4, weight: 0 });
   });
-  it('refuses a ratio outside [0, 1] and sample_max_value < 1', () => {
+  it('sample_max_value < 1 gives s = sample_max_value, as torch.clamp(min=1, max<1) does', async () => {
+    const { t, v } = input(ctx, [2, 50], 'f32', 'max below one', -2, 2);
+    const out = await thresholdSample(t, 0.9, 0.5).read();
+    expect(relL2(out, thresholdRef(v, 2, 50, 0.9, 0.5).out)).toBeLessThanOrEqual(1e-6);
+  });
+  it('refuses a ratio outside [0, 1] and sample_max_value ≤ 0', () => {
     const { t } = input(ctx, [1, 8], 'f32', 'bad');
     expect(() => thresholdSample(t, 1.5, 2)).toThrow(/ratio/);
-    expect(() => thresholdSample(t, 0.9, 0.5)).toThrow(/sample_max_value/);
+    expect(() => thresholdSample(t, 0.9, 0)).toThrow(/sample_max_value/);
   });
 });

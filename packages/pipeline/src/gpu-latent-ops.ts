@@ -2,7 +2,7 @@
 // one `combine` kernel; noise is drawn on the host in torch's NCHW order (so seeds reproduce
 // diffusers) and re-laid to NHWC before upload.
 import { permute, type GpuContext, type Tensor } from '@ssd/tensor';
-import { combine } from '@ssd/kernels';
+import { clamp, combine, thresholdSample } from '@ssd/kernels';
 import type { LatentOps } from './schedulers/latent-ops.js';
 import type { TorchGenerator } from './random/torch-generator.js';
 
@@ -15,6 +15,14 @@ export class GpuLatentOps implements LatentOps<Tensor> {
 
   randnLike(like: Tensor, generator: TorchGenerator): Tensor {
     return randnNHWC(this.ctx, generator, like.shape as [number, number, number, number]);
+  }
+
+  clamp(x: Tensor, lo: number, hi: number): Tensor {
+    return clamp(x, lo, hi);
+  }
+
+  threshold(x: Tensor, ratio: number, maxValue: number): Tensor {
+    return thresholdSample(x, ratio, maxValue);
   }
 
   release(x: Tensor): void {

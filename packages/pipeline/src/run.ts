@@ -191,7 +191,7 @@ export async function runDenoise(pipe: StableDiffusionXLPipeline, o: GenerateOpt
         let noisePred: Tensor = track(guided ? guidance(eps, g, { outDtype: 'f32' }) : cast(eps, 'f32'));
         if (guided && phi > 0) noisePred = await rescaleNoiseCfg(noisePred, eps, b, phi, track, drop);
         drop(eps);
-        const next = track(scheduler.step(ops, noisePred, t, latents, { generator }));
+        const next = track(scheduler.step(ops, noisePred, t, latents, { generator }).prevSample);
         drop(noisePred);
         drop(latents);
         latents = next;

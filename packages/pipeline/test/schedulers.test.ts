@@ -88,8 +88,16 @@ describe('schedulers vs diffusers v0.26.3 fixtures', () => {
         ops.release(scaled);
         const drawsBefore = ops.draws.length;
         const model = await latent(`${run.name}.step${i}.model_output`);
-        const prev = s.step(ops, model, t, sample, { generator });
+        const out = s.step(ops, model, t, sample, { generator, withPredOriginal: true });
+        const prev = out.prevSample;
         expect(ops.draws.length - drawsBefore).toBe(entry.noise_draws);
+        // x̂₀ exactly where diffusers' SchedulerOutput has it (Euler, Euler a, DDPM, DDIM)
+        const x0Name = `${run.name}.step${i}.pred_original_sample`;
+        expect(out.predOriginalSample === undefined, x0Name).toBe(!names.has(x0Name));
+        if (out.predOriginalSample) {
+          expect(relL2(out.predOriginalSample.data, await file.readFloat32(x0Name)), x0Name).toBeLessThanOrEqual(1e-5);
+          ops.release(out.predOriginalSample);
+        }
         for (let k = 0; k < entry.noise_draws; k++) {
           // the generator stays in step with diffusers': its draws are the fixture's, bit for bit
           expect(ops.draws[drawsBefore + k]).toEqual(await file.readFloat32(`${run.name}.step${i}.noise${k}`));
@@ -175,7 +183,7 @@ describe('every scheduler at 1, 2, 3, 25 and 50 steps', () => {
           for (const t of ts) {
             const scaled = s.scaleModelInput(ops, x, t);
             const model = fakeModel(ops, scaled, g);
-            const next = s.step(ops, model, t, x, { generator: g });
+            const next = s.step(ops, model, t, x, { generator: g }).prevSample;
             ops.release(scaled);
             ops.release(model);
             ops.release(x);
@@ -219,7 +227,7 @@ describe('other diffusers configurations run finite', () => {
         let x = ops.combine([[float32Latent(g.randn([1, 4, 2, 2]), [1, 4, 2, 2]), s.initNoiseSigma]]);
         for (const t of s.timesteps) {
           const model = fakeModel(ops, x, g);
-          const next = s.step(ops, model, t, x, { generator: g, eta: 0.5 });
+          const next = s.step(ops, model, t, x, { generator: g, eta: 0.5 }).prevSample;
           ops.release(model);
           ops.release(x);
           x = next;
@@ -248,8 +256,8 @@ describe('errors', () => {
 
   it('rejects values a scheduler uses but we do not support, naming the key', () => {
     const cases: Array<[string, Record<string, unknown>, string]> = [
-      ['ddpm', { clip_sample: true }, 'clip_sample'],
-      ['ddim', { thresholding: true }, 'thresholding'],
+      ['dpm++2m', { thresholding: true }, 'thresholding'],
+      ['ddim', { clip_sample_range: 0 }, 'clip_sample_range'],
       ['euler', { interpolation_type: 'log_linear' }, 'interpolation_type'],
       ['euler', { beta_schedule: 'cosine' }, 'beta_schedule'],
       ['euler-a', { prediction_type: 'sample' }, 'prediction_type'],

@@ -20,7 +20,7 @@ export function thresholdRef(x: ArrayLike<number>, B: number, P: number, ratio: 
   for (let b = 0; b < B; b++) {
     const sorted = Array.from({ length: P }, (_, i) => Math.abs(x[b * P + i])).sort((p, q) => p - q);
     const q = sorted[lo] + w * (sorted[hi] - sorted[lo]);
-    const sb = Math.min(Math.max(q, 1), maxValue);
+    const sb = Math.min(Math.max(q, 1), maxValue); // torch.clamp(min=1, max): max wins when max < 1
     s[b] = sb;
     for (let i = 0; i < P; i++) out[b * P + i] = Math.min(Math.max(x[b * P + i], -sb), sb) / sb;
   }

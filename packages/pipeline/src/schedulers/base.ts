@@ -6,7 +6,7 @@ import type { TorchGenerator } from '../random/torch-generator.js';
 import type { ConfigReader } from './config.js';
 import type { LatentOps } from './latent-ops.js';
 import type { NoiseSchedule } from './noise-schedule.js';
-import type { Scheduler, SchedulerName, StepOptions } from './scheduler.js';
+import type { Scheduler, SchedulerName, SchedulerOutput, StepOptions } from './scheduler.js';
 
 /** How a class finds its first step index from a timestep (diffusers index_for_timestep). */
 type IndexStyle = 'euler' | 'multistep';
@@ -34,7 +34,7 @@ export abstract class BaseScheduler implements Scheduler {
   }
 
   abstract get initNoiseSigma(): number;
-  abstract step<T>(ops: LatentOps<T>, modelOutput: T, t: number, sample: T, opts?: StepOptions): T;
+  abstract step<T>(ops: LatentOps<T>, modelOutput: T, t: number, sample: T, opts?: StepOptions): SchedulerOutput<T>;
   abstract addNoise<T>(ops: LatentOps<T>, original: T, noise: T, t: number): T;
   /** Fills timesteps (and sigmas) for n inference steps. */
   protected abstract placeTimesteps(n: number): void;

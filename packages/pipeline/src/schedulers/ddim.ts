@@ -4,9 +4,10 @@ import { InvalidArgumentError } from '@ssd/tensor';
 import type { ConfigReader } from './config.js';
 import type { LatentOps } from './latent-ops.js';
 import { BaseScheduler, f32 } from './base.js';
-import { alphaNoise } from './ddpm.js';
+import { alphaNoise, predOriginal } from './ddpm.js';
 import { readNoiseSchedule } from './noise-schedule.js';
-import type { SchedulerName, StepOptions } from './scheduler.js';
+import { clipSample, readSampleClipping, type SampleClipping } from './sample-clipping.js';
+import type { SchedulerName, SchedulerOutput, StepOptions } from './scheduler.js';
 import { TIMESTEP_SPACINGS, timestepsN, type TimestepSpacing } from './timesteps.js';
 
 export class DDIMScheduler extends BaseScheduler {
@@ -18,19 +19,20 @@ export class DDIMScheduler extends BaseScheduler {
   private readonly spacing: TimestepSpacing;
   private readonly stepsOffset: number;
   private readonly finalAlphaCumprod: number;
+  private readonly clipping: SampleClipping;
 
   constructor(cfg: ConfigReader) {
     const schedule = readNoiseSchedule(cfg, { hasRescaleZeroSnr: true, clampLastAlpha: false });
-    cfg.require('clip_sample', true, false, 'clipping x̂₀ needs an elementwise clamp LatentOps does not offer; set clip_sample: false');
+    const clipping = readSampleClipping(cfg);
     const setAlphaToOne = cfg.boolean('set_alpha_to_one', true);
     const stepsOffset = cfg.integer('steps_offset', 0, 0);
     const prediction = cfg.choice('prediction_type', 'epsilon', ['epsilon', 'v_prediction', 'sample'] as const);
-    cfg.require('thresholding', false, false, 'dynamic thresholding is not supported');
     const spacing = cfg.choice('timestep_spacing', 'leading', TIMESTEP_SPACINGS);
     super(cfg, schedule, 'euler');
     this.prediction = prediction;
     this.spacing = spacing;
     this.stepsOffset = stepsOffset;
+    this.clipping = clipping;
     // The "previous" ᾱ of the last step: 1, or ᾱ_0 when set_alpha_to_one is false (SDXL's config).
     this.finalAlphaCumprod = setAlphaToOne ? 1 : schedule.alphasCumprod[0];
   }
@@ -39,7 +41,7 @@ export class DDIMScheduler extends BaseScheduler {
     this.timesteps = Float64Array.from(timestepsN(this.spacing, n, this.schedule.numTrainTimesteps, this.stepsOffset, false));
   }
 
-  step<T>(ops: LatentOps<T>, modelOutput: T, t: number, sample: T, opts?: StepOptions): T {
+  step<T>(ops: LatentOps<T>, modelOutput: T, t: number, sample: T, opts?: StepOptions): SchedulerOutput<T> {
     this.currentIndex(t);
     const eta = opts?.eta ?? 0;
     if (!(eta >= 0) || !Number.isFinite(eta)) throw new InvalidArgumentError(`DDIMScheduler.step: eta must be ≥ 0, got ${eta}`);
@@ -59,16 +61,21 @@ export class DDIMScheduler extends BaseScheduler {
     const std = f32(eta * f32(Math.sqrt(variance)));
     const cx0 = f32(Math.sqrt(aPrev));
     const cEps = f32(Math.sqrt(f32(f32(1 - aPrev) - f32(std * std))));
-    const terms: Array<readonly [T, number]> = [[sample, cx0 * px + cEps * ex], [modelOutput, cx0 * pm + cEps * em]];
+    // x_prev = cx0·x̂₀ + cEps·ε̂ (ε̂ from the unclipped x̂₀, as with use_clipped_model_output false):
+    // folded into one combination of x and m unless x̂₀ is clipped (a nonlinear step)
+    const clipped = this.clipping.kind !== 'none';
+    const x0 = clipped || opts?.withPredOriginal ? clipSample(ops, ops.combine([[sample, px], [modelOutput, pm]]), this.clipping) : null;
+    const terms: Array<readonly [T, number]> =
+      x0 && clipped ? [[x0, cx0], [sample, cEps * ex], [modelOutput, cEps * em]] : [[sample, cx0 * px + cEps * ex], [modelOutput, cx0 * pm + cEps * em]];
     let noise: T | null = null;
     if (eta > 0) {
       noise = ops.randnLike(modelOutput, this.requireGenerator(opts, 'eta > 0'));
       terms.push([noise, std]);
     }
-    const out = ops.combine(terms);
+    const prevSample = ops.combine(terms);
     if (noise !== null) ops.release(noise);
     this.advance();
-    return out;
+    return { prevSample, predOriginalSample: predOriginal(ops, x0, opts) };
   }
 
   addNoise<T>(ops: LatentOps<T>, original: T, noise: T, t: number): T {

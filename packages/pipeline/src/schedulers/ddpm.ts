@@ -4,7 +4,8 @@ import type { ConfigReader } from './config.js';
 import type { LatentOps } from './latent-ops.js';
 import { BaseScheduler, f32 } from './base.js';
 import { readNoiseSchedule } from './noise-schedule.js';
-import type { SchedulerName, StepOptions } from './scheduler.js';
+import { clipSample, readSampleClipping, type SampleClipping } from './sample-clipping.js';
+import type { SchedulerName, SchedulerOutput, StepOptions } from './scheduler.js';
 import { TIMESTEP_SPACINGS, timestepsN, type TimestepSpacing } from './timesteps.js';
 
 type Prediction = 'epsilon' | 'v_prediction' | 'sample';
@@ -19,6 +20,7 @@ export class DDPMScheduler extends BaseScheduler {
   private readonly varianceType: VarianceType;
   private readonly spacing: TimestepSpacing;
   private readonly stepsOffset: number;
+  private readonly clipping: SampleClipping;
 
   constructor(cfg: ConfigReader) {
     const schedule = readNoiseSchedule(cfg, { hasRescaleZeroSnr: true, clampLastAlpha: false });
@@ -27,9 +29,8 @@ export class DDPMScheduler extends BaseScheduler {
       learned: 'needs the variance channels of a learned-variance model',
       learned_range: 'needs the variance channels of a learned-variance model',
     });
-    cfg.require('clip_sample', true, false, 'clipping x̂₀ needs an elementwise clamp LatentOps does not offer; set clip_sample: false');
+    const clipping = readSampleClipping(cfg);
     const prediction = cfg.choice('prediction_type', 'epsilon', ['epsilon', 'v_prediction', 'sample'] as const);
-    cfg.require('thresholding', false, false, 'dynamic thresholding is not supported');
     const spacing = cfg.choice('timestep_spacing', 'leading', TIMESTEP_SPACINGS);
     const stepsOffset = cfg.integer('steps_offset', 0, 0);
     super(cfg, schedule, 'euler');
@@ -37,13 +38,14 @@ export class DDPMScheduler extends BaseScheduler {
     this.varianceType = varianceType;
     this.spacing = spacing;
     this.stepsOffset = stepsOffset;
+    this.clipping = clipping;
   }
 
   protected placeTimesteps(n: number): void {
     this.timesteps = Float64Array.from(timestepsN(this.spacing, n, this.schedule.numTrainTimesteps, this.stepsOffset, false));
   }
 
-  step<T>(ops: LatentOps<T>, modelOutput: T, t: number, sample: T, opts?: StepOptions): T {
+  step<T>(ops: LatentOps<T>, modelOutput: T, t: number, sample: T, opts?: StepOptions): SchedulerOutput<T> {
     this.currentIndex(t); // counts steps; DDPM itself works from t
     const ac = this.schedule.alphasCumprod;
     // previous_timestep: t − T // n for non-custom timesteps (not the next list entry).
@@ -61,16 +63,19 @@ export class DDPMScheduler extends BaseScheduler {
       this.prediction === 'epsilon' ? [1 / sqrtA, -sqrtB / sqrtA] : this.prediction === 'v_prediction' ? [sqrtA, -sqrtB] : [0, 1];
     const c0 = f32(f32(f32(Math.sqrt(aPrev)) * betaT) / betaProdT);
     const c1 = f32(f32(f32(Math.sqrt(alphaT)) * betaProdPrev) / betaProdT);
-    const terms: Array<readonly [T, number]> = [[sample, c0 * px + c1], [modelOutput, c0 * pm]];
+    // μ̃ = c0·x̂₀ + c1·x: folded into one combination of x and m unless x̂₀ is clipped (a nonlinear step)
+    const clipped = this.clipping.kind !== 'none';
+    const x0 = clipped || opts?.withPredOriginal ? clipSample(ops, ops.combine([[sample, px], [modelOutput, pm]]), this.clipping) : null;
+    const terms: Array<readonly [T, number]> = x0 && clipped ? [[x0, c0], [sample, c1]] : [[sample, c0 * px + c1], [modelOutput, c0 * pm]];
     let noise: T | null = null;
     if (t > 0) {
       noise = ops.randnLike(modelOutput, this.requireGenerator(opts, 'adding the posterior noise at t > 0'));
       terms.push([noise, this.noiseStd(betaProdPrev, betaProdT, betaT)]);
     }
-    const out = ops.combine(terms);
+    const prevSample = ops.combine(terms);
     if (noise !== null) ops.release(noise);
     this.advance();
-    return out;
+    return { prevSample, predOriginalSample: predOriginal(ops, x0, opts) };
   }
 
   /** The std of the added noise (_get_variance, then ** 0.5 except for fixed_small_log). */
@@ -84,6 +89,14 @@ export class DDPMScheduler extends BaseScheduler {
   addNoise<T>(ops: LatentOps<T>, original: T, noise: T, t: number): T {
     return alphaNoise(ops, this.schedule.alphasCumprod, original, noise, t);
   }
+}
+
+/** x̂₀ handed to the caller when asked for, else released. */
+export function predOriginal<T>(ops: LatentOps<T>, x0: T | null, opts: StepOptions | undefined): T | undefined {
+  if (x0 === null) return undefined;
+  if (opts?.withPredOriginal) return x0;
+  ops.release(x0);
+  return undefined;
 }
 
 /** add_noise of DDPM/DDIM: sqrt(ᾱ_t)·x₀ + sqrt(1 − ᾱ_t)·ε (float32 coefficients). */

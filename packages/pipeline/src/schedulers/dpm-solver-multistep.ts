@@ -6,7 +6,7 @@ import { BaseScheduler, f32 } from './base.js';
 import { firstOrder, secondOrder, thirdOrder, type DpmAlgorithm, type DpmSolverType } from './dpm-solver-updates.js';
 import type { LatentOps } from './latent-ops.js';
 import { readNoiseSchedule } from './noise-schedule.js';
-import type { SchedulerName, StepOptions } from './scheduler.js';
+import type { SchedulerName, SchedulerOutput, StepOptions } from './scheduler.js';
 import { interpSigmas, karrasFrom, logSigmaTable, luSigmas, timestepsForSigmas } from './sigma-schedule.js';
 import { vpPoint, type Form } from './solver-coefficients.js';
 import { TIMESTEP_SPACINGS, timestepsNPlus1, type TimestepSpacing } from './timesteps.js';
@@ -108,7 +108,8 @@ export class DPMSolverMultistepScheduler extends BaseScheduler {
     this.lowerOrderNums = 0;
   }
 
-  step<T>(ops: LatentOps<T>, modelOutput: T, t: number, sample: T, opts?: StepOptions): T {
+  // diffusers' SchedulerOutput of the multistep solvers has prev_sample only.
+  step<T>(ops: LatentOps<T>, modelOutput: T, t: number, sample: T, opts?: StepOptions): SchedulerOutput<T> {
     const i = this.currentIndex(t);
     const n = this.timesteps.length;
     const sig = this.sigmas!;
@@ -140,7 +141,7 @@ export class DPMSolverMultistepScheduler extends BaseScheduler {
     if (noise !== null) ops.release(noise);
     if (this.lowerOrderNums < this.solverOrder) this.lowerOrderNums++;
     this.advance();
-    return out;
+    return { prevSample: out };
   }
 
   /** convert_model_output: x̂₀ for the ++ algorithms, ε̂ for the others, as [sample, model] coefficients. */

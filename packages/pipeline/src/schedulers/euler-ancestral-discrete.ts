@@ -4,9 +4,9 @@
 import type { ConfigReader } from './config.js';
 import type { LatentOps } from './latent-ops.js';
 import { BaseScheduler, f32, sqrtSigmaSqPlus1 } from './base.js';
-import { eulerUpdate } from './euler-discrete.js';
+import { eulerUpdate, eulerX0 } from './euler-discrete.js';
 import { readNoiseSchedule } from './noise-schedule.js';
-import type { SchedulerName, StepOptions } from './scheduler.js';
+import type { SchedulerName, SchedulerOutput, StepOptions } from './scheduler.js';
 import { interpSigmas } from './sigma-schedule.js';
 import { TIMESTEP_SPACINGS, timestepsN, type TimestepSpacing } from './timesteps.js';
 
@@ -49,7 +49,7 @@ export class EulerAncestralDiscreteScheduler extends BaseScheduler {
     return 1 / sqrtSigmaSqPlus1(this.sigmas![this.currentIndex(t)]);
   }
 
-  step<T>(ops: LatentOps<T>, modelOutput: T, t: number, sample: T, opts?: StepOptions): T {
+  step<T>(ops: LatentOps<T>, modelOutput: T, t: number, sample: T, opts?: StepOptions): SchedulerOutput<T> {
     const generator = this.requireGenerator(opts, 'ancestral sampling adds fresh noise every step and');
     const i = this.currentIndex(t);
     const from = this.sigmas![i];
@@ -61,10 +61,11 @@ export class EulerAncestralDiscreteScheduler extends BaseScheduler {
     const down = f32(Math.sqrt(f32(to2 - f32(up * up))));
     const update = eulerUpdate(this.prediction, sample, modelOutput, from, f32(down - from));
     const noise = ops.randnLike(modelOutput, generator);
-    const out = ops.combine([...update, [noise, up]]);
+    const prevSample = ops.combine([...update, [noise, up]]);
     ops.release(noise);
+    const predOriginalSample = opts?.withPredOriginal ? ops.combine(eulerX0(this.prediction, sample, modelOutput, from)) : undefined;
     this.advance();
-    return out;
+    return { prevSample, predOriginalSample };
   }
 
   addNoise<T>(ops: LatentOps<T>, original: T, noise: T, t: number): T {

@@ -4,7 +4,7 @@ import type { ConfigReader } from './config.js';
 import type { LatentOps } from './latent-ops.js';
 import { BaseScheduler, f32, sqrtSigmaSqPlus1 } from './base.js';
 import { readNoiseSchedule } from './noise-schedule.js';
-import type { SchedulerName, StepOptions } from './scheduler.js';
+import type { SchedulerName, SchedulerOutput, StepOptions } from './scheduler.js';
 import { interpSigmas, karrasFrom, logSigmaTable, timestepsForSigmas } from './sigma-schedule.js';
 import { TIMESTEP_SPACINGS, timestepsN, type TimestepSpacing } from './timesteps.js';
 
@@ -70,15 +70,16 @@ export class EulerDiscreteScheduler extends BaseScheduler {
     return 1 / sqrtSigmaSqPlus1(sigma);
   }
 
-  step<T>(ops: LatentOps<T>, modelOutput: T, t: number, sample: T, opts?: StepOptions): T {
+  step<T>(ops: LatentOps<T>, modelOutput: T, t: number, sample: T, opts?: StepOptions): SchedulerOutput<T> {
     const i = this.currentIndex(t);
     const sigma = this.sigmas![i];
     // diffusers draws (and, with s_churn = 0, discards) one noise tensor per step from the generator.
     if (opts?.generator) ops.release(ops.randnLike(modelOutput, opts.generator));
     const dt = f32(this.sigmas![i + 1] - sigma);
-    const out = ops.combine(eulerUpdate(this.prediction, sample, modelOutput, sigma, dt));
+    const prevSample = ops.combine(eulerUpdate(this.prediction, sample, modelOutput, sigma, dt));
+    const predOriginalSample = opts?.withPredOriginal ? ops.combine(eulerX0(this.prediction, sample, modelOutput, sigma)) : undefined;
     this.advance();
-    return out;
+    return { prevSample, predOriginalSample };
   }
 
   addNoise<T>(ops: LatentOps<T>, original: T, noise: T, t: number): T {
@@ -89,6 +90,16 @@ export class EulerDiscreteScheduler extends BaseScheduler {
 export function readPrediction(cfg: ConfigReader): Prediction {
   const p = cfg.choice('prediction_type', 'epsilon', ['epsilon', 'v_prediction', 'sample', 'original_sample'] as const);
   return p === 'original_sample' ? 'sample' : p;
+}
+
+/** x̂₀ of the Euler schedulers (diffusers' pred_original_sample) as a combination of x and m. */
+export function eulerX0<T>(prediction: Prediction, x: T, m: T, sigma: number): Array<readonly [T, number]> {
+  if (prediction === 'epsilon') return [[x, 1], [m, -sigma]];
+  if (prediction === 'v_prediction') {
+    const s2 = sigma * sigma + 1;
+    return [[x, 1 / s2], [m, -sigma / Math.sqrt(s2)]];
+  }
+  return [[m, 1]];
 }
 
 /**

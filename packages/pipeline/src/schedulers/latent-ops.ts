@@ -10,6 +10,13 @@ export interface LatentOps<T> {
   combine(terms: ReadonlyArray<readonly [T, number]>): T;
   /** A new standard-normal array shaped like `like`, drawn from the generator (torch.randn order). */
   randnLike(like: T, generator: TorchGenerator): T;
+  /** A new array min(max(x, lo), hi) (torch.clamp; DDPM/DDIM clip_sample). */
+  clamp(x: T, lo: number, hi: number): T;
+  /**
+   * A new array: diffusers' dynamic thresholding per sample b of x [B, ...] —
+   * s_b = clamp(quantile(|x_b|, ratio), 1, maxValue), x_b ↦ clamp(x_b, −s_b, s_b) / s_b.
+   */
+  threshold(x: T, ratio: number, maxValue: number): T;
   /** The scheduler no longer needs an array it created (dispose it). */
   release(x: T): void;
 }
@@ -65,6 +72,30 @@ export class Float32LatentOps implements LatentOps<Float32Latent> {
 
   randnLike(like: Float32Latent, generator: TorchGenerator): Float32Latent {
     return this.adopt({ shape: [...like.shape], data: generator.randn(like.shape) });
+  }
+
+  clamp(x: Float32Latent, lo: number, hi: number): Float32Latent {
+    return this.adopt({ shape: [...x.shape], data: x.data.map((v) => Math.min(Math.max(v, lo), hi)) });
+  }
+
+  threshold(x: Float32Latent, ratio: number, maxValue: number): Float32Latent {
+    const b = x.shape[0];
+    const p = x.data.length / b;
+    // torch.quantile on float32: position and lerp weight in float32, torch.lerp's two forms
+    const r = Math.fround(Math.fround(ratio) * (p - 1));
+    const lo = Math.floor(r);
+    const hi = Math.ceil(r);
+    const w = Math.fround(r - lo);
+    const out = new Float32Array(x.data.length);
+    for (let k = 0; k < b; k++) {
+      const row = x.data.subarray(k * p, (k + 1) * p);
+      const sorted = Float32Array.from(row, Math.abs).sort();
+      const [a, e] = [sorted[lo], sorted[hi]];
+      const q = Math.abs(w) < 0.5 ? Math.fround(a + Math.fround(w * Math.fround(e - a))) : Math.fround(e - Math.fround(Math.fround(e - a) * Math.fround(1 - w)));
+      const s = Math.min(Math.max(q, 1), maxValue);
+      for (let i = 0; i < p; i++) out[k * p + i] = Math.min(Math.max(row[i], -s), s) / s;
+    }
+    return this.adopt({ shape: [...x.shape], data: out });
   }
 
   release(x: Float32Latent): void {

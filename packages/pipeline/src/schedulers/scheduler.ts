@@ -16,6 +16,19 @@ export interface StepOptions {
   generator?: TorchGenerator;
   /** DDIM's η (diffusers' pipeline passes eta = 0 by default); ignored by the others. */
   eta?: number;
+  /**
+   * Also return x̂₀ as `predOriginalSample` (schedulers whose diffusers SchedulerOutput has it: Euler,
+   * Euler ancestral, DDPM, DDIM, LCM). Off by default: it costs one more array per step.
+   */
+  withPredOriginal?: boolean;
+}
+
+/** diffusers' SchedulerOutput: arrays the caller owns. */
+export interface SchedulerOutput<T> {
+  /** x_{t−1}, the sample for the next step. */
+  prevSample: T;
+  /** x̂₀, the model's estimate of the clean sample (after clip_sample / thresholding), when asked for and defined. */
+  predOriginalSample?: T;
 }
 
 export interface Scheduler {
@@ -45,8 +58,8 @@ export interface Scheduler {
   inputScale(t: number): number;
   /** scale_model_input: a new array inputScale(t)·x. */
   scaleModelInput<T>(ops: LatentOps<T>, x: T, t: number): T;
-  /** One solver step; returns the new sample (a new array the caller owns). */
-  step<T>(ops: LatentOps<T>, modelOutput: T, t: number, sample: T, opts?: StepOptions): T;
+  /** One solver step: the new sample (and x̂₀ when asked for), new arrays the caller owns. */
+  step<T>(ops: LatentOps<T>, modelOutput: T, t: number, sample: T, opts?: StepOptions): SchedulerOutput<T>;
   /** diffusers' add_noise for img2img: a new array noising `original` to timestep t. */
   addNoise<T>(ops: LatentOps<T>, original: T, noise: T, t: number): T;
   /** img2img starts part-way: the first step taken is timesteps[i] (diffusers set_begin_index). */

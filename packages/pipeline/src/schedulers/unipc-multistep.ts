@@ -5,7 +5,7 @@ import type { ConfigReader } from './config.js';
 import { BaseScheduler, f32 } from './base.js';
 import type { LatentOps } from './latent-ops.js';
 import { readNoiseSchedule } from './noise-schedule.js';
-import type { SchedulerName, StepOptions } from './scheduler.js';
+import type { SchedulerName, SchedulerOutput, StepOptions } from './scheduler.js';
 import { interpSigmas, karrasFrom, logSigmaTable, timestepsForSigmas } from './sigma-schedule.js';
 import { uniCorrector, uniPredictor } from './unipc-updates.js';
 import { vpPoint } from './solver-coefficients.js';
@@ -90,7 +90,8 @@ export class UniPCMultistepScheduler extends BaseScheduler {
     this.lowerOrderNums = 0;
   }
 
-  step<T>(ops: LatentOps<T>, modelOutput: T, t: number, sample: T, _opts?: StepOptions): T {
+  // diffusers' SchedulerOutput of the multistep solvers has prev_sample only.
+  step<T>(ops: LatentOps<T>, modelOutput: T, t: number, sample: T, _opts?: StepOptions): SchedulerOutput<T> {
     const i = this.currentIndex(t);
     const sig = this.sigmas!;
     const at = (k: number) => vpPoint(sig[k]);
@@ -121,7 +122,7 @@ export class UniPCMultistepScheduler extends BaseScheduler {
     const out = ops.combine(terms);
     if (this.lowerOrderNums < this.solverOrder) this.lowerOrderNums++;
     this.advance();
-    return out;
+    return { prevSample: out };
   }
 
   /** convert_model_output: x̂₀ when predict_x0, else ε̂, as [sample, model] coefficients. */
