@@ -1,67 +1,329 @@
-// Loading the components a StableDiffusionXLPipeline folder lists in model_index.json, with byte-
-// accurate progress per component and the fp16 variant / f16 dtype choices applied consistently.
-import { allInOrder, DTYPE_BYTES, openWeightFiles, readComponentConfig, resolveWeightFiles, shapeSize, type GpuContext, type LoadProgress, type ModelSource } from '@ssd/tensor';
-import { CLIPTextModel, CLIPTokenizer } from '@ssd/clip';
-import { UNet2DConditionModel } from '@ssd/unet';
-import { AutoencoderKL, AutoencoderTiny } from '@ssd/vae';
+// SdxlComponents: the models of a StableDiffusionXLPipeline folder and the policy for holding them —
+// loading (byte-accurate progress per component, the fp16 variant / f16 dtype applied consistently),
+// memory mode (resident, or 'low': each model loaded for its stage and released after it), the fit
+// checks a run must pass before anything is loaded, and the low-memory pool cap. The algorithm
+// (run.ts) asks for a stage's model and gives it back; it never decides where models live.
+import {
+  allInOrder, createContext, DeviceLimitError, InvalidArgumentError, openModelSource, readComponentConfig, readModelIndex, throwIfAborted,
+  type GpuContext, type LoadProgress, type ModelSource,
+} from '@ssd/tensor';
+import { CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer } from '@ssd/clip';
+import { parseUNetConfig, planUNetMemory, UNet2DConditionModel, type UNet2DConditionConfig, type UNetSpec } from '@ssd/unet';
+import { loadAutoencoder, type AutoencoderKL, type AutoencoderTiny } from '@ssd/vae';
+import { componentWeightBytes } from './weight-bytes.js';
 
 export type Vae = AutoencoderKL | AutoencoderTiny;
+export type TextEncoders = readonly [CLIPTextModel, CLIPTextModelWithProjection];
 
 export interface ComponentLoadProgress extends LoadProgress {
   component: string;
 }
 
-export interface LoadCommon {
-  context: GpuContext;
-  dtype: 'f16' | 'f32';
+export interface ComponentsOptions {
+  /** 'f16' (default when the device has shader-f16) or 'f32'. The VAE decodes in f32 unless its config allows f16. */
+  dtype?: 'f16' | 'f32';
+  /** Weight variant to prefer, e.g. 'fp16' (falls back to the full weights with a notice). */
   variant?: string;
+  /** Another VAE (AutoencoderKL such as the fp16-fix VAE, or AutoencoderTiny/TAESDXL): a folder, URL or source. */
+  vae?: string | ModelSource;
+  /**
+   * 'low': each component is loaded for its stage and released after it — text encoders, then the
+   * UNet, then the VAE (decoder only) — and the buffer pool is capped at 16 MiB while a run lasts, so
+   * the peak is the largest single stage (SSD-1B at 1024²: the UNet's 2.66 GB of fp16 weights plus
+   * its live activations). Every call re-reads the weights.
+   */
+  memory?: 'resident' | 'low';
+  /** A context to share (default: a new one, destroyed with the components). */
+  context?: GpuContext;
+  onLoadProgress?: (p: ComponentLoadProgress) => void;
+  onNotice?: (message: string) => void;
   signal?: AbortSignal;
-  onProgress?: (p: ComponentLoadProgress) => void;
-  onNotice?: (msg: string) => void;
 }
 
-const progress = (o: LoadCommon, component: string) => (p: LoadProgress) => o.onProgress?.({ ...p, component });
+/** The pool's cap during a low-memory run. */
+export const LOW_MEMORY_POOL_BYTES = 16 * 2 ** 20;
 
-/**
- * GPU bytes a component's weights take once loaded at `dtype`, from its safetensors headers alone
- * (low-memory mode checks a run against them before loading anything). Local files and URLs read
- * just the headers; a caching source (the browser weight cache) fetches the files into its cache.
- */
-export async function componentWeightBytes(source: ModelSource, subfolder: string, variant: string | undefined, dtype: 'f16' | 'f32'): Promise<number> {
-  const files = await openWeightFiles(source, await resolveWeightFiles(source, subfolder, variant));
-  try {
-    let elements = 0;
-    for (const f of files) for (const t of f.tensors.values()) elements += shapeSize(t.shape);
-    return elements * DTYPE_BYTES[dtype];
-  } finally {
-    await Promise.all(files.map((f) => f.source.close()));
+interface Resident {
+  textEncoders: TextEncoders | null;
+  unet: UNet2DConditionModel | null;
+  vae: Vae | null;
+}
+
+interface Init extends Resident {
+  ctx: GpuContext;
+  ownsContext: boolean;
+  source: ModelSource;
+  vaeSource: { source: ModelSource; subfolder: string };
+  dtype: 'f16' | 'f32';
+  options: Readonly<ComponentsOptions>;
+  tokenizers: readonly [CLIPTokenizer, CLIPTokenizer];
+  unetSpec: UNetSpec;
+  schedulerConfig: Readonly<Record<string, unknown>>;
+  forceZerosForEmptyPrompt: boolean;
+  stageWeightBytes: { textEncoders: number; unet: number } | null;
+  loadMs: number;
+}
+
+const REQUIRED = ['tokenizer', 'tokenizer_2', 'text_encoder', 'text_encoder_2', 'unet', 'scheduler'];
+const poolCaps = new WeakMap<GpuContext, { runs: number; before: number }>();
+
+export class SdxlComponents {
+  readonly ctx: GpuContext;
+  readonly source: ModelSource;
+  readonly dtype: 'f16' | 'f32';
+  readonly tokenizers: readonly [CLIPTokenizer, CLIPTokenizer];
+  /** The UNet's structure, from its config (also while a low-memory pipeline has it unloaded). */
+  readonly unetSpec: UNetSpec;
+  /** scheduler/scheduler_config.json as read. */
+  readonly schedulerConfig: Readonly<Record<string, unknown>>;
+  /** model_index.json's force_zeros_for_empty_prompt (diffusers' default: true). */
+  readonly forceZerosForEmptyPrompt: boolean;
+  /** Low-memory mode: GPU bytes of each stage's weights, loaded per run (checked before a run starts). */
+  readonly stageWeightBytes: { textEncoders: number; unet: number } | null;
+  readonly loadMs: number;
+  private readonly resident: Resident;
+  private readonly ownsContext: boolean;
+  private readonly vaeSource: { source: ModelSource; subfolder: string };
+  private readonly options: Readonly<ComponentsOptions>;
+  private disposed = false;
+
+  private constructor(init: Init) {
+    this.ctx = init.ctx;
+    this.ownsContext = init.ownsContext;
+    this.source = init.source;
+    this.vaeSource = init.vaeSource;
+    this.dtype = init.dtype;
+    this.options = init.options;
+    this.tokenizers = init.tokenizers;
+    this.unetSpec = init.unetSpec;
+    this.schedulerConfig = init.schedulerConfig;
+    this.forceZerosForEmptyPrompt = init.forceZerosForEmptyPrompt;
+    this.stageWeightBytes = init.stageWeightBytes;
+    this.loadMs = init.loadMs;
+    this.resident = { textEncoders: init.textEncoders, unet: init.unet, vae: init.vae };
+  }
+
+  /** Loads every component model_index.json lists (in low-memory mode: tokenizers and configs only). */
+  static async load(source: string | ModelSource, options: ComponentsOptions = {}): Promise<SdxlComponents> {
+    const t0 = performance.now();
+    const src = openModelSource(source);
+    const index = await readModelIndex(src);
+    for (const c of REQUIRED) {
+      if (!index.components[c]) throw new InvalidArgumentError(`${src.description}/model_index.json lists no "${c}": not an SDXL-family pipeline (components: ${Object.keys(index.components).join(', ')})`);
+    }
+    if (!options.vae && !index.components.vae) throw new InvalidArgumentError(`${src.description}/model_index.json lists no "vae"; pass one with the vae option`);
+    const ctx = options.context ?? (await createContext());
+    const ownsContext = !options.context;
+    const notice = options.onNotice ?? ((m: string) => console.warn(m));
+    let dtype = options.dtype ?? (ctx.f16 ? 'f16' : 'f32');
+    if (dtype === 'f16' && !ctx.f16) {
+      notice('this device has no shader-f16: running in f32 (about twice the memory and bandwidth)');
+      dtype = 'f32';
+    }
+    const vaeSource = options.vae ? { source: openModelSource(options.vae), subfolder: '' } : { source: src, subfolder: 'vae' };
+    const low = options.memory === 'low';
+    const resident: Resident = { textEncoders: null, unet: null, vae: null };
+    const loader = new SdxlComponentsLoader(ctx, src, vaeSource, dtype, { ...options, onNotice: notice });
+    try {
+      const schedulerConfig = await readComponentConfig(src, 'scheduler');
+      const tokenizers = await loader.tokenizers();
+      throwIfAborted(options.signal, 'loading the pipeline');
+      if (!low) {
+        resident.textEncoders = await loader.textEncoders(options.signal);
+        resident.unet = await loader.unet(options.signal);
+      }
+      // low-memory mode loads the UNet per run: a config we cannot run fails now all the same
+      const unetSpec = resident.unet?.spec ?? parseUNetConfig((await readComponentConfig(src, 'unet')) as UNet2DConditionConfig);
+      const stageWeightBytes = low
+        ? {
+            textEncoders: (await componentWeightBytes(src, 'text_encoder', options.variant, dtype)) + (await componentWeightBytes(src, 'text_encoder_2', options.variant, dtype)),
+            unet: await componentWeightBytes(src, 'unet', options.variant, dtype),
+          }
+        : null;
+      if (!low) resident.vae = await loader.vae(options.signal, 'both');
+      return new SdxlComponents({
+        ...resident, ctx, ownsContext, source: src, vaeSource, dtype, options: { ...options, onNotice: notice }, tokenizers, unetSpec, schedulerConfig,
+        forceZerosForEmptyPrompt: index.extra.force_zeros_for_empty_prompt !== false, stageWeightBytes, loadMs: performance.now() - t0,
+      });
+    } catch (e) {
+      resident.textEncoders?.forEach((m) => m.dispose());
+      resident.unet?.dispose();
+      resident.vae?.dispose();
+      if (ownsContext) ctx.destroy();
+      throw e;
+    }
+  }
+
+  /** Low-memory mode: every component is loaded for its stage and released after it. */
+  get lowMemory(): boolean {
+    return this.options.memory === 'low';
+  }
+
+  /** The resident UNet (diffusers' `pipe.unet`). In low-memory mode it is loaded only while denoising. */
+  get unet(): UNet2DConditionModel {
+    if (!this.resident.unet) throw new InvalidArgumentError('in low-memory mode the UNet is loaded only while denoising');
+    return this.resident.unet;
+  }
+
+  /** The VAE kept loaded (resident mode), if any. */
+  get residentVae(): Vae | null {
+    return this.resident.vae;
+  }
+
+  /** Image size when none is given: the UNet's sample_size × 8. */
+  get defaultSize(): number {
+    return this.unetSpec.sampleSize * 8;
+  }
+
+  /** Text encoders for one stage (loaded now in low-memory mode; give back with releaseTextEncoders). */
+  async acquireTextEncoders(signal?: AbortSignal): Promise<TextEncoders> {
+    this.checkLive();
+    return this.resident.textEncoders ?? this.loader().textEncoders(signal);
+  }
+
+  releaseTextEncoders(encoders: TextEncoders): void {
+    if (encoders !== this.resident.textEncoders) for (const e of encoders) e.dispose();
+  }
+
+  /** The UNet for one run (loaded now in low-memory mode; give back with releaseUNet). */
+  async acquireUNet(signal?: AbortSignal): Promise<UNet2DConditionModel> {
+    this.checkLive();
+    return this.resident.unet ?? this.loader().unet(signal);
+  }
+
+  releaseUNet(unet: UNet2DConditionModel): void {
+    if (unet !== this.resident.unet) unet.dispose();
+  }
+
+  /** The VAE for one stage: the resident one, or (low-memory mode) just the part the stage needs. */
+  async acquireVae(signal?: AbortSignal, part: 'decoder' | 'encoder' = 'decoder'): Promise<Vae> {
+    this.checkLive();
+    return this.resident.vae ?? this.loader().vae(signal, part);
+  }
+
+  releaseVae(vae: Vae): void {
+    if (vae !== this.resident.vae) vae.dispose();
+  }
+
+  /**
+   * Refuses up front a size the device cannot run: a tensor some op must bind whole above
+   * maxStorageBufferBindingSize, or activations beyond the context's memory budget (in low-memory
+   * mode: a stage's weights, or the UNet's weights plus its activations, beyond it).
+   */
+  checkFits(rows: number, width: number, height: number): void {
+    const ctx = this.ctx;
+    const el = this.dtype === 'f16' ? 2 : 4;
+    const plan = planUNetMemory(this.unetSpec, rows, height / 8, width / 8, el);
+    const limit = ctx.limits.maxStorageBufferBindingSize;
+    const worst = plan.wholeBindings.reduce((a, x) => (x.bytes > a.bytes ? x : a), { what: '', bytes: 0 });
+    if (worst.bytes > limit) {
+      throw new DeviceLimitError('maxStorageBufferBindingSize', worst.bytes, limit, `${width}×${height} (UNet batch ${rows}, ${this.dtype}) needs ${worst.what} in one binding; choose a smaller size${el === 4 && ctx.f16 ? ' or dtype f16' : ''}`);
+    }
+    const free = ctx.memoryBudgetBytes - ctx.memory.liveBytes;
+    const stages = this.stageWeightBytes;
+    if (stages) {
+      // low-memory mode: nothing of the model is loaded yet; the largest stage must fit on its own
+      if (stages.textEncoders > free) {
+        throw new DeviceLimitError('GPU memory budget (bytes)', stages.textEncoders, Math.max(0, Math.round(free)), 'the two text encoders\' weights (low-memory mode loads them for the text stage)');
+      }
+      const unetStage = stages.unet + plan.peakActivationBytes;
+      if (unetStage > free) {
+        throw new DeviceLimitError('GPU memory budget (bytes)', Math.round(unetStage), Math.max(0, Math.round(free)), `${width}×${height} (UNet batch ${rows}): the UNet's weights (${stages.unet.toLocaleString('en-US')} bytes) plus its estimated activations; choose a smaller size or fewer images`);
+      }
+      return;
+    }
+    if (plan.peakActivationBytes > free) {
+      throw new DeviceLimitError('GPU memory budget (bytes)', Math.round(plan.peakActivationBytes), Math.max(0, Math.round(free)), `${width}×${height} (UNet batch ${rows}): estimated UNet activations beyond the weights already loaded; choose a smaller size or fewer images`);
+    }
+  }
+
+  /**
+   * Memory policy for one run. Low-memory mode caps the pool until the returned function is called: a
+   * large pool holds buffers of many size classes at once — SSD-1B at 1024²: 255 MiB of live UNet
+   * activations but 629 MiB with the default 512 MiB pool, 268 MiB with this cap — at the cost of
+   * creating the large buffers again every step. Runs of two pipelines sharing a context may overlap.
+   */
+  beginRun(): () => void {
+    if (!this.lowMemory) return () => {};
+    const ctx = this.ctx;
+    const cap = poolCaps.get(ctx) ?? { runs: 0, before: ctx.maxPooledBytes };
+    if (cap.runs++ === 0) poolCaps.set(ctx, cap);
+    ctx.maxPooledBytes = Math.min(cap.before, LOW_MEMORY_POOL_BYTES);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--cap.runs === 0) {
+        poolCaps.delete(ctx);
+        ctx.maxPooledBytes = cap.before;
+      }
+    };
+  }
+
+  /** Start of a stage: in low-memory mode the buffers the last stage pooled are freed, so each stage's peak is its own. */
+  beginStage(): void {
+    if (this.lowMemory) this.ctx.trim();
+    this.ctx.resetPeak();
+  }
+
+  /** Frees every resident model (and the context, when these components made it). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.resident.textEncoders?.forEach((e) => e.dispose());
+    this.resident.unet?.dispose();
+    this.resident.vae?.dispose();
+    if (this.ownsContext) this.ctx.destroy();
+  }
+
+  private checkLive(): void {
+    if (this.disposed) throw new InvalidArgumentError('the pipeline was disposed');
+  }
+
+  private loader(): SdxlComponentsLoader {
+    return new SdxlComponentsLoader(this.ctx, this.source, this.vaeSource, this.dtype, this.options);
   }
 }
 
-export async function loadTokenizers(source: ModelSource): Promise<[CLIPTokenizer, CLIPTokenizer]> {
-  return allInOrder<[CLIPTokenizer, CLIPTokenizer]>([CLIPTokenizer.fromPretrained(source, 'tokenizer'), CLIPTokenizer.fromPretrained(source, 'tokenizer_2')]);
-}
+/** Loads one component of a pipeline folder with the pipeline's dtype, variant and progress reporting. */
+class SdxlComponentsLoader {
+  constructor(
+    private readonly ctx: GpuContext,
+    private readonly source: ModelSource,
+    private readonly vaeSource: { source: ModelSource; subfolder: string },
+    private readonly dtype: 'f16' | 'f32',
+    private readonly o: Readonly<ComponentsOptions>,
+  ) {}
 
-export async function loadTextEncoders(source: ModelSource, o: LoadCommon): Promise<[CLIPTextModel, CLIPTextModel]> {
-  const common = { context: o.context, dtype: o.dtype, variant: o.variant, signal: o.signal, onNotice: o.onNotice };
-  const te1 = await CLIPTextModel.fromPretrained(source, 'text_encoder', { ...common, onProgress: progress(o, 'text_encoder') });
-  try {
-    const te2 = await CLIPTextModel.fromPretrained(source, 'text_encoder_2', { ...common, onProgress: progress(o, 'text_encoder_2') });
-    return [te1, te2];
-  } catch (e) {
-    te1.dispose();
-    throw e;
+  private common(component: string, signal?: AbortSignal) {
+    return { context: this.ctx, variant: this.o.variant, signal, onNotice: this.o.onNotice, onProgress: (p: LoadProgress) => this.o.onLoadProgress?.({ ...p, component }) };
   }
-}
 
-export function loadUNet(source: ModelSource, o: LoadCommon): Promise<UNet2DConditionModel> {
-  return UNet2DConditionModel.fromPretrained(source, { subfolder: 'unet', context: o.context, dtype: o.dtype, variant: o.variant, signal: o.signal, onNotice: o.onNotice, onProgress: progress(o, 'unet') });
-}
+  tokenizers(): Promise<[CLIPTokenizer, CLIPTokenizer]> {
+    return allInOrder<[CLIPTokenizer, CLIPTokenizer]>([CLIPTokenizer.fromPretrained(this.source, 'tokenizer'), CLIPTokenizer.fromPretrained(this.source, 'tokenizer_2')]);
+  }
 
-/** An AutoencoderKL or AutoencoderTiny folder (decided by its config's _class_name); `parts` loads only the decoder or the encoder. */
-export async function loadVae(source: ModelSource, subfolder: string, o: LoadCommon, parts: 'both' | 'decoder' | 'encoder' = 'both'): Promise<Vae> {
-  const cfg = await readComponentConfig(source, subfolder);
-  const opts = { subfolder, parts, context: o.context, variant: o.variant, signal: o.signal, onNotice: o.onNotice, onProgress: progress(o, 'vae') };
-  if (cfg._class_name === 'AutoencoderTiny') return AutoencoderTiny.fromPretrained(source, { ...opts, dtype: o.dtype });
-  return AutoencoderKL.fromPretrained(source, opts);
+  async textEncoders(signal?: AbortSignal): Promise<TextEncoders> {
+    const te1 = await CLIPTextModel.fromPretrained(this.source, 'text_encoder', { ...this.common('text_encoder', signal), dtype: this.dtype });
+    try {
+      const te2 = await CLIPTextModelWithProjection.fromPretrained(this.source, 'text_encoder_2', { ...this.common('text_encoder_2', signal), dtype: this.dtype });
+      return [te1, te2];
+    } catch (e) {
+      te1.dispose();
+      throw e;
+    }
+  }
+
+  unet(signal?: AbortSignal): Promise<UNet2DConditionModel> {
+    return UNet2DConditionModel.fromPretrained(this.source, { ...this.common('unet', signal), subfolder: 'unet', dtype: this.dtype });
+  }
+
+  /**
+   * An AutoencoderKL or AutoencoderTiny folder (chosen by its config, @ssd/vae's loadAutoencoder);
+   * `parts` loads only the decoder or the encoder. In f32 pipelines the VAE runs in f32; in f16 ones it
+   * follows its config (f32 when force_upcast, as the SDXL VAE overflows in f16).
+   */
+  vae(signal: AbortSignal | undefined, parts: 'both' | 'decoder' | 'encoder'): Promise<Vae> {
+    return loadAutoencoder(this.vaeSource.source, { ...this.common('vae', signal), subfolder: this.vaeSource.subfolder, parts, dtype: this.dtype === 'f32' ? 'f32' : 'auto' });
+  }
 }

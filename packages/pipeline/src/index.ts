@@ -7,15 +7,14 @@
  * const { images, seed } = await pipe.generate({ prompt: 'a cat', numInferenceSteps: 25, seed: 42 });
  * ```
  */
-export { StableDiffusionXLPipeline, type PipelineOptions, type GenerateResult } from './stable-diffusion-xl.js';
-export type { GenerateOptions, Img2ImgOptions, StepInfo, RgbaImage } from './options.js';
-export type { RunReport, StageReport } from './run.js';
-export type { ComponentLoadProgress } from './components.js';
+export { StableDiffusionXLPipeline, type PipelineOptions, type EncodePromptOptions } from './stable-diffusion-xl.js';
+export { SdxlComponents, LOW_MEMORY_POOL_BYTES, type ComponentsOptions, type ComponentLoadProgress, type Vae, type TextEncoders } from './components.js';
+export type { GenerateOptions, Img2ImgOptions, StepInfo, RgbaImage, InitImage, Seed } from './options.js';
+export type { GenerateResult, RunReport, StageReport } from './report.js';
+export type { PromptEmbeddings } from './prompt-encoding.js';
 export { encodePng, formatParameters, crc32, type PngImage, type GenerationParameters } from './png.js';
 export { decodePng } from './png-decode.js';
 export { latentPreview } from './image.js';
-export { denormalize, toRgba8 } from '@ssd/vae';
-export { GpuLatentOps, randnNHWC, uploadNCHW, downloadNCHW } from './gpu-latent-ops.js';
 export { TorchGenerator } from './random/torch-generator.js';
 export type { TorchGeneratorOptions, NormalFillPath } from './random/torch-generator.js';
 export {
@@ -24,4 +23,4 @@ export {
   EulerDiscreteScheduler, EulerAncestralDiscreteScheduler, DDPMScheduler, DDIMScheduler,
   DPMSolverMultistepScheduler, UniPCMultistepScheduler,
 } from './schedulers/index.js';
-export type { Scheduler, SchedulerName, StepOptions, LatentOps, Float32Latent, SchedulerConfig, Img2ImgTimesteps } from './schedulers/index.js';
+export type { Scheduler, SchedulerName, SchedulerOutput, StepOptions, LatentOps, Float32Latent, SchedulerConfig, Img2ImgTimesteps } from './schedulers/index.js';

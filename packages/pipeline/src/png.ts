@@ -96,7 +96,7 @@ export interface GenerationParameters {
   steps: number;
   scheduler: string;
   guidanceScale: number;
-  seed?: number;
+  seed?: number | bigint;
   width: number;
   height: number;
   model?: string;
@@ -111,7 +111,7 @@ export function formatParameters(p: GenerationParameters): string {
     ['Steps', p.steps],
     ['Sampler', p.scheduler],
     ['CFG scale', p.guidanceScale],
-    ['Seed', p.seed],
+    ['Seed', p.seed === undefined ? undefined : String(p.seed)],
     ['Size', `${p.width}x${p.height}`],
     ['Model', p.model],
     ['Denoising strength', p.strength],

@@ -10,7 +10,7 @@ import { StableDiffusionXLPipeline, type GenerateOptions } from '@ssd/pipeline';
 import { fixturesDir, testContext } from '../../../testing/index.js';
 import { serveFolder } from '../../../testing/http-server.js';
 import { planUNetMemory } from '@ssd/unet';
-import { LOW_MEMORY_POOL_BYTES } from '../src/run.js';
+import { LOW_MEMORY_POOL_BYTES } from '../src/components.js';
 
 const model = join(fixturesDir, 'models/tiny-ssd1b');
 const tmp = mkdtempSync(join(tmpdir(), 'ssd-hard-'));
@@ -177,7 +177,7 @@ describe('bad generation options', () => {
       const e = await small.generate({ ...base, width: 512, height: 512 }).catch((x) => x);
       expect(e).toBeInstanceOf(DeviceLimitError);
       expect(e.message).toMatch(/512×512.*in one binding.*smaller size/);
-      expect(ctx.memory.liveBytes).toBe(small.unet.weightBytes + liveNonUNet(small));
+      expect(ctx.memory.liveBytes).toBe(small.components.unet.weightBytes + liveNonUNet(small));
       const ok = await small.generate({ ...base, width: 128, height: 128 });
       expect(ok.images[0].data.length).toBe(128 * 128 * 4);
     } finally {
@@ -189,13 +189,13 @@ describe('bad generation options', () => {
   it('low-memory mode checks each stage against the memory budget before loading anything', async () => {
     // stage sizes from the file headers equal what loading takes
     const probe = await StableDiffusionXLPipeline.fromPretrained(model, { dtype: 'f32', memory: 'low', onNotice: () => {} });
-    const stages = probe.stageWeightBytes!;
-    const unet = await probe.acquireUNet();
+    const stages = probe.components.stageWeightBytes!;
+    const unet = await probe.components.acquireUNet();
     expect(stages.unet).toBe(unet.weightBytes);
-    probe.releaseUNet(unet);
+    probe.components.releaseUNet(unet);
     await probe.dispose();
     // a budget that holds the UNet's activations at 1024² but not its weights too: refused up front
-    const act = planUNetMemory(probe.unetSpec, 2, 128, 128, 4).peakActivationBytes;
+    const act = planUNetMemory(probe.components.unetSpec, 2, 128, 128, 4).peakActivationBytes;
     const budget = Math.round(act + stages.unet / 2);
     expect(budget).toBeGreaterThan(stages.textEncoders);
     const ctx = await createContext({ memoryBudgetBytes: budget });
@@ -236,7 +236,7 @@ describe('bad generation options', () => {
 
 /** GPU bytes of everything but the UNet in a resident pipeline (text encoders, VAE). */
 function liveNonUNet(p: StableDiffusionXLPipeline): number {
-  return p.ctx.memory.liveBytes - p.unet.weightBytes;
+  return p.ctx.memory.liveBytes - p.components.unet.weightBytes;
 }
 
 describe('runtime faults', () => {
@@ -287,13 +287,13 @@ describe('runtime faults', () => {
       const lowBefore = ctx.memory.liveBytes;
       for (const component of ['text_encoder', 'unet', 'vae']) {
         const c2 = new AbortController();
-        const lowPipe = low as unknown as { options: { onLoadProgress?: (p: { component: string }) => void } };
+        const lowPipe = low.components as unknown as { options: { onLoadProgress?: (p: { component: string }) => void } };
         (lowPipe.options as { onLoadProgress?: unknown }).onLoadProgress = (p: { component: string }) => p.component === component && c2.abort();
         const e2 = await low.generate({ ...base, signal: c2.signal }).catch((x) => x);
         expect(e2, component).toBeInstanceOf(AbortError);
         expect(ctx.memory.liveBytes, component).toBe(lowBefore);
       }
-      (low as unknown as { options: { onLoadProgress?: unknown } }).options.onLoadProgress = undefined;
+      (low.components as unknown as { options: { onLoadProgress?: unknown } }).options.onLoadProgress = undefined;
       const poolCap = ctx.maxPooledBytes;
       const capsSeen: number[] = [];
       const r = await low.generate({ ...base, numInferenceSteps: 3, outputType: 'latent', onStep: () => void capsSeen.push(ctx.maxPooledBytes) });

@@ -24,9 +24,10 @@ const TWO_POW_53 = 9007199254740992;
  * ancestral scheduler's per-step noise) matches call for call.
  *
  * What a `seed` guarantees:
- * - Any safe integer is accepted. torch keeps the seed as a uint64 (a negative seed is taken in two's
- *   complement) and mt19937 uses only its low 32 bits, so seeds equal modulo 2^32 (e.g. 7, 2^32 + 7
- *   and 7 − 2^32) give identical streams — exactly as in torch.
+ * - Any integer torch's manual_seed accepts: −2^63 … 2^64 − 1, as a number (a safe integer) or a
+ *   bigint. torch keeps the seed as a uint64 (a negative seed is taken in two's complement) and
+ *   mt19937 uses only its low 32 bits, so seeds equal modulo 2^32 (e.g. 7, 2^32 + 7, 7 − 2^32 and
+ *   2^64 − 2^32 + 7) give identical streams — exactly as in torch.
  * - `rand` and `randn` of fewer than 16 elements are bit-exact with every torch build (pure integer
  *   and double-precision arithmetic, rounded to float32 at the end).
  * - `randn` of ≥ 16 elements (latents are always that) depends on the CPU kernel torch ran: with
@@ -37,10 +38,10 @@ const TWO_POW_53 = 9007199254740992;
 export class TorchGenerator {
   readonly normalPath: NormalFillPath;
   private engine: MT19937;
-  private seedValue: number;
+  private seedValue: number | bigint;
   private nextDoubleNormal: number | null = null;
 
-  constructor(seed = 67280421310721, options: TorchGeneratorOptions = {}) {
+  constructor(seed: number | bigint = 67280421310721, options: TorchGeneratorOptions = {}) {
     // torch's default seed for a fresh Generator is 67280421310721 (c10::detail::default_rng_seed_val).
     const path = options.normalPath ?? 'avx2';
     if (path !== 'avx2' && path !== 'default') {
@@ -52,12 +53,12 @@ export class TorchGenerator {
   }
 
   /** The seed last given to the constructor or manualSeed (as given). */
-  get seed(): number {
+  get seed(): number | bigint {
     return this.seedValue;
   }
 
   /** torch's Generator.manual_seed: re-seeds and forgets the cached normal sample. Returns this. */
-  manualSeed(seed: number): this {
+  manualSeed(seed: number | bigint): this {
     this.seedValue = checkSeed(seed);
     this.engine.seed(low32(this.seedValue));
     this.nextDoubleNormal = null;
@@ -129,17 +130,25 @@ export class TorchGenerator {
   }
 }
 
-function checkSeed(seed: number): number {
+const SEED_MIN = -(2n ** 63n);
+const SEED_MAX = 2n ** 64n - 1n;
+
+function checkSeed(seed: number | bigint): number | bigint {
+  if (typeof seed === 'bigint') {
+    if (seed < SEED_MIN || seed > SEED_MAX) throw new InvalidArgumentError(`TorchGenerator: seed ${seed} is outside torch's range −2^63 … 2^64 − 1`);
+    return seed;
+  }
   if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) {
     throw new InvalidArgumentError(
-      `TorchGenerator: seed must be a safe integer (|seed| ≤ 2^53 − 1), got ${String(seed)}`,
+      `TorchGenerator: seed must be a safe integer (|seed| ≤ 2^53 − 1) or a bigint, got ${String(seed)}`,
     );
   }
   return seed;
 }
 
 /** The low 32 bits of the seed's two's-complement value: what torch's mt19937 is seeded with. */
-function low32(seed: number): number {
+function low32(seed: number | bigint): number {
+  if (typeof seed === 'bigint') return Number(BigInt.asUintN(32, seed));
   const r = seed % TWO_POW_32;
   return r < 0 ? r + TWO_POW_32 : r;
 }

@@ -1,7 +1,7 @@
 // The schedulers' public face: six diffusers v0.26 schedulers behind one Scheduler interface, chosen by
 // CLI or class name (createScheduler), and the LatentOps algebra they run on (CPU: Float32LatentOps).
 export { SCHEDULER_NAMES } from './scheduler.js';
-export type { Scheduler, SchedulerName, StepOptions } from './scheduler.js';
+export type { Scheduler, SchedulerName, SchedulerOutput, StepOptions } from './scheduler.js';
 export { createScheduler, SCHEDULER_CLASS_NAMES, SCHEDULER_PRESETS } from './create-scheduler.js';
 export { Float32LatentOps, float32Latent } from './latent-ops.js';
 export type { Float32Latent, LatentOps } from './latent-ops.js';

@@ -1,0 +1,149 @@
+// `ssd generate`: text-to-image, or img2img with --init-image. Every option is checked before the
+// model loads (minutes for SSD-1B); the PNG carries the generation parameters A1111-style.
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { encodeSafetensors, InvalidArgumentError, ModelLoadError } from '@ssd/tensor';
+import { num, parseArgs, str } from './cli-args.js';
+import { checkFinite, checkSize, checkSteps, parseSeed } from './options.js';
+import { encodePng, formatParameters } from './png.js';
+import { decodePng } from './png-decode.js';
+import { Progress } from './progress.js';
+import { createScheduler, SCHEDULER_NAMES } from './schedulers/index.js';
+import { StableDiffusionXLPipeline } from './stable-diffusion-xl.js';
+
+export const GENERATE_HELP = `ssd generate [--model <dir|url>] --prompt <text> [--negative <text>] [--steps N] [--guidance G]
+             [--width W] [--height H] [--seed S] [--scheduler ${SCHEDULER_NAMES.join('|')}]
+             [--dtype f16|f32] [--num-images N] [--strength X --init-image <png>] [--vae <dir|url>]
+             [--clip-skip N] [--guidance-rescale X] [--variant fp16]
+             [--out <file.png>] [--out-latents <file.safetensors>] [--report <file.json>] [--low-memory]
+  Without --model, the bundled tiny test model is used (random weights: its images are noise).
+  --seed takes any integer torch's manual_seed accepts (up to 2^64 − 1).
+`;
+
+/** The bundled tiny test model (the repository's fixtures), when present. */
+export function bundledModel(): string | null {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const rel of ['../../../fixtures/models/tiny-ssd1b', '../fixtures/tiny-ssd1b']) {
+    const p = resolve(here, rel);
+    if (existsSync(`${p}/model_index.json`)) return p;
+  }
+  return null;
+}
+
+export async function generate(argv: string[]): Promise<void> {
+  const args = parseArgs(argv, {
+    values: ['model', 'prompt', 'negative', 'steps', 'guidance', 'width', 'height', 'seed', 'scheduler', 'dtype', 'num-images', 'strength', 'init-image', 'vae', 'out', 'out-latents', 'report', 'guidance-rescale', 'variant', 'clip-skip'],
+    flags: ['low-memory', 'quiet'],
+  });
+  if (args.positionals.length) throw new InvalidArgumentError(`unexpected argument ${JSON.stringify(args.positionals[0])} (quote the prompt and pass it with --prompt)`);
+  const prompt = str(args, 'prompt');
+  if (prompt === undefined) throw new InvalidArgumentError('--prompt is required');
+  let model = str(args, 'model');
+  if (!model) {
+    model = bundledModel() ?? undefined;
+    if (!model) throw new InvalidArgumentError('no --model given and the bundled tiny test model is not installed here');
+    console.error('note: no --model given: using the bundled tiny test model (random weights, so the image is noise)');
+  } else if (!/^https?:\/\//.test(model) && !existsSync(model)) {
+    throw new ModelLoadError(`model folder not found: ${model}`);
+  }
+  const dtype = str(args, 'dtype');
+  if (dtype !== undefined && dtype !== 'f16' && dtype !== 'f32') throw new InvalidArgumentError(`--dtype ${JSON.stringify(dtype)}: use f16 or f32`);
+  const scheduler = str(args, 'scheduler');
+  if (scheduler !== undefined) createScheduler(scheduler, {}); // unknown names fail now, with the list
+  const initImagePath = str(args, 'init-image');
+  const strength = num(args, 'strength', 'float');
+  if (strength !== undefined && !initImagePath) throw new InvalidArgumentError('--strength needs --init-image');
+  const seedArg = args.options.get('seed');
+  if (seedArg === true) throw new InvalidArgumentError('--seed needs a value');
+  const seed = seedArg === undefined ? undefined : parseSeed(seedArg, '--seed');
+  // cheap checks before minutes of loading (the pipeline checks everything again)
+  const w = num(args, 'width', 'int');
+  const h = num(args, 'height', 'int');
+  if (w !== undefined) checkSize('width', w, 4096);
+  if (h !== undefined) checkSize('height', h, 4096);
+  const steps = num(args, 'steps', 'int');
+  if (steps !== undefined) checkSteps(steps);
+  const g = num(args, 'guidance', 'float');
+  if (g !== undefined) checkFinite('guidanceScale', g);
+  const clipSkip = num(args, 'clip-skip', 'int');
+  if (clipSkip !== undefined && clipSkip < 0) throw new InvalidArgumentError(`--clip-skip ${clipSkip}: must be an integer ≥ 0`);
+  const quiet = args.options.has('quiet');
+  const out = str(args, 'out') ?? 'out.png';
+  const loadStart = performance.now();
+  const loadBar = new Progress('loading', quiet);
+  const pipe = await StableDiffusionXLPipeline.fromPretrained(model, {
+    dtype: dtype as 'f16' | 'f32' | undefined,
+    variant: str(args, 'variant') ?? (dtype === 'f32' ? undefined : 'fp16'),
+    scheduler,
+    vae: str(args, 'vae'),
+    memory: args.options.has('low-memory') ? 'low' : 'resident',
+    onLoadProgress: (p) => loadBar.bytes(p.component, p.loadedBytes, p.totalBytes),
+    onNotice: (m) => console.error(`note: ${m}`),
+  });
+  loadBar.done(`loaded ${model} in ${((performance.now() - loadStart) / 1000).toFixed(1)} s`);
+  try {
+    const common = {
+      prompt,
+      negativePrompt: str(args, 'negative'),
+      numInferenceSteps: steps,
+      guidanceScale: g,
+      guidanceRescale: num(args, 'guidance-rescale', 'float'),
+      width: w,
+      height: h,
+      seed,
+      clipSkip,
+      numImagesPerPrompt: num(args, 'num-images', 'int'),
+    };
+    const bar = new Progress('denoising', quiet);
+    const onStep = ({ step, total }: { step: number; total: number }) => bar.step(step, total);
+    let result;
+    if (initImagePath) {
+      let bytes: Uint8Array;
+      try {
+        bytes = new Uint8Array(await readFile(initImagePath));
+      } catch (e) {
+        throw new InvalidArgumentError(`--init-image ${initImagePath}: cannot read it (${(e as Error).message})`);
+      }
+      const image = decodePng(bytes, initImagePath);
+      result = await pipe.img2img({ ...common, width: common.width ?? image.width, height: common.height ?? image.height, image, strength, onStep });
+    } else {
+      result = await pipe.generate({ ...common, onStep });
+    }
+    bar.done(`${result.report.stepMs.length} steps, ${result.report.itPerSec.toFixed(2)} it/s`);
+    for (const t of result.report.truncated) console.error(`note: the prompt was cut to 77 tokens (${t[1]} tokens dropped): "${t[0].slice(0, 60)}…"`);
+    const params = {
+      prompt,
+      negativePrompt: common.negativePrompt,
+      steps: result.report.steps,
+      scheduler: pipe.scheduler,
+      guidanceScale: common.guidanceScale ?? 5,
+      seed: result.seed,
+      width: result.report.width,
+      height: result.report.height,
+      model,
+      strength: initImagePath ? strength ?? 0.3 : undefined,
+    };
+    const files: string[] = [];
+    for (let k = 0; k < result.images.length; k++) {
+      const file = result.images.length === 1 ? out : out.replace(/(\.png)?$/i, `-${k + 1}.png`);
+      await mkdir(dirname(resolve(file)), { recursive: true });
+      await writeFile(file, encodePng(result.images[k], { text: { parameters: formatParameters(params) } }));
+      files.push(file);
+    }
+    const latentsOut = str(args, 'out-latents');
+    if (latentsOut) {
+      await writeFile(latentsOut, encodeSafetensors({ latents: { dtype: 'F32', shape: result.latents.shape, data: result.latents.data } }, { format: 'pt', seed: String(result.seed) }));
+      files.push(latentsOut);
+    }
+    const reportOut = str(args, 'report');
+    if (reportOut) {
+      await writeFile(reportOut, JSON.stringify({ ...result.report, model, seed: typeof result.seed === 'bigint' ? String(result.seed) : result.seed, files, processPeakRssBytes: process.resourceUsage().maxRSS * 1024 }, null, 2));
+      files.push(reportOut);
+    }
+    console.error(`wrote ${files.join(', ')} (seed ${result.seed})`);
+  } finally {
+    await pipe.dispose();
+  }
+}
