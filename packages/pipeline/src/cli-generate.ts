@@ -1,12 +1,13 @@
 // `ssd generate`: text-to-image, or img2img with --init-image. Every option is checked before the
 // model loads (minutes for SSD-1B); the PNG carries the generation parameters A1111-style.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeSafetensors, InvalidArgumentError, ModelLoadError } from '@ssd/tensor';
 import { num, parseArgs, str } from './cli-args.js';
-import { checkFinite, checkSize, checkSteps, parseSeed } from './options.js';
+import { checkFinite, checkSize, checkSteps, parseSeed, resolveRun, type GenerateOptions, type Img2ImgOptions } from './options.js';
+import { prepareOutputPath } from './cli-output-paths.js';
 import { encodePng, formatParameters } from './png.js';
 import { decodePng } from './png-decode.js';
 import { Progress } from './progress.js';
@@ -16,7 +17,7 @@ import { StableDiffusionXLPipeline } from './stable-diffusion-xl.js';
 export const GENERATE_HELP = `ssd generate [--model <dir|url>] --prompt <text> [--negative <text>] [--steps N] [--guidance G]
              [--width W] [--height H] [--seed S] [--scheduler ${SCHEDULER_NAMES.join('|')}]
              [--dtype f16|f32] [--num-images N] [--strength X --init-image <png>] [--vae <dir|url>]
-             [--clip-skip N] [--guidance-rescale X] [--variant fp16]
+             [--clip-skip N] [--guidance-rescale X] [--variant fp16] [--allow-degenerate]
              [--out <file.png>] [--out-latents <file.safetensors>] [--report <file.json>] [--low-memory]
   Without --model, the bundled tiny test model is used (random weights: its images are noise).
   --seed takes any integer torch's manual_seed accepts (up to 2^64 − 1).
@@ -35,7 +36,7 @@ export function bundledModel(): string | null {
 export async function generate(argv: string[]): Promise<void> {
   const args = parseArgs(argv, {
     values: ['model', 'prompt', 'negative', 'steps', 'guidance', 'width', 'height', 'seed', 'scheduler', 'dtype', 'num-images', 'strength', 'init-image', 'vae', 'out', 'out-latents', 'report', 'guidance-rescale', 'variant', 'clip-skip'],
-    flags: ['low-memory', 'quiet'],
+    flags: ['low-memory', 'quiet', 'allow-degenerate'],
   });
   if (args.positionals.length) throw new InvalidArgumentError(`unexpected argument ${JSON.stringify(args.positionals[0])} (quote the prompt and pass it with --prompt)`);
   const prompt = str(args, 'prompt');
@@ -71,6 +72,37 @@ export async function generate(argv: string[]): Promise<void> {
   if (clipSkip !== undefined && clipSkip < 0) throw new InvalidArgumentError(`--clip-skip ${clipSkip}: must be an integer ≥ 0`);
   const quiet = args.options.has('quiet');
   const out = str(args, 'out') ?? 'out.png';
+  const common: GenerateOptions = {
+    prompt,
+    negativePrompt: str(args, 'negative'),
+    numInferenceSteps: steps,
+    guidanceScale: g,
+    guidanceRescale: num(args, 'guidance-rescale', 'float'),
+    width: w,
+    height: h,
+    seed,
+    clipSkip,
+    numImagesPerPrompt: num(args, 'num-images', 'int'),
+    allowDegenerate: args.options.has('allow-degenerate'),
+  };
+  // everything a run needs is checked before the model loads (minutes for SSD-1B): output paths,
+  // the init image, and every option as the pipeline will check it
+  for (const flag of ['out', 'out-latents', 'report']) {
+    const file = flag === 'out' ? out : str(args, flag);
+    if (file !== undefined) await prepareOutputPath(flag, file);
+  }
+  let img2img: Img2ImgOptions | null = null;
+  if (initImagePath) {
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await readFile(initImagePath));
+    } catch (e) {
+      throw new InvalidArgumentError(`--init-image ${initImagePath}: cannot read it (${(e as Error).message})`);
+    }
+    const image = decodePng(bytes, initImagePath);
+    img2img = { ...common, width: common.width ?? image.width, height: common.height ?? image.height, image, strength };
+  }
+  resolveRun(img2img ?? common, { defaultSize: 1024, latentChannels: 4, guidanceEmbedding: false }, img2img);
   const loadStart = performance.now();
   const loadBar = new Progress('loading', quiet);
   const pipe = await StableDiffusionXLPipeline.fromPretrained(model, {
@@ -84,38 +116,14 @@ export async function generate(argv: string[]): Promise<void> {
   });
   loadBar.done(`loaded ${model} in ${((performance.now() - loadStart) / 1000).toFixed(1)} s`);
   try {
-    const common = {
-      prompt,
-      negativePrompt: str(args, 'negative'),
-      numInferenceSteps: steps,
-      guidanceScale: g,
-      guidanceRescale: num(args, 'guidance-rescale', 'float'),
-      width: w,
-      height: h,
-      seed,
-      clipSkip,
-      numImagesPerPrompt: num(args, 'num-images', 'int'),
-    };
     const bar = new Progress('denoising', quiet);
     const onStep = ({ step, total }: { step: number; total: number }) => bar.step(step, total);
-    let result;
-    if (initImagePath) {
-      let bytes: Uint8Array;
-      try {
-        bytes = new Uint8Array(await readFile(initImagePath));
-      } catch (e) {
-        throw new InvalidArgumentError(`--init-image ${initImagePath}: cannot read it (${(e as Error).message})`);
-      }
-      const image = decodePng(bytes, initImagePath);
-      result = await pipe.img2img({ ...common, width: common.width ?? image.width, height: common.height ?? image.height, image, strength, onStep });
-    } else {
-      result = await pipe.generate({ ...common, onStep });
-    }
+    const result = img2img ? await pipe.img2img({ ...img2img, onStep }) : await pipe.generate({ ...common, onStep });
     bar.done(`${result.report.stepMs.length} steps, ${result.report.itPerSec.toFixed(2)} it/s`);
     for (const t of result.report.truncated) console.error(`note: the prompt was cut to 77 tokens (${t[1]} tokens dropped): "${t[0].slice(0, 60)}…"`);
     const params = {
       prompt,
-      negativePrompt: common.negativePrompt,
+      negativePrompt: str(args, 'negative'),
       steps: result.report.steps,
       scheduler: pipe.scheduler,
       guidanceScale: common.guidanceScale ?? 5,
@@ -128,7 +136,6 @@ export async function generate(argv: string[]): Promise<void> {
     const files: string[] = [];
     for (let k = 0; k < result.images.length; k++) {
       const file = result.images.length === 1 ? out : out.replace(/(\.png)?$/i, `-${k + 1}.png`);
-      await mkdir(dirname(resolve(file)), { recursive: true });
       await writeFile(file, encodePng(result.images[k], { text: { parameters: formatParameters(params) } }));
       files.push(file);
     }

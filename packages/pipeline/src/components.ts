@@ -103,8 +103,12 @@ export class SdxlComponents {
     this.resident = { textEncoders: init.textEncoders, unet: init.unet, vae: init.vae };
   }
 
-  /** Loads every component model_index.json lists (in low-memory mode: tokenizers and configs only). */
-  static async load(source: string | ModelSource, options: ComponentsOptions = {}): Promise<SdxlComponents> {
+  /**
+   * Loads every component model_index.json lists (in low-memory mode: tokenizers and configs only).
+   * Every config is read and checked before any weight: `checkConfigs` (the pipeline's scheduler
+   * check) runs then too, so a bad config costs no loading time.
+   */
+  static async load(source: string | ModelSource, options: ComponentsOptions = {}, checkConfigs?: (c: { schedulerConfig: Record<string, unknown> }) => void): Promise<SdxlComponents> {
     const t0 = performance.now();
     const src = openModelSource(source);
     const index = await readModelIndex(src);
@@ -126,14 +130,15 @@ export class SdxlComponents {
     const loader = new SdxlComponentsLoader(ctx, src, vaeSource, dtype, { ...options, onNotice: notice });
     try {
       const schedulerConfig = await readComponentConfig(src, 'scheduler');
+      checkConfigs?.({ schedulerConfig });
+      // the UNet config is parsed before any weight is read: a config we cannot run fails now
+      const unetSpec = parseUNetConfig((await readComponentConfig(src, 'unet')) as UNet2DConditionConfig);
       const tokenizers = await loader.tokenizers();
       throwIfAborted(options.signal, 'loading the pipeline');
       if (!low) {
         resident.textEncoders = await loader.textEncoders(options.signal);
         resident.unet = await loader.unet(options.signal);
       }
-      // low-memory mode loads the UNet per run: a config we cannot run fails now all the same
-      const unetSpec = resident.unet?.spec ?? parseUNetConfig((await readComponentConfig(src, 'unet')) as UNet2DConditionConfig);
       const stageWeightBytes = low
         ? {
             textEncoders: (await componentWeightBytes(src, 'text_encoder', options.variant, dtype)) + (await componentWeightBytes(src, 'text_encoder_2', options.variant, dtype)),

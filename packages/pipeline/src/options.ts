@@ -81,6 +81,8 @@ export interface GenerateOptions {
   previewEvery?: number;
   /** Aborts between steps (and between stages) with an AbortError; the run's GPU memory is freed. */
   signal?: AbortSignal;
+  /** Keep a constant or saturated result instead of raising NumericalError (default false). */
+  allowDegenerate?: boolean;
 }
 
 export interface Img2ImgOptions extends GenerateOptions {
@@ -131,6 +133,7 @@ export interface ResolvedRun {
   previewEvery: number;
   onStep?: GenerateOptions['onStep'];
   signal?: AbortSignal;
+  allowDegenerate: boolean;
   /** img2img: the image and strength (strength is 1 for text-to-image). */
   image?: InitImage;
   strength: number;
@@ -182,7 +185,7 @@ export function resolveRun(o: GenerateOptions, model: ModelFacts, img2img: Img2I
   return {
     prompt, clipSkip, numImagesPerPrompt: n, batch, steps, guidanceScale, guidanceRescale, guided, width, height, latentShape: [batch, h, w, c], seed,
     latents: o.latents, eta, denoisingEnd, timeIds: addTimeIds(o, width, height, batch, guided), outputType, preview, previewEvery, onStep: o.onStep,
-    signal: o.signal, image: img2img?.image, strength,
+    signal: o.signal, image: img2img?.image, strength, allowDegenerate: o.allowDegenerate === true,
   };
 }
 

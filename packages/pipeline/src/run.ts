@@ -6,6 +6,7 @@
 import { throwIfAborted, TensorScope, type Tensor } from '@ssd/tensor';
 import { denormalize, toRgba8 } from '@ssd/vae';
 import type { SdxlComponents } from './components.js';
+import { checkDecodedImage, checkFinalLatents } from './degenerate.js';
 import { denoise, type DenoiseHooks } from './denoise-loop.js';
 import { downloadNCHW, GpuLatentOps } from './gpu-latent-ops.js';
 import { prepareLatents, prepareTimesteps } from './latents.js';
@@ -95,6 +96,7 @@ export async function runPipeline(c: SdxlComponents, r: ResolvedRun, rc: RunCont
     }
     clock.end(report.denoise, s0);
     const latentsNCHW = await downloadNCHW(latents);
+    if (!r.allowDegenerate) checkFinalLatents(latentsNCHW);
 
     // 6. decode
     let images: RgbaImage[] = [];
@@ -151,7 +153,11 @@ async function decode(c: SdxlComponents, latents: Tensor, r: ResolvedRun): Promi
     const data = (await img.read()) as Float32Array;
     img.dispose();
     const per = r.height * r.width * 3;
-    return Array.from({ length: r.batch }, (_, k) => denormalize(data.subarray(k * per, (k + 1) * per)));
+    return Array.from({ length: r.batch }, (_, k) => {
+      const one = data.subarray(k * per, (k + 1) * per);
+      if (!r.allowDegenerate) checkDecodedImage(one, k, r.batch);
+      return denormalize(one);
+    });
   } finally {
     c.releaseVae(vae);
   }

@@ -39,7 +39,10 @@ export class StableDiffusionXLPipeline {
 
   /** Loads every component listed in model_index.json (tokenizers, text encoders, UNet, VAE, scheduler). */
   static async fromPretrained(source: string | ModelSource, options: PipelineOptions = {}): Promise<StableDiffusionXLPipeline> {
-    const components = await SdxlComponents.load(source, options);
+    // the scheduler (name and config) is checked before any weight is loaded
+    const components = await SdxlComponents.load(source, options, ({ schedulerConfig }) => {
+      createScheduler(options.scheduler ?? String(schedulerConfig._class_name ?? 'EulerDiscreteScheduler'), schedulerConfig);
+    });
     try {
       return new StableDiffusionXLPipeline(components, options.scheduler);
     } catch (e) {

@@ -162,11 +162,16 @@ export class AbortError extends SsdError {
 
 /** A NaN or infinity appeared in an output; names the stage where it first appeared. */
 export class NumericalError extends SsdError {
+  /**
+   * `problem`: what went wrong in `stage` — by default non-finite values; or, for a finite but
+   * degenerate result (a constant or saturated image), a description of it.
+   */
   constructor(
     readonly stage: string,
     hint: string,
+    readonly problem = 'non-finite values (NaN or ±inf) appeared in',
   ) {
-    super('NUMERICAL', `non-finite values (NaN or ±inf) appeared in ${stage}. ${hint}`);
+    super('NUMERICAL', `${problem} ${stage}. ${hint}`);
   }
 }
 
