@@ -26,6 +26,13 @@ export { NodeFileSource, DenoFileSource, BlobSource, HttpRangeSource } from './b
 export type { ByteSource, HttpOptions } from './byte-source.js';
 export { SafetensorsFile, SAFETENSORS_DTYPE_BYTES, MAX_HEADER_BYTES } from './safetensors.js';
 export type { TensorInfo, SafetensorsDType, SafetensorsArray, UploadOptions } from './safetensors.js';
+export {
+  fileRangeEntry, reshapedEntry, rowSliceEntry, concatRowsEntry, transposedEntry, readEntryBytes, readEntry, readEntryFloat32, readEntryAs,
+  uploadEntry, uploadEntryInto, entryError, TensorMap, mergeTensorSources,
+} from './tensor-source.js';
+export type { TensorEntry, TensorSource } from './tensor-source.js';
+export { openComponentTensors, isTensorModelSource } from './component-tensors.js';
+export type { TensorModelSource, ComponentTensorOptions } from './component-tensors.js';
 export { FolderSource, UrlSource, FileListSource, DenoFolderSource, MemorySource, openModelSource } from './model-source.js';
 export type { ModelSource } from './model-source.js';
 export { readModelIndex, readComponentConfig, readJson, parseJsonLenient, resolveWeightFiles, openWeightFiles } from './diffusers.js';

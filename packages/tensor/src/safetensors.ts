@@ -5,15 +5,17 @@
 
 import type { ByteSource } from './byte-source.js';
 import type { GpuContext } from './context.js';
-import { bf16ArrayToF16, bf16ArrayToF32, DTYPE_BYTES, f16ArrayToF32, f32ArrayToF16, formatShape, shapeSize, type DType } from './dtype.js';
-import { SafetensorsError, throwIfAborted } from './errors.js';
+import { formatShape, shapeSize, type DType } from './dtype.js';
+import { SafetensorsError } from './errors.js';
+import {
+  convertTensorData, decodeTensorBytes, SAFETENSORS_DTYPE_BYTES, toFloat32, type SafetensorsArray, type SafetensorsDType,
+} from './tensor-data.js';
+import { fileRangeEntry, uploadEntry, uploadEntryInto, type TensorEntry, type TensorSource, type UploadOptions } from './tensor-source.js';
 import type { Tensor } from './tensor.js';
 
-export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
-
-export const SAFETENSORS_DTYPE_BYTES: Readonly<Record<SafetensorsDType, number>> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
-};
+export { SAFETENSORS_DTYPE_BYTES } from './tensor-data.js';
+export type { SafetensorsArray, SafetensorsDType } from './tensor-data.js';
+export type { UploadOptions } from './tensor-source.js';
 
 export const MAX_HEADER_BYTES = 100_000_000;
 
@@ -26,10 +28,7 @@ export interface TensorInfo {
   readonly end: number;
 }
 
-/** Typed array a tensor decodes to: f16/bf16 as raw Uint16Array bits. */
-export type SafetensorsArray = Float64Array | Float32Array | Uint16Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
-
-export class SafetensorsFile {
+export class SafetensorsFile implements TensorSource {
   private constructor(
     readonly source: ByteSource,
     readonly tensors: ReadonlyMap<string, TensorInfo>,
@@ -111,6 +110,16 @@ export class SafetensorsFile {
     return t;
   }
 
+  /** The tensor as a source entry (undefined when the file has no such key). */
+  get(name: string): TensorEntry | undefined {
+    const t = this.tensors.get(name);
+    return t && fileRangeEntry(this.source, name, t.dtype, t.shape, t.begin);
+  }
+
+  close(): Promise<void> {
+    return this.source.close();
+  }
+
   /** The tensor's raw little-endian bytes. */
   async readBytes(name: string, signal?: AbortSignal): Promise<Uint8Array> {
     const t = this.info(name);
@@ -120,7 +129,7 @@ export class SafetensorsFile {
   /** The tensor decoded to its natural typed array (F16/BF16 as Uint16Array bit patterns). */
   async read(name: string, signal?: AbortSignal): Promise<SafetensorsArray> {
     const t = this.info(name);
-    return decode(t.dtype, await this.readBytes(name, signal));
+    return decodeTensorBytes(t.dtype, await this.readBytes(name, signal));
   }
 
   /** The tensor as float32 values (F64/F32/F16/BF16 and integer dtypes). */
@@ -135,7 +144,7 @@ export class SafetensorsFile {
    */
   async readAs(name: string, dtype: DType, signal?: AbortSignal): Promise<Float32Array | Uint16Array | Int32Array> {
     const t = this.info(name);
-    return convert(this.name, t, await this.read(name, signal), dtype);
+    return convertTensorData(this.name, t, await this.read(name, signal), dtype);
   }
 
   /**
@@ -143,15 +152,8 @@ export class SafetensorsFile {
    * Peak host memory is about two chunks, whatever the tensor's size.
    */
   async upload(ctx: GpuContext, name: string, dtype: DType, opts: UploadOptions = {}): Promise<Tensor> {
-    const t = this.info(name);
-    const out = ctx.weight(t.shape, dtype, name);
-    try {
-      await this.uploadInto(out, name, opts);
-    } catch (e) {
-      out.dispose();
-      throw e;
-    }
-    return out;
+    this.info(name);
+    return uploadEntry(ctx, this.get(name)!, name, dtype, opts);
   }
 
   /**
@@ -159,46 +161,9 @@ export class SafetensorsFile {
    * part of it starting at `opts.targetOffsetElems` (several file tensors stacked into one).
    */
   async uploadInto(target: Tensor, name: string, opts: UploadOptions = {}): Promise<void> {
-    const t = this.info(name);
-    const from = opts.sourceOffsetElems ?? 0;
-    const n = opts.countElems ?? shapeSize(t.shape) - from;
-    if (from < 0 || from + n > shapeSize(t.shape)) throw new SafetensorsError(this.name, `elements [${from}, ${from + n}) are outside the tensor's ${shapeSize(t.shape)}`, name);
-    const at = opts.targetOffsetElems ?? 0;
-    if (opts.targetOffsetElems === undefined ? n !== target.size : at + n > target.size) {
-      throw new SafetensorsError(this.name, `has ${n} elements ${formatShape(t.shape)}, the target tensor ${target.size} ${formatShape(target.shape)}${at ? ` from element ${at}` : ''}`, name);
-    }
-    checkConvertible(this.name, t, target.dtype);
-    const srcEl = SAFETENSORS_DTYPE_BYTES[t.dtype];
-    const dstEl = DTYPE_BYTES[target.dtype];
-    if ((at * dstEl) % 4) throw new SafetensorsError(this.name, `cannot start at element ${at} of an ${target.dtype} tensor (4-byte alignment)`, name);
-    const chunkElems = Math.max(4, Math.floor((opts.chunkBytes ?? 8 << 20) / srcEl / 4) * 4);
-    for (let e0 = 0; e0 < n; e0 += chunkElems) {
-      throwIfAborted(opts.signal, `loading ${name}`);
-      const count = Math.min(chunkElems, n - e0);
-      const bytes = await this.source.read(t.begin + (from + e0) * srcEl, count * srcEl, opts.signal);
-      const converted = convert(this.name, t, decode(t.dtype, bytes), target.dtype);
-      const view = new Uint8Array(converted.buffer, converted.byteOffset, converted.byteLength);
-      const padded = view.byteLength % 4 ? padBytes(view) : view;
-      target.ctx.write(target, padded, (at + e0) * dstEl);
-      opts.onBytes?.(count * srcEl);
-      if (opts.drain) await opts.drain(count * dstEl);
-    }
+    this.info(name);
+    return uploadEntryInto(this.get(name)!, name, target, opts);
   }
-}
-
-export interface UploadOptions {
-  /** Source bytes per chunk (default 8 MiB). */
-  chunkBytes?: number;
-  signal?: AbortSignal;
-  /** Called with the number of file bytes consumed after each chunk. */
-  onBytes?: (bytes: number) => void;
-  /** Read only elements [sourceOffsetElems, sourceOffsetElems + countElems) of the file tensor. */
-  sourceOffsetElems?: number;
-  countElems?: number;
-  /** Where in the target tensor the data starts (elements; default 0). */
-  targetOffsetElems?: number;
-  /** Called after each chunk with the bytes written; may wait for the GPU queue to drain. */
-  drain?: (bytesWritten: number) => Promise<void>;
 }
 
 function parseEntry(file: string, name: string, raw: unknown, dataOffset: number): TensorInfo {
@@ -218,64 +183,4 @@ function parseEntry(file: string, name: string, raw: unknown, dataOffset: number
     throw new SafetensorsError(file, `shape ${formatShape(shape)} × ${dtype} needs ${expected} bytes but data_offsets [${offs[0]}, ${offs[1]}] span ${offs[1] - offs[0]}`, name);
   }
   return { name, dtype: dtype as SafetensorsDType, shape, begin: dataOffset + offs[0], end: dataOffset + offs[1] };
-}
-
-function decode(dtype: SafetensorsDType, bytes: Uint8Array): SafetensorsArray {
-  // copy to an aligned buffer when needed (typed arrays need element-aligned offsets)
-  const el = SAFETENSORS_DTYPE_BYTES[dtype];
-  const b = bytes.byteOffset % el === 0 ? bytes : bytes.slice();
-  const n = b.byteLength / el;
-  switch (dtype) {
-    case 'F64': return new Float64Array(b.buffer, b.byteOffset, n);
-    case 'F32': return new Float32Array(b.buffer, b.byteOffset, n);
-    case 'F16':
-    case 'BF16': return new Uint16Array(b.buffer, b.byteOffset, n);
-    case 'I64': return new BigInt64Array(b.buffer, b.byteOffset, n);
-    case 'I32': return new Int32Array(b.buffer, b.byteOffset, n);
-    case 'I16': return new Int16Array(b.buffer, b.byteOffset, n);
-    case 'I8': return new Int8Array(b.buffer, b.byteOffset, n);
-    case 'U8':
-    case 'BOOL': return b;
-  }
-}
-
-function toFloat32(dtype: SafetensorsDType, a: SafetensorsArray): Float32Array {
-  if (dtype === 'F32') return a as Float32Array;
-  if (dtype === 'F16') return f16ArrayToF32(a as Uint16Array);
-  if (dtype === 'BF16') return bf16ArrayToF32(a as Uint16Array);
-  if (dtype === 'I64') return Float32Array.from(a as BigInt64Array, (v) => Number(v));
-  return Float32Array.from(a as ArrayLike<number>);
-}
-
-function checkConvertible(file: string, t: TensorInfo, to: DType): void {
-  const float = t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16' || t.dtype === 'F64';
-  const int = t.dtype === 'I64' || t.dtype === 'I32';
-  if ((to === 'f32' || to === 'f16') && float) return;
-  if (to === 'i32' && int) return;
-  throw new SafetensorsError(file, `dtype ${t.dtype} cannot be loaded as ${to}`, t.name);
-}
-
-function convert(file: string, t: TensorInfo, a: SafetensorsArray, to: DType): Float32Array | Uint16Array | Int32Array {
-  checkConvertible(file, t, to);
-  if (to === 'f16') {
-    if (t.dtype === 'F16') return a as Uint16Array;
-    if (t.dtype === 'BF16') return bf16ArrayToF16(a as Uint16Array);
-    return f32ArrayToF16(t.dtype === 'F32' ? (a as Float32Array) : Float32Array.from(a as Float64Array));
-  }
-  if (to === 'f32') return toFloat32(t.dtype, a);
-  if (t.dtype === 'I32') return a as Int32Array;
-  const big = a as BigInt64Array;
-  const out = new Int32Array(big.length);
-  for (let i = 0; i < big.length; i++) {
-    const v = big[i];
-    if (v > 2147483647n || v < -2147483648n) throw new SafetensorsError(file, `value ${v} at index ${i} does not fit in i32`, t.name);
-    out[i] = Number(v);
-  }
-  return out;
-}
-
-function padBytes(v: Uint8Array): Uint8Array {
-  const p = new Uint8Array(Math.ceil(v.byteLength / 4) * 4);
-  p.set(v);
-  return p;
 }

@@ -7,9 +7,9 @@
 import type { GpuContext } from './context.js';
 import { formatShape, shapeSize, type DType } from './dtype.js';
 import { CheckpointError, type CheckpointProblem } from './errors.js';
-import { openWeightFiles, resolveWeightFiles } from './diffusers.js';
+import { openComponentTensors } from './component-tensors.js';
 import type { ModelSource } from './model-source.js';
-import type { SafetensorsFile, TensorInfo } from './safetensors.js';
+import { readEntryAs, uploadEntryInto, type TensorEntry, type TensorSource } from './tensor-source.js';
 import type { Tensor } from './tensor.js';
 
 export type HostData = Float32Array | Uint16Array | Int32Array;
@@ -26,7 +26,7 @@ export interface TakeOptions {
 
 interface Pending {
   key: string;
-  file: SafetensorsFile;
+  entry: TensorEntry;
   tensor: Tensor;
   /** Element offset in `tensor` (stacked parameters). */
   offsetElems: number;
@@ -48,7 +48,7 @@ export interface LoadOptions {
 }
 
 export class WeightStore {
-  private readonly where = new Map<string, SafetensorsFile>();
+  private readonly where = new Map<string, TensorEntry>();
   private readonly used = new Set<string>();
   private readonly problems: CheckpointProblem[] = [];
   private readonly pending: Pending[] = [];
@@ -56,35 +56,34 @@ export class WeightStore {
 
   constructor(
     readonly ctx: GpuContext,
-    readonly files: readonly SafetensorsFile[],
+    /** Where the tensors come from (a component's safetensors files, a mapped single file, …). */
+    readonly files: readonly TensorSource[],
     readonly dtype: DType,
     /** Keys in the file that the model deliberately does not use. */
     private readonly ignore: readonly RegExp[] = [],
     /** The name to use in messages (the file or folder). */
     readonly label = files.map((f) => f.name).join(', '),
   ) {
-    for (const f of files) for (const k of f.keys()) this.where.set(k, f);
+    for (const f of files) for (const k of f.keys()) this.where.set(k, f.get(k)!);
   }
 
-  /** Opens a diffusers component's weights (variant first, with fallback). */
+  /** Opens a component's weights: a diffusers folder's files (variant first, with fallback) or a mapped single file's. */
   static async open(
     ctx: GpuContext,
     source: ModelSource,
     subfolder: string,
     opts: { dtype: DType; variant?: string; ignore?: RegExp[]; onNotice?: (msg: string) => void },
   ): Promise<WeightStore> {
-    const found = await resolveWeightFiles(source, subfolder, opts.variant);
-    if (found.notice) (opts.onNotice ?? console.warn)(found.notice);
-    const files = await openWeightFiles(source, found);
-    return new WeightStore(ctx, files, opts.dtype, opts.ignore);
+    const tensors = await openComponentTensors(source, subfolder, { variant: opts.variant, onNotice: opts.onNotice });
+    return new WeightStore(ctx, [tensors], opts.dtype, opts.ignore);
   }
 
   has(key: string): boolean {
     return this.where.has(key);
   }
 
-  info(key: string): TensorInfo | undefined {
-    return this.where.get(key)?.tensors.get(key);
+  info(key: string): TensorEntry | undefined {
+    return this.where.get(key);
   }
 
   keys(): string[] {
@@ -133,31 +132,29 @@ export class WeightStore {
       chunks.push(t);
       rowStarts.push(r);
     }
-    const file = this.where.get(key);
-    if (!file) {
+    const entry = this.where.get(key);
+    if (!entry) {
       this.problems.push({ key, kind: 'missing', expected: formatShape(shape) });
       return { chunks, rowStarts };
     }
     if (this.used.has(key)) throw new Error(`WeightStore: key ${key} taken twice (a model-building bug)`);
     this.used.add(key);
-    const info = file.tensors.get(key)!;
-    if (!sameShape(shape, info.shape)) {
-      this.problems.push({ key, kind: 'shape', expected: formatShape(shape), actual: formatShape(info.shape) });
+    if (!sameShape(shape, entry.shape)) {
+      this.problems.push({ key, kind: 'shape', expected: formatShape(shape), actual: formatShape(entry.shape) });
       return { chunks, rowStarts };
     }
-    chunks.forEach((t, i) => this.pending.push({ key, file, tensor: t, offsetElems: 0, sourceOffsetElems: rowStarts[i] * shape[1], countElems: t.size }));
+    chunks.forEach((t, i) => this.pending.push({ key, entry, tensor: t, offsetElems: 0, sourceOffsetElems: rowStarts[i] * shape[1], countElems: t.size }));
     return { chunks, rowStarts };
   }
 
   private queue(key: string, fileShape: readonly number[], tensor: Tensor, offsetElems: number, opts: TakeOptions): void {
-    const file = this.where.get(key);
-    if (!file) {
+    const info = this.where.get(key);
+    if (!info) {
       this.problems.push({ key, kind: 'missing', expected: formatShape(fileShape) });
       return;
     }
     if (this.used.has(key)) throw new Error(`WeightStore: key ${key} taken twice (a model-building bug)`);
     this.used.add(key);
-    const info = file.tensors.get(key)!;
     const ok = [fileShape, ...(opts.alternateShapes ?? [])].some((s) => sameShape(s, info.shape));
     if (!ok) {
       this.problems.push({ key, kind: 'shape', expected: formatShape(fileShape), actual: formatShape(info.shape) });
@@ -167,7 +164,7 @@ export class WeightStore {
       this.problems.push({ key, kind: 'dtype', expected: tensor.dtype, actual: info.dtype });
       return;
     }
-    this.pending.push({ key, file, tensor, offsetElems, transform: opts.transform });
+    this.pending.push({ key, entry: info, tensor, offsetElems, transform: opts.transform });
   }
 
   /** The first of `keys` present in the file (e.g. new vs legacy attention names), else keys[0]. */
@@ -178,9 +175,9 @@ export class WeightStore {
   /** Throws CheckpointError listing every missing, mis-shaped and unexpected key. */
   finish(): void {
     const unexpected: CheckpointProblem[] = [];
-    for (const [k, f] of this.where) {
+    for (const [k, e] of this.where) {
       if (this.used.has(k) || this.ignore.some((r) => r.test(k))) continue;
-      unexpected.push({ key: k, kind: 'unexpected', actual: formatShape(f.tensors.get(k)!.shape) });
+      unexpected.push({ key: e.stored === k ? k : `${k} (${e.stored})`, kind: 'unexpected', actual: formatShape(e.shape) });
     }
     const all = [...this.problems, ...unexpected];
     if (all.length) throw new CheckpointError(this.label, all);
@@ -205,9 +202,9 @@ export class WeightStore {
       }
     };
     for (const p of this.pending) {
-      const info = p.file.tensors.get(p.key)!;
+      const info = p.entry;
       if (!p.transform) {
-        await p.file.uploadInto(p.tensor, p.key, {
+        await uploadEntryInto(p.entry, p.key, p.tensor, {
           targetOffsetElems: p.offsetElems,
           sourceOffsetElems: p.sourceOffsetElems,
           countElems: p.countElems,
@@ -219,13 +216,13 @@ export class WeightStore {
           },
         });
       } else {
-        const data = await p.file.readAs(p.key, p.tensor.dtype, opts.signal);
+        const data = await readEntryAs(p.entry, p.key, p.tensor.dtype, opts.signal);
         const out = p.transform(data, info.shape);
         if (out.length !== data.length) throw new Error(`WeightStore: transform of ${p.key} changed the element count`);
         const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
         this.ctx.write(p.tensor, bytes.byteLength % 4 ? padTo4(bytes) : bytes, p.offsetElems * (out.BYTES_PER_ELEMENT));
         await drain(bytes.byteLength);
-        loaded += info.end - info.begin;
+        loaded += info.byteLength;
         opts.onProgress?.({ loadedBytes: loaded, totalBytes: total, key: p.key });
       }
     }
@@ -239,14 +236,13 @@ export class WeightStore {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.files.map((f) => f.source.close()));
+    await Promise.all(this.files.map((f) => f.close()));
   }
 }
 
 function pendingBytes(p: Pending): number {
-  const info = p.file.tensors.get(p.key)!;
-  const all = info.end - info.begin;
-  return p.countElems === undefined ? all : (all / shapeSize(info.shape)) * p.countElems;
+  const all = p.entry.byteLength;
+  return p.countElems === undefined ? all : (all / shapeSize(p.entry.shape)) * p.countElems;
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
