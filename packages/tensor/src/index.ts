@@ -10,6 +10,9 @@
  *   readback submit. `add` is the smallest example of the kernel pattern (see program.ts).
  * - `SafetensorsFile` validates headers and reads tensors lazily from a `ByteSource` (file, Blob, URL);
  *   `ModelSource` + `readModelIndex` / `readComponentConfig` / `WeightStore` read diffusers folders.
+ * - A `TensorSource` is any source of named tensors (a component's safetensors files, a component of a
+ *   single SGM checkpoint); `SingleFileSource` presents an SGM / A1111 / ComfyUI checkpoint as a
+ *   diffusers folder, its architecture read from the keys and shapes.
  */
 export * from './errors.js';
 export * from './dtype.js';
@@ -33,6 +36,12 @@ export {
 export type { TensorEntry, TensorSource } from './tensor-source.js';
 export { openComponentTensors, isTensorModelSource } from './component-tensors.js';
 export type { TensorModelSource, ComponentTensorOptions } from './component-tensors.js';
+export { LayeredModelSource } from './layered-source.js';
+export { SingleFileSource, openByteSource, SDXL_COMPONENTS } from './sgm/single-file-source.js';
+export type { SingleFileOptions } from './sgm/single-file-source.js';
+export { classifyCheckpoint, SGM_PREFIXES } from './sgm/checkpoint-kind.js';
+export type { CheckpointKind, SdxlComponent } from './sgm/checkpoint-kind.js';
+export { SDXL_SCHEDULER_CONFIG } from './sgm/sdxl-defaults.js';
 export { FolderSource, UrlSource, FileListSource, DenoFolderSource, MemorySource, openModelSource } from './model-source.js';
 export type { ModelSource } from './model-source.js';
 export { readModelIndex, readComponentConfig, readJson, parseJsonLenient, resolveWeightFiles, openWeightFiles } from './diffusers.js';
