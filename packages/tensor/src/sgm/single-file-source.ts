@@ -189,7 +189,9 @@ async function build(st: SafetensorsFile, options: SingleFileOptions): Promise<B
   const pooledDim = configs.text_encoder_2?.projection_dim as number | undefined;
   if (tensors.has('unet')) {
     const keys = [...tensors.get('unet')!.keys()];
-    configs.unet = { ...inferUNetConfig(layoutFromDiffusersKeys(keys), shapes('unet'), { pooledDim, file: `${name} (unet)` }), ...options.configs?.unet };
+    const override = options.configs?.unet;
+    const additionTimeEmbedDim = typeof override?.addition_time_embed_dim === 'number' ? override.addition_time_embed_dim : undefined;
+    configs.unet = { ...inferUNetConfig(layoutFromDiffusersKeys(keys), shapes('unet'), { pooledDim, additionTimeEmbedDim, file: `${name} (unet)` }), ...override };
   } else configs.unet = await baseConfig('unet');
   if (tensors.has('vae')) {
     const keys = [...tensors.get('vae')!.keys()];

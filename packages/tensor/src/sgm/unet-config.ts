@@ -12,6 +12,8 @@ export type ShapeOf = (key: string) => readonly number[] | undefined;
 export interface UNetConfigHints {
   /** Width of the pooled text embedding the UNet's text_time embedding takes (text_encoder_2's projection_dim). */
   pooledDim?: number;
+  /** addition_time_embed_dim when known (a config override): then the pooled width follows from it. */
+  additionTimeEmbedDim?: number;
   /** Where the keys came from, for messages. */
   file?: string;
 }
@@ -83,7 +85,7 @@ export function inferUNetConfig(layout: UNetLayout, shapeOf: ShapeOf, hints: UNe
   if (add) {
     // projection_class_embeddings_input_dim = pooled text embedding + 6 time ids × addition_time_embed_dim
     const pooled = hints.pooledDim ?? 1280;
-    additionTimeEmbedDim = (add[1] - pooled) / 6;
+    additionTimeEmbedDim = hints.additionTimeEmbedDim ?? (add[1] - pooled) / 6;
     if (!Number.isInteger(additionTimeEmbedDim) || additionTimeEmbedDim <= 0) {
       throw new ConfigError('projection_class_embeddings_input_dim', add[1], `is not ${pooled} (pooled text embedding) + 6 × addition_time_embed_dim; give the text encoders (a folder) or the UNet config`, file);
     }
