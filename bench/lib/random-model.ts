@@ -6,7 +6,10 @@
 import { open, readFile, rename, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MemorySource, parseKeyList, SyntheticSafetensorsSource, shapeSize, type ByteSource, type KeyShape } from '@ssd/tensor';
+import {
+  MemorySource, NodeFileSink, openComponentTensors, parseKeyList, pipelineToSgm, safetensorsHeader, SAFETENSORS_DTYPE_BYTES, shapeSize, SyntheticSafetensorsSource,
+  writeSingleFile, type ByteSource, type KeyShape, type SdxlComponent, type TensorEntry, type WriteProgress as TensorWriteProgress,
+} from '@ssd/tensor';
 import { parseUNetConfig, type UNet2DConditionConfig } from '@ssd/unet';
 
 export const ARCHS = ['ssd-1b', 'vega', 'sdxl'] as const;
@@ -230,4 +233,26 @@ export async function streamToFile(source: ByteSource, path: string, opts: { chu
   }
   await rename(tmp, path);
   return total;
+}
+
+/** The synthetic model's tensors under SGM names (sorted, nothing read yet), their count, parameters and file size. */
+export async function singleFileTensors(arch: Arch, dtype: WeightDType): Promise<{ tensors: [string, TensorEntry][]; count: number; params: number; size: number }> {
+  const folder = await syntheticModelSource(arch, dtype);
+  const parts: Partial<Record<SdxlComponent, Map<string, TensorEntry>>> = {};
+  for (const c of Object.keys(WEIGHT_COMPONENTS) as WeightComponent[]) {
+    const t = await openComponentTensors(folder, c, { variant: dtype === 'F16' ? 'fp16' : undefined });
+    parts[c] = new Map(t.keys().map((k) => [k, t.get(k)!]));
+  }
+  const tensors = pipelineToSgm(parts);
+  const params = tensors.reduce((a, [, e]) => a + e.byteLength / SAFETENSORS_DTYPE_BYTES[e.dtype], 0);
+  const size = safetensorsHeader(tensors.map(([k, e]) => [k, e])).length + tensors.reduce((a, [, e]) => a + e.byteLength, 0);
+  return { tensors, count: tensors.length, params, size };
+}
+
+/**
+ * Streams the synthetic model to `path` as one SGM checkpoint (what `make-random-model --single-file`
+ * writes), through the same converter as a real folder (@ssd/tensor writeSingleFile).
+ */
+export async function writeRandomSingleFile(arch: Arch, dtype: WeightDType, path: string, opts: { onProgress?: (p: TensorWriteProgress) => void } = {}): Promise<number> {
+  return writeSingleFile(await syntheticModelSource(arch, dtype), new NodeFileSink(path), { sourceVariant: dtype === 'F16' ? 'fp16' : undefined, onProgress: opts.onProgress });
 }

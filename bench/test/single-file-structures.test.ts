@@ -42,3 +42,15 @@ describe('full-size single files: the architecture from keys and shapes', () => 
     });
   }
 });
+
+describe('make-random-model --single-file', () => {
+  it('holds every published parameter of each architecture, under SGM names', async () => {
+    const { singleFileTensors, EXPECTED_PARAMS } = await import('../lib/random-model.js');
+    for (const arch of ARCHS) {
+      const { tensors, params, size } = await singleFileTensors(arch, 'F16');
+      expect(params, arch).toBe(EXPECTED_PARAMS[`${arch}/unet`] + EXPECTED_PARAMS.vae + EXPECTED_PARAMS.text_encoder + EXPECTED_PARAMS.text_encoder_2);
+      expect(size).toBeGreaterThan(params * 2);
+      expect(tensors.every(([k]) => /^(model\.diffusion_model|first_stage_model|conditioner\.embedders\.[01])\./.test(k)), arch).toBe(true);
+    }
+  });
+});
