@@ -8,5 +8,5 @@ export { CLIPTokenizer } from './tokenizer.js';
 export type { EncodeOptions, TokenizerEncoding, TokenizerLoadOptions, DecodeOptions, TokenizerFileTexts } from './tokenizer.js';
 export { CLIPTextModel, CLIPTextModelWithProjection } from './clip-text-model.js';
 export type { CLIPTextConfig, CLIPLoadOptions, CLIPEncodeOptions, CLIPTextOutput } from './clip-text-model.js';
-export { loadSdxlTokenizer, sdxlTokenizerSource, readBundledTokenizerFile, SDXL_TOKENIZER_CONFIGS } from './sdxl-tokenizers.js';
+export { loadSdxlTokenizer, sdxlTokenizerSource, withSdxlTokenizers, readBundledTokenizerFile, SDXL_TOKENIZER_CONFIGS } from './sdxl-tokenizers.js';
 export type { SdxlTokenizerName } from './sdxl-tokenizers.js';

@@ -5,7 +5,7 @@
 // The files are located with `new URL(…, import.meta.url)`: read from disk in Node and Deno, fetched
 // in browsers — bundlers (Vite, webpack 5, Rollup with its URL plugin) emit them as assets.
 
-import { ModelLoadError, type ByteSource, type ModelSource } from '@ssd/tensor';
+import { LayeredModelSource, ModelLoadError, type ByteSource, type ModelSource } from '@ssd/tensor';
 import { CLIPTokenizer } from './tokenizer.js';
 
 export type SdxlTokenizerName = 'tokenizer' | 'tokenizer_2';
@@ -113,4 +113,12 @@ export function sdxlTokenizerSource(): ModelSource {
       throw new ModelLoadError(`file not found: ${path} among @ssd/clip's SDXL tokenizer files (they hold no weights)`);
     },
   };
+}
+
+/**
+ * `source` with SDXL's tokenizer folders wherever it has none: a single-file checkpoint
+ * (SingleFileSource) becomes a complete pipeline folder for StableDiffusionXLPipeline.fromPretrained.
+ */
+export function withSdxlTokenizers(source: ModelSource): LayeredModelSource {
+  return new LayeredModelSource([source, sdxlTokenizerSource()]);
 }

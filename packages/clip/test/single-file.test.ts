@@ -2,8 +2,8 @@
 // remapped: fused in_proj split into q/k/v) compute bit-identically to the folder's fp16 variant.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FolderSource, SingleFileSource } from '@ssd/tensor';
-import { CLIPTextModel, loadSdxlTokenizer } from '@ssd/clip';
+import { FolderSource, readModelIndex, SingleFileSource } from '@ssd/tensor';
+import { CLIPTextModel, CLIPTokenizer, loadSdxlTokenizer, withSdxlTokenizers } from '@ssd/clip';
 import { fixturesDir, hasFixtures, testContext } from '../../../testing/index.js';
 
 const FILE = 'models/single-file/tiny-ssd1b-sgm.fp16.safetensors';
@@ -30,6 +30,24 @@ describe.skipIf(!hasFixtures(FILE))('text encoders from a single-file checkpoint
       a.dispose();
       b.dispose();
     }
+    await sf.close();
+  });
+});
+
+describe.skipIf(!hasFixtures(FILE))('a single file completed into a pipeline folder', () => {
+  it('withSdxlTokenizers: model_index, configs and tensors from the file, tokenizers from @ssd/clip', async () => {
+    const sf = await SingleFileSource.open(join(fixturesDir, FILE));
+    const model = withSdxlTokenizers(sf);
+    const index = await readModelIndex(model);
+    expect(Object.keys(index.components).sort()).toEqual(['scheduler', 'text_encoder', 'text_encoder_2', 'tokenizer', 'tokenizer_2', 'unet', 'vae']);
+    for (const name of ['tokenizer', 'tokenizer_2']) {
+      const t = await CLIPTokenizer.fromPretrained(model, name);
+      const ref = await CLIPTokenizer.fromPretrained(join(fixturesDir, 'models/tiny-ssd1b'), name);
+      expect(t.encode('hello there!').ids).toEqual(ref.encode('hello there!').ids);
+    }
+    const unet = await model.openTensors('unet');
+    expect(unet.get('conv_in.weight')!.stored).toBe('model.diffusion_model.input_blocks.0.0.weight');
+    await unet.close();
     await sf.close();
   });
 });
