@@ -1,9 +1,8 @@
 // SDXL's two CLIP tokenizers, shipped with this package because single-file checkpoints carry none:
-// the real vocab.json and merges.txt (tokenizer/ beside src/ and dist/, the files of
-// stabilityai/stable-diffusion-xl-base-1.0, shared by both tokenizers) and SDXL's two configs, which
-// differ in the pad token: `<|endoftext|>` (49407) for `tokenizer`, `"!"` (0) for `tokenizer_2`.
-// The files are located with `new URL(…, import.meta.url)`: read from disk in Node and Deno, fetched
-// in browsers — bundlers (Vite, webpack 5, Rollup with its URL plugin) emit them as assets.
+// the real vocab.json and merges.txt (tokenizer/, shared by both) and SDXL's two configs, which differ
+// in the pad token: `<|endoftext|>` (49407) for `tokenizer`, `"!"` (0) for `tokenizer_2`. The files are
+// found with `new URL(…, import.meta.url)`: read from disk in Node and Deno, fetched in browsers,
+// where bundlers (Vite, webpack 5, Rollup's URL plugin) emit them as assets.
 
 import { LayeredModelSource, ModelLoadError, type ByteSource, type ModelSource } from '@ssd/tensor';
 import { CLIPTokenizer } from './tokenizer.js';

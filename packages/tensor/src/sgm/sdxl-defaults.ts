@@ -1,9 +1,8 @@
-// What a single-file checkpoint's shapes cannot say, and what SDXL's published configs say instead.
-// Each rule gives SDXL's exact value for SDXL-sized models (SDXL, SSD-1B, Vega: widths that are
-// multiples of 64) and stays valid for narrower test models, where it reproduces the conventions of
-// diffusers' tiny test models (our fixtures): heads of 64 channels, or the widths' common divisor
-// when 64 does not fit; 32 GroupNorm groups, or half the narrowest width. A config override (the
-// `configs` option of SingleFileSource) replaces any inferred field.
+// What a single file's shapes cannot say, and SDXL's published configs say instead. Each rule gives
+// SDXL's exact value for SDXL-sized models (SDXL, SSD-1B, Vega: widths multiple of 64) and stays valid
+// for narrower test models, where it reproduces diffusers' tiny test models (our fixtures): 64-channel
+// heads or the widths' common divisor; 32 GroupNorm groups or half the narrowest width. The
+// SingleFileSource option `configs` replaces any inferred field.
 
 import { ConfigError } from '../errors.js';
 

@@ -1,9 +1,8 @@
 // A single-file SDXL-family checkpoint (SGM / A1111 / ComfyUI layout, or a lone diffusers-named UNet)
-// presented as a diffusers folder: `model_index.json`, each component's `config.json` (read off the
-// keys and shapes), `scheduler/scheduler_config.json` (SDXL's unless the file's metadata says
-// otherwise), and each component's tensors under diffusers names (openTensors). Names are mapped
-// once, here; the models load it like any folder and never see the format. Only the header is read
-// at open time; tensors stream from the file (a path, URL or Blob; any size) when loaded.
+// presented as a diffusers folder: model_index.json, each component's config.json read off keys and
+// shapes, SDXL's scheduler unless __metadata__ says otherwise, and each component's tensors under
+// diffusers names (openTensors) — mapped once, here; models never see the format. Only the header is
+// read at open time; tensors stream from the file (a path, URL or Blob; any size) when loaded.
 
 import { BlobSource, DenoFileSource, HttpRangeSource, NodeFileSource, type ByteSource, type HttpOptions } from '../byte-source.js';
 import { openComponentTensors, type ComponentTensorOptions, type TensorModelSource } from '../component-tensors.js';

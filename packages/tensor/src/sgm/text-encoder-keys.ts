@@ -1,10 +1,8 @@
-// SDXL's two text encoders in an SGM checkpoint and their transformers configs. CLIP-L
-// (`conditioner.embedders.0.transformer.`) keeps transformers' names. OpenCLIP bigG
-// (`conditioner.embedders.1.model.`) uses open_clip's: `transformer.resblocks.l.{ln_1, ln_2,
-// attn.in_proj_weight/bias (q, k, v stacked by rows), attn.out_proj, mlp.c_fc, mlp.c_proj}`,
-// `token_embedding`, `positional_embedding`, `ln_final`, and `text_projection` [hidden, proj] used as
-// x·P, which diffusers transposes into the Linear weight Pᵀ; diffusers' own converter (v0.26.3)
-// writes that Linear weight back under `text_projection.weight` instead — both are read here.
+// SDXL's two text encoders in an SGM checkpoint, and their transformers configs. CLIP-L
+// (`conditioner.embedders.0.transformer.`) keeps transformers' names; OpenCLIP bigG
+// (`conditioner.embedders.1.model.`) uses open_clip's: fused in_proj (q, k, v stacked by rows), ln_1/2,
+// c_fc/c_proj, ln_final, and `text_projection` [hidden, proj] (x·P), which diffusers transposes into
+// the Linear weight Pᵀ — and which diffusers' own converter writes back as `text_projection.weight`.
 
 import { ConfigError } from '../errors.js';
 import { concatRowsEntry, rowSliceEntry, transposedEntry, type TensorEntry } from '../tensor-source.js';

@@ -1,10 +1,8 @@
-// The block structure of an SDXL-family UNet — per level: resnets, which of them carry a transformer,
-// down/upsamplers; the mid block's modules — read from key names alone, in either naming: SGM/LDM
-// (`input_blocks.k.s`, `middle_block.k`, `output_blocks.k.s`) or diffusers (`down_blocks.i.resnets.j`).
-// From it, the module-path table between the two namings, SGM numbering as Stability's code and
-// diffusers' scripts/convert_diffusers_to_original_sdxl.py (v0.26.3) lay it out: input block k = the
-// k-th module after conv_in counting downsamplers; an up level's upsampler shares the output block of
-// its last resnet, as sub-module 2 after an attention, else 1.
+// An SDXL-family UNet's block structure — per level: resnets, which carry a transformer, resamplers;
+// the mid block — from key names alone, SGM (`input_blocks.k.s`, `middle_block.k`, `output_blocks.k.s`)
+// or diffusers (`down_blocks.i.resnets.j`), and the module table between the two namings: SGM input
+// block k = the k-th module after conv_in counting downsamplers; an up level's upsampler shares its
+// last resnet's output block (sub-module 2 after a transformer, else 1), as in Stability's code.
 
 import { ConfigError } from '../errors.js';
 
