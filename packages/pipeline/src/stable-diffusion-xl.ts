@@ -3,7 +3,8 @@
 // (pipelines/stable_diffusion_xl/pipeline_stable_diffusion_xl.py and …_img2img.py). Where models live
 // is SdxlComponents' business, the algorithm is run.ts'. Calls on one pipeline run one at a time, in
 // the order they were made (a queue).
-import { InvalidArgumentError, type GpuContext, type ModelSource } from '@ssd/tensor';
+import { InvalidArgumentError, openModelSource, SingleFileSource, type ByteSource, type GpuContext, type ModelSource, type SingleFileOptions } from '@ssd/tensor';
+import { withSdxlTokenizers } from '@ssd/clip';
 import { SdxlComponents, type ComponentsOptions } from './components.js';
 import { resolveRun, type GenerateOptions, type Img2ImgOptions, type ModelFacts } from './options.js';
 import { encodePromptStage, runPipeline, type GenerateResult } from './run.js';
@@ -49,6 +50,18 @@ export class StableDiffusionXLPipeline {
       components.dispose();
       throw e;
     }
+  }
+
+  /**
+   * Loads a single-file checkpoint (A1111 / ComfyUI / Segmind `.safetensors` in SGM layout: UNet, VAE and
+   * both text encoders in one file; the architecture is read from its keys and shapes), with SDXL's
+   * tokenizers from @ssd/clip. A UNet-only file needs `base`: a diffusers folder (path, URL or source)
+   * for the other components.
+   */
+  static async fromSingleFile(file: string | Blob | ByteSource, options: PipelineOptions & { base?: string | ModelSource; singleFile?: Omit<SingleFileOptions, 'base'> } = {}): Promise<StableDiffusionXLPipeline> {
+    const { base, singleFile, ...rest } = options;
+    const source = await SingleFileSource.open(file, { onNotice: rest.onNotice, ...singleFile, base: base === undefined ? undefined : openModelSource(base) });
+    return StableDiffusionXLPipeline.fromPretrained(withSdxlTokenizers(source), rest);
   }
 
   get ctx(): GpuContext {
