@@ -20,6 +20,7 @@ export { createContext, GpuContext, REQUESTED_LIMITS, napBeforeWait } from './co
 export type { ContextOptions, ContextInfo, ContextLimits, LimitName, DispatchArgs, DispatchBinding, OptionalFeature } from './context.js';
 export { Tensor, Storage } from './tensor.js';
 export { TensorScope, withScope } from './scope.js';
+export { QUANT_BLOCKS, quantizedByteSize, type QuantType, type QuantizedWeight } from './quantized.js';
 export { sizeClass, type MemoryStats } from './pool.js';
 export { prologue, packUniforms, specKey, foldWorkgroups } from './program.js';
 export type { UniformLayout, UniformType, PrologueOptions } from './program.js';
