@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encodeSafetensors, InvalidArgumentError, ModelLoadError } from '@ssd/tensor';
+import { encodeSafetensors, InvalidArgumentError } from '@ssd/tensor';
 import { num, parseArgs, str } from './cli-args.js';
 import { checkFinite, checkSize, checkSteps, parseSeed, resolveRun, type GenerateOptions, type Img2ImgOptions } from './options.js';
 import { prepareOutputPath } from './cli-output-paths.js';
@@ -12,14 +12,15 @@ import { encodePng, formatParameters } from './png.js';
 import { decodePng } from './png-decode.js';
 import { Progress } from './progress.js';
 import { createScheduler, SCHEDULER_NAMES } from './schedulers/index.js';
-import { StableDiffusionXLPipeline } from './stable-diffusion-xl.js';
+import { modelKind, openPipeline } from './cli-model.js';
 
-export const GENERATE_HELP = `ssd generate [--model <dir|url>] --prompt <text> [--negative <text>] [--steps N] [--guidance G]
+export const GENERATE_HELP = `ssd generate [--model <dir|url|file.safetensors> [--base <dir>]] --prompt <text> [--negative <text>] [--steps N] [--guidance G]
              [--width W] [--height H] [--seed S] [--scheduler ${SCHEDULER_NAMES.join('|')}]
              [--dtype f16|f32] [--num-images N] [--strength X --init-image <png>] [--vae <dir|url>]
              [--clip-skip N] [--guidance-rescale X] [--variant fp16] [--allow-degenerate]
              [--out <file.png>] [--out-latents <file.safetensors>] [--report <file.json>] [--low-memory]
   Without --model, the bundled tiny test model is used (random weights: its images are noise).
+  A single-file checkpoint (.safetensors, SGM layout) loads directly; --base gives a UNet-only file the rest.
   --seed takes any integer torch's manual_seed accepts (up to 2^64 − 1).
 `;
 
@@ -35,7 +36,7 @@ export function bundledModel(): string | null {
 
 export async function generate(argv: string[]): Promise<void> {
   const args = parseArgs(argv, {
-    values: ['model', 'prompt', 'negative', 'steps', 'guidance', 'width', 'height', 'seed', 'scheduler', 'dtype', 'num-images', 'strength', 'init-image', 'vae', 'out', 'out-latents', 'report', 'guidance-rescale', 'variant', 'clip-skip'],
+    values: ['model', 'prompt', 'negative', 'steps', 'guidance', 'width', 'height', 'seed', 'scheduler', 'dtype', 'num-images', 'strength', 'init-image', 'vae', 'out', 'out-latents', 'report', 'guidance-rescale', 'variant', 'clip-skip', 'base'],
     flags: ['low-memory', 'quiet', 'allow-degenerate'],
   });
   if (args.positionals.length) throw new InvalidArgumentError(`unexpected argument ${JSON.stringify(args.positionals[0])} (quote the prompt and pass it with --prompt)`);
@@ -46,8 +47,8 @@ export async function generate(argv: string[]): Promise<void> {
     model = bundledModel() ?? undefined;
     if (!model) throw new InvalidArgumentError('no --model given and the bundled tiny test model is not installed here');
     console.error('note: no --model given: using the bundled tiny test model (random weights, so the image is noise)');
-  } else if (!/^https?:\/\//.test(model) && !existsSync(model)) {
-    throw new ModelLoadError(`model folder not found: ${model}`);
+  } else {
+    modelKind(model); // a missing path fails now
   }
   const dtype = str(args, 'dtype');
   if (dtype !== undefined && dtype !== 'f16' && dtype !== 'f32') throw new InvalidArgumentError(`--dtype ${JSON.stringify(dtype)}: use f16 or f32`);
@@ -105,7 +106,7 @@ export async function generate(argv: string[]): Promise<void> {
   resolveRun(img2img ?? common, { defaultSize: 1024, latentChannels: 4, guidanceEmbedding: false }, img2img);
   const loadStart = performance.now();
   const loadBar = new Progress('loading', quiet);
-  const pipe = await StableDiffusionXLPipeline.fromPretrained(model, {
+  const pipe = await openPipeline(model, {
     dtype: dtype as 'f16' | 'f32' | undefined,
     variant: str(args, 'variant') ?? (dtype === 'f32' ? undefined : 'fp16'),
     scheduler,
@@ -113,7 +114,7 @@ export async function generate(argv: string[]): Promise<void> {
     memory: args.options.has('low-memory') ? 'low' : 'resident',
     onLoadProgress: (p) => loadBar.bytes(p.component, p.loadedBytes, p.totalBytes),
     onNotice: (m) => console.error(`note: ${m}`),
-  });
+  }, str(args, 'base'));
   loadBar.done(`loaded ${model} in ${((performance.now() - loadStart) / 1000).toFixed(1)} s`);
   try {
     const bar = new Progress('denoising', quiet);

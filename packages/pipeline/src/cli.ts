@@ -7,16 +7,18 @@ import {
 } from '@ssd/tensor';
 import { generate, GENERATE_HELP } from './cli-generate.js';
 import { info, tokenize, TOKENIZE_HELP } from './cli-commands.js';
+import { convert, CONVERT_HELP } from './cli-convert.js';
 
 const HELP = `usage: ssd <command> [options]
 
 commands:
   generate    make an image (text-to-image, or img2img with --init-image)
+  convert     single-file checkpoint ⇄ diffusers folder
   tokenize    print the 77 token ids of a prompt as JSON
   info        print the WebGPU adapter, its features and limits, and run a smoke kernel
   help        this text
 
-${GENERATE_HELP}${TOKENIZE_HELP}`;
+${GENERATE_HELP}${CONVERT_HELP}${TOKENIZE_HELP}`;
 
 /** Exit codes per error class (docs/errors.md). */
 export function exitCode(e: unknown): number {
@@ -36,6 +38,8 @@ async function main(argv: string[]): Promise<void> {
   switch (cmd) {
     case 'generate':
       return generate(rest);
+    case 'convert':
+      return convert(rest);
     case 'tokenize':
       return tokenize(rest);
     case 'info':
@@ -46,7 +50,7 @@ async function main(argv: string[]): Promise<void> {
       console.log(HELP);
       return;
     default:
-      throw new InvalidArgumentError(`unknown command "${cmd}" (commands: generate, tokenize, info, help)`);
+      throw new InvalidArgumentError(`unknown command "${cmd}" (commands: generate, convert, tokenize, info, help)`);
   }
 }
 
