@@ -24,7 +24,6 @@
 // at least one chunk; only one row must fit). stdPerSample (reduce.ts) reuses passes 1 and 2 with one group per sample.
 import { DeviceLimitError, DTYPE_BYTES, foldWorkgroups, InvalidArgumentError, prologue, ShapeError, type DType, type GpuContext, type Tensor, type UniformLayout } from '@ssd/tensor';
 import { expectDtype, expectFloat, expectRank, expectShape } from './validate.js';
-import { isCpuAdapter } from './gemm.js';
 import { bindWindow } from './windows.js';
 
 /** Rows each stats / normalize invocation walks: CPU adapters pay per invocation, GPUs want many. */
@@ -290,7 +289,7 @@ interface ChunkPlan {
 
 /** Everything at once if x fits one binding, else windows of whole chunks of one sample. */
 function planChunks(ctx: GpuContext, op: string, x: Tensor, B: number, N: number, C: number, forceRows?: number): ChunkPlan {
-  let chunkRows = forceRows ?? (isCpuAdapter(ctx) ? CHUNK_ROWS_CPU : CHUNK_ROWS_GPU);
+  let chunkRows = forceRows ?? (ctx.info.isCpu ? CHUNK_ROWS_CPU : CHUNK_ROWS_GPU);
   if (!Number.isInteger(chunkRows) || chunkRows < 1) throw new InvalidArgumentError(`${op}: force.chunkRows = ${chunkRows} is not a positive integer`);
   const limit = ctx.limits.maxStorageBufferBindingSize;
   if (x.byteSize <= limit) {

@@ -61,6 +61,11 @@ export interface ContextInfo {
   device: string;
   description: string;
   isFallbackAdapter: boolean;
+  /**
+   * A CPU implementation of WebGPU (lavapipe/llvmpipe, SwiftShader, WARP, or any fallback adapter):
+   * kernels pick register tiles and uniform loop bounds there, benchmarks run reduced sizes.
+   */
+  isCpu: boolean;
   /** Features the device was created with. */
   features: string[];
   /** Optional features the adapter offered but the caller disabled. */
@@ -163,13 +168,15 @@ export class GpuContext {
     this.subgroups = device.features.has('subgroups');
     this.timestampQuery = device.features.has('timestamp-query');
     const ai = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+    const isFallbackAdapter = !!(ai as { isFallbackAdapter?: boolean }).isFallbackAdapter || !!(adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter;
     this.info = Object.freeze({
       runtime: runtimeName(),
       vendor: ai.vendor,
       architecture: ai.architecture,
       device: ai.device,
       description: ai.description || `${ai.vendor} ${ai.architecture}`.trim(),
-      isFallbackAdapter: !!(ai as { isFallbackAdapter?: boolean }).isFallbackAdapter || !!(adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter,
+      isFallbackAdapter,
+      isCpu: isFallbackAdapter || /cpu|software|llvmpipe|lavapipe|swiftshader|warp/i.test(`${ai.architecture} ${ai.device} ${ai.description}`),
       features: [...device.features].sort(),
       disabledFeatures,
       limits: this.limits,
