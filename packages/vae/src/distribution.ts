@@ -3,7 +3,7 @@
 // sample = mean + std·noise with the noise drawn by the caller (the pipeline's torch generator).
 import { InvalidArgumentError, ShapeError, formatShape, Tensor, type GpuContext } from '@ssd/tensor';
 import { nchwToNhwcHost, type NoiseGenerator } from './latents.js';
-import type { HostImage } from './tiling.js';
+import type { HostImage } from './tiling/tiling.js';
 
 export class DiagonalGaussianDistribution {
   /** NHWC f32 [B, h, w, C], in the VAE's latent space (not multiplied by scaling_factor). */

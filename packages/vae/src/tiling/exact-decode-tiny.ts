@@ -5,12 +5,12 @@
 // resolution need 5 input pixels. The result equals the untiled decode up to rounding.
 import { affine } from '@ssd/kernels';
 import type { DType, GpuContext } from '@ssd/tensor';
-import type { AutoencoderTinySpec } from './config.js';
+import type { AutoencoderTinySpec } from '../config.js';
 import { fitTile } from './exact-decode.js';
-import { runLayers, type DecoderTiny, type Layer } from './autoencoder-tiny.js';
+import { runLayers, type DecoderTiny, type Layer } from '../vae-tiny.js';
 import { sweep } from './sweep.js';
 import { mib, type HostImage, type TilePlan } from './tiling.js';
-import { consume } from './vae-blocks.js';
+import { consume } from '../vae-blocks.js';
 
 interface Segment {
   /** Indices into DecoderTiny.layers. */

@@ -7,7 +7,7 @@
 // where (μₜ, σₜ) are the tile's own statistics, which that kernel uses.
 import { roundToF16InPlace, throwIfAborted, type DType, type GpuContext, type Tensor } from '@ssd/tensor';
 import { groupNorm, type GroupNorm, type ResnetBlock2D } from '@ssd/kernels';
-import { numericalError } from './numerics.js';
+import { numericalError } from '../numerics.js';
 import { cropHost, type HostImage } from './tiling.js';
 
 export interface SweepContext {
