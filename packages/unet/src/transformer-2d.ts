@@ -50,17 +50,17 @@ export class BasicTransformerBlock {
 
 export class Transformer2DModel {
   readonly norm: GroupNorm;
-  readonly projIn: Linear;
-  readonly blocks: BasicTransformerBlock[];
-  readonly projOut: Linear;
+  readonly proj_in: Linear;
+  readonly transformer_blocks: BasicTransformerBlock[];
+  readonly proj_out: Linear;
 
   constructor(store: WeightStore, prefix: string, readonly config: Transformer2DConfig) {
     const { channels: c, heads, depth, crossAttentionDim, groups } = config;
     this.norm = new GroupNorm(store, `${prefix}.norm`, groups, c, 1e-6);
     // use_linear_projection=false stores proj_in/out as 1×1 convs: the same matrix (Linear accepts both)
-    this.projIn = new Linear(store, `${prefix}.proj_in`, c, c);
-    this.blocks = Array.from({ length: depth }, (_, k) => new BasicTransformerBlock(store, `${prefix}.transformer_blocks.${k}`, c, heads, crossAttentionDim));
-    this.projOut = new Linear(store, `${prefix}.proj_out`, c, c);
+    this.proj_in = new Linear(store, `${prefix}.proj_in`, c, c);
+    this.transformer_blocks = Array.from({ length: depth }, (_, k) => new BasicTransformerBlock(store, `${prefix}.transformer_blocks.${k}`, c, heads, crossAttentionDim));
+    this.proj_out = new Linear(store, `${prefix}.proj_out`, c, c);
   }
 
   /** x [B, H, W, C] → [B, H, W, C] (x + transformer(x)); does not dispose x. */
@@ -68,14 +68,14 @@ export class Transformer2DModel {
     const [b, hgt, wid, c] = x.shape;
     const tokens = x.reshape([b, hgt * wid, c]);
     const n = this.norm.forward(tokens);
-    let h = this.projIn.forward(n);
+    let h = this.proj_in.forward(n);
     n.dispose();
-    for (const block of this.blocks) {
+    for (const block of this.transformer_blocks) {
       const next = block.forward(h, context);
       h.dispose();
       h = next;
     }
-    const out = this.projOut.forward(h, { residual: tokens });
+    const out = this.proj_out.forward(h, { residual: tokens });
     h.dispose();
     tokens.dispose();
     const y = out.reshape([b, hgt, wid, c]);

@@ -9,7 +9,7 @@ import {
 import { cast, concatChannels, Conv2d, GroupNorm, nchwToNhwc, nhwcToNchw, silu, timestepEmbedding } from '@ssd/kernels';
 import { parseUNetConfig, type UNet2DConditionConfig, type UNetSpec } from './config.js';
 import { TimestepEmbedding } from './embeddings.js';
-import { DownBlock, MidBlock, UpBlock } from './unet-2d-blocks.js';
+import { getDownBlock, getMidBlock, getUpBlock, type DownBlock, type MidBlock, type UpBlock } from './unet-2d-blocks.js';
 
 export interface UNetForwardInput {
   /** Noisy latents, NHWC [B, H, W, in_channels]. Cast to the model dtype if needed. */
@@ -41,14 +41,14 @@ export interface UNetLoadOptions {
 export class UNet2DConditionModel {
   readonly spec: UNetSpec;
   readonly dtype: DType;
-  readonly convIn: Conv2d;
-  readonly timeEmbedding: TimestepEmbedding;
-  readonly addEmbedding: TimestepEmbedding | null;
-  readonly downBlocks: DownBlock[];
-  readonly midBlock: MidBlock | null;
-  readonly upBlocks: UpBlock[];
-  readonly convNormOut: GroupNorm;
-  readonly convOut: Conv2d;
+  readonly conv_in: Conv2d;
+  readonly time_embedding: TimestepEmbedding;
+  readonly add_embedding: TimestepEmbedding | null;
+  readonly down_blocks: DownBlock[];
+  readonly mid_block: MidBlock | null;
+  readonly up_blocks: UpBlock[];
+  readonly conv_norm_out: GroupNorm;
+  readonly conv_out: Conv2d;
   private readonly params: Tensor[];
   private disposed = false;
 
@@ -66,14 +66,14 @@ export class UNet2DConditionModel {
     this.dtype = weights.dtype;
     const boc = spec.blockOutChannels;
     try {
-      this.convIn = new Conv2d(weights, 'conv_in', spec.inChannels, boc[0], { kernelSize: 3, padding: 1 });
-      this.timeEmbedding = new TimestepEmbedding(weights, 'time_embedding', boc[0], spec.timeEmbedDim);
-      this.addEmbedding = spec.addition ? new TimestepEmbedding(weights, 'add_embedding', spec.addition.inputDim, spec.timeEmbedDim) : null;
-      this.downBlocks = spec.down.map((d, i) => new DownBlock(weights, `down_blocks.${i}`, d, spec));
-      this.midBlock = spec.mid ? new MidBlock(weights, 'mid_block', spec.mid, spec) : null;
-      this.upBlocks = spec.up.map((u, i) => new UpBlock(weights, `up_blocks.${i}`, u, spec));
-      this.convNormOut = new GroupNorm(weights, 'conv_norm_out', spec.normGroups, boc[0], spec.normEps);
-      this.convOut = new Conv2d(weights, 'conv_out', boc[0], spec.outChannels, { kernelSize: 3, padding: 1 });
+      this.conv_in = new Conv2d(weights, 'conv_in', spec.inChannels, boc[0], { kernelSize: 3, padding: 1 });
+      this.time_embedding = new TimestepEmbedding(weights, 'time_embedding', boc[0], spec.timeEmbedDim);
+      this.add_embedding = spec.addition ? new TimestepEmbedding(weights, 'add_embedding', spec.addition.inputDim, spec.timeEmbedDim) : null;
+      this.down_blocks = spec.down.map((d, i) => getDownBlock(weights, `down_blocks.${i}`, d, spec));
+      this.mid_block = spec.mid ? getMidBlock(weights, 'mid_block', spec.mid, spec) : null;
+      this.up_blocks = spec.up.map((u, i) => getUpBlock(weights, `up_blocks.${i}`, u, spec));
+      this.conv_norm_out = new GroupNorm(weights, 'conv_norm_out', spec.normGroups, boc[0], spec.normEps);
+      this.conv_out = new Conv2d(weights, 'conv_out', boc[0], spec.outChannels, { kernelSize: 3, padding: 1 });
       weights.finish();
     } catch (e) {
       weights.disposeAll();
@@ -129,7 +129,7 @@ export class UNet2DConditionModel {
     // time embedding (+ the SDXL text_time embedding), then SiLU once for every resnet
     const tProj = timestepEmbedding(ctx, timesteps, spec.blockOutChannels[0], { flipSinToCos: spec.flipSinToCos, freqShift: spec.freqShift, dtype: this.dtype });
     let aug: Tensor | undefined;
-    if (this.addEmbedding && spec.addition) {
+    if (this.add_embedding && spec.addition) {
       const { textEmbeds, timeIds } = input;
       if (!textEmbeds || !timeIds) throw new InvalidArgumentError('UNet2DConditionModel: this UNet (addition_embed_type "text_time") needs textEmbeds and timeIds');
       if (timeIds.length !== batch) throw new InvalidArgumentError(`UNet2DConditionModel: ${timeIds.length} timeIds rows for a batch of ${batch}`);
@@ -144,31 +144,31 @@ export class UNet2DConditionModel {
       }
       const addEmbeds = concatChannels(te, timeEmbeds); // text first, then time ids
       timeEmbeds.dispose();
-      aug = this.addEmbedding.forward(addEmbeds);
+      aug = this.add_embedding.forward(addEmbeds);
       addEmbeds.dispose();
     }
-    const emb = this.timeEmbedding.forward(tProj, aug);
+    const emb = this.time_embedding.forward(tProj, aug);
     tProj.dispose();
     aug?.dispose();
     const tembAct = silu(emb);
     emb.dispose();
 
     const skips: Tensor[] = [];
-    let h = this.convIn.forward(x);
+    let h = this.conv_in.forward(x);
     dbg?.('conv_in', h);
     skips.push(h);
-    this.downBlocks.forEach((block, i) => {
+    this.down_blocks.forEach((block, i) => {
       h = block.forward(h, tembAct, context, skips);
       dbg?.(`down_blocks.${i}`, h);
     });
-    if (this.midBlock) {
-      h = this.midBlock.forward(h, tembAct, context); // h was on the skip stack: not disposed
+    if (this.mid_block) {
+      h = this.mid_block.forward(h, tembAct, context); // h was on the skip stack: not disposed
       dbg?.('mid_block', h);
     }
-    const upFactor = 2 ** this.upBlocks.filter((u) => u.spec.addUpsample).length;
+    const upFactor = 2 ** this.up_blocks.filter((u) => u.spec.addUpsample).length;
     const forwardUpsampleSize = height % upFactor !== 0 || width % upFactor !== 0;
-    let owner = !!this.midBlock; // whether h belongs to us (not to the skip stack)
-    this.upBlocks.forEach((block, i) => {
+    let owner = !!this.mid_block; // whether h belongs to us (not to the skip stack)
+    this.up_blocks.forEach((block, i) => {
       const next = skips[skips.length - 1 - block.spec.numLayers];
       const size = forwardUpsampleSize && block.spec.addUpsample && next ? ([next.shape[1], next.shape[2]] as const) : undefined;
       const out = block.forward(h, tembAct, context, skips, size);
@@ -178,10 +178,10 @@ export class UNet2DConditionModel {
       dbg?.(`up_blocks.${i}`, h);
     });
     tembAct.dispose();
-    const n = this.convNormOut.forward(h, { silu: true });
+    const n = this.conv_norm_out.forward(h, { silu: true });
     h.dispose();
     dbg?.('conv_norm_out', n);
-    const out = this.convOut.forward(n);
+    const out = this.conv_out.forward(n);
     n.dispose();
     for (const t of owned) t.dispose();
     for (const s of skips) s.dispose(); // none remain in a well-formed config
