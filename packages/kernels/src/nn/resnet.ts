@@ -21,22 +21,22 @@ export interface ResnetConfig {
 export class ResnetBlock2D {
   readonly norm1: GroupNorm;
   readonly conv1: Conv2d;
-  readonly timeEmbProj: { weight: Tensor; bias: Tensor } | null;
+  readonly time_emb_proj: { weight: Tensor; bias: Tensor } | null;
   readonly norm2: GroupNorm;
   readonly conv2: Conv2d;
-  readonly convShortcut: Conv2d | null;
+  readonly conv_shortcut: Conv2d | null;
 
   constructor(store: WeightStore, prefix: string, readonly config: ResnetConfig) {
     const { inChannels: cin, outChannels: cout, groups, eps } = config;
     this.norm1 = new GroupNorm(store, `${prefix}.norm1`, groups, cin, eps);
     this.conv1 = new Conv2d(store, `${prefix}.conv1`, cin, cout, { kernelSize: 3, padding: 1 });
-    this.timeEmbProj =
+    this.time_emb_proj =
       config.tembChannels === null
         ? null
         : { weight: store.take(`${prefix}.time_emb_proj.weight`, [cout, config.tembChannels]), bias: store.take(`${prefix}.time_emb_proj.bias`, [cout]) };
     this.norm2 = new GroupNorm(store, `${prefix}.norm2`, groups, cout, eps);
     this.conv2 = new Conv2d(store, `${prefix}.conv2`, cout, cout, { kernelSize: 3, padding: 1 });
-    this.convShortcut = cin !== cout ? new Conv2d(store, `${prefix}.conv_shortcut`, cin, cout, { kernelSize: 1 }) : null;
+    this.conv_shortcut = cin !== cout ? new Conv2d(store, `${prefix}.conv_shortcut`, cin, cout, { kernelSize: 1 }) : null;
   }
 
   /**
@@ -45,9 +45,9 @@ export class ResnetBlock2D {
    */
   forward(x: Tensor, tembAct: Tensor | null): Tensor {
     let conv1Bias: Tensor | undefined;
-    if (this.timeEmbProj && tembAct) {
+    if (this.time_emb_proj && tembAct) {
       // time_emb_proj(SiLU(temb)) + conv1.bias → a per-sample bias [B, Cout] for conv1
-      const t = linear(tembAct, this.timeEmbProj.weight, { bias: this.timeEmbProj.bias });
+      const t = linear(tembAct, this.time_emb_proj.weight, { bias: this.time_emb_proj.bias });
       conv1Bias = this.conv1.bias ? add(t, this.conv1.bias) : t;
       if (conv1Bias !== t) t.dispose();
     }
@@ -57,7 +57,7 @@ export class ResnetBlock2D {
     conv1Bias?.dispose();
     const h2 = this.norm2.forward(h1, { silu: true });
     h1.dispose();
-    const skip = this.convShortcut ? this.convShortcut.forward(x) : x;
+    const skip = this.conv_shortcut ? this.conv_shortcut.forward(x) : x;
     const out = this.conv2.forward(h2, { residual: skip });
     h2.dispose();
     if (skip !== x) skip.dispose();
