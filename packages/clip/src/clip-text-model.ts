@@ -139,21 +139,14 @@ export class CLIPTextModel {
     this.params = [...store.taken];
   }
 
-  /** Loads text_encoder/ (CLIPTextModel) or text_encoder_2/ (…WithProjection, chosen by its config). */
+  /**
+   * Loads text_encoder/ or text_encoder_2/ as the class its config's `architectures` names: a
+   * CLIPTextModelWithProjection (an instance of that subclass) for text_encoder_2, else a CLIPTextModel.
+   */
   static async fromPretrained(source: string | ModelSource, subfolder: string, options: CLIPLoadOptions): Promise<CLIPTextModel> {
-    const ctx = options.context;
     const src = openModelSource(source);
     const config = (await readComponentConfig(src, subfolder)) as CLIPTextConfig;
-    const arch = (config.architectures as string[] | undefined)?.[0];
-    const withProjection = arch === 'CLIPTextModelWithProjection';
-    const dtype = chooseComputeDtype(ctx, options.dtype, 'text encoder', options.onNotice);
-    const store = await WeightStore.open(ctx, src, subfolder, {
-      dtype,
-      variant: options.variant,
-      onNotice: options.onNotice,
-      ignore: [/^text_model\.embeddings\.position_ids$/, ...(withProjection ? [] : [/^text_projection\.weight$/])],
-    });
-    return buildAndLoad(store, (s) => new CLIPTextModel(ctx, config, s, withProjection), { signal: options.signal, onProgress: options.onProgress });
+    return loadModel(src, subfolder, config, hasProjection(config), options);
   }
 
   get parameterCount(): number {
@@ -233,16 +226,37 @@ export class CLIPTextModel {
   }
 }
 
-/** transformers' name for the projection model: the same class, with text_projection. */
+/** transformers' CLIPTextModelWithProjection: CLIPTextModel plus text_projection (no bias). */
 export class CLIPTextModelWithProjection extends CLIPTextModel {
-  static override async fromPretrained(source: string | ModelSource, subfolder: string, options: CLIPLoadOptions): Promise<CLIPTextModelWithProjection> {
-    const m = await CLIPTextModel.fromPretrained(source, subfolder, options);
-    if (!m.text_projection) {
-      m.dispose();
-      throw new ConfigError('architectures', m.config.architectures, 'is not CLIPTextModelWithProjection', `${subfolder}/config.json`);
-    }
-    return m as CLIPTextModelWithProjection;
+  constructor(ctx: GpuContext, config: CLIPTextConfig, store: WeightStore) {
+    super(ctx, config, store, true);
   }
+
+  /** Loads a CLIPTextModelWithProjection folder; a config naming another architecture is a ConfigError before any weight is read. */
+  static override async fromPretrained(source: string | ModelSource, subfolder: string, options: CLIPLoadOptions): Promise<CLIPTextModelWithProjection> {
+    const src = openModelSource(source);
+    const config = (await readComponentConfig(src, subfolder)) as CLIPTextConfig;
+    if (!hasProjection(config)) throw new ConfigError('architectures', config.architectures, 'is not CLIPTextModelWithProjection', `${subfolder}/config.json`);
+    return loadModel(src, subfolder, config, true, options) as Promise<CLIPTextModelWithProjection>;
+  }
+}
+
+function hasProjection(config: CLIPTextConfig): boolean {
+  return (config.architectures as string[] | undefined)?.[0] === 'CLIPTextModelWithProjection';
+}
+
+/** Opens the weights and builds the class the config names (with `projection`: the subclass). */
+async function loadModel(src: ModelSource, subfolder: string, config: CLIPTextConfig, projection: boolean, options: CLIPLoadOptions): Promise<CLIPTextModel> {
+  const ctx = options.context;
+  const dtype = chooseComputeDtype(ctx, options.dtype, 'text encoder', options.onNotice);
+  const store = await WeightStore.open(ctx, src, subfolder, {
+    dtype,
+    variant: options.variant,
+    onNotice: options.onNotice,
+    ignore: [/^text_model\.embeddings\.position_ids$/, ...(projection ? [] : [/^text_projection\.weight$/])],
+  });
+  const build = (s: WeightStore) => (projection ? new CLIPTextModelWithProjection(ctx, config, s) : new CLIPTextModel(ctx, config, s));
+  return buildAndLoad(store, build, { signal: options.signal, onProgress: options.onProgress });
 }
 
 function int(key: string, v: unknown): number {
