@@ -11,7 +11,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createContext, MemorySource, NumericalError, parseKeyList, SyntheticSafetensorsSource, type GpuContext, type KeyShape } from '@ssd/tensor';
+import { createContext, MemorySource, NumericalError, type GpuContext } from '@ssd/tensor';
+import { parseKeyList, SyntheticSafetensorsSource, type KeyShape } from '@ssd/tensor/testing';
 import { AutoencoderKL, AutoencoderTiny, type TilingOptions } from '@ssd/vae';
 
 const here = fileURLToPath(new URL('.', import.meta.url));

@@ -6,7 +6,8 @@
 import { open, readFile, rename, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MemorySource, parseKeyList, SyntheticSafetensorsSource, shapeSize, type ByteSource, type KeyShape } from '@ssd/tensor';
+import { MemorySource, shapeSize, type ByteSource } from '@ssd/tensor';
+import { parseKeyList, SyntheticSafetensorsSource, type KeyShape } from '@ssd/tensor/testing';
 import { parseUNetConfig, type UNet2DConditionConfig } from '@ssd/unet';
 
 export const ARCHS = ['ssd-1b', 'vega', 'sdxl'] as const;

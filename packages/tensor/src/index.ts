@@ -7,7 +7,9 @@
  * - `Tensor`s own pooled GPU buffers: `ctx.empty`, `ctx.fromData`, `t.read()`, `t.dispose()`,
  *   `ctx.tidy(fn)`, and `ctx.memory` for live / pooled / peak bytes.
  * - Ops record into the context's encoder (`ctx.kernel`, `ctx.dispatch`); `ctx.flush()` and any
- *   readback submit. `add` is the smallest example of the kernel pattern (see program.ts).
+ *   readback submit. src/ops/add.ts is the smallest example of the kernel pattern (see program.ts);
+ *   the ops themselves are @ssd/kernels'.
+ * - Test helpers (synthetic safetensors files, key lists) are the `@ssd/tensor/testing` subpath.
  * - `SafetensorsFile` validates headers and reads tensors lazily from a `ByteSource` (file, Blob, URL);
  *   `ModelSource` + `readModelIndex` / `readComponentConfig` / `WeightStore` read diffusers folders.
  */
@@ -20,7 +22,6 @@ export { TensorScope, withScope } from './scope.js';
 export { sizeClass, type MemoryStats } from './pool.js';
 export { prologue, packUniforms, specKey, foldWorkgroups } from './program.js';
 export type { UniformLayout, UniformType, PrologueOptions } from './program.js';
-export { add } from './ops/add.js';
 export { allInOrder } from './settle.js';
 export { NodeFileSource, DenoFileSource, BlobSource, HttpRangeSource } from './byte-source.js';
 export type { ByteSource, HttpOptions } from './byte-source.js';
@@ -33,6 +34,5 @@ export type { ModelIndex, WeightFiles } from './diffusers.js';
 export { WeightStore, permute, buildAndLoad, chooseComputeDtype, parameterStats } from './weights.js';
 export type { TakeOptions, HostData, LoadOptions, LoadProgress } from './weights.js';
 export { isNode, runtimeName, envVar } from './gpu-provider.js';
-export { parseKeyList, SyntheticSafetensorsSource, type KeyShape } from './synthetic.js';
 export { encodeSafetensors, safetensorsHeader, type TensorToWrite } from './safetensors-writer.js';
 export type { DispatchTime } from './profiler.js';

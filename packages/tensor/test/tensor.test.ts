@@ -1,7 +1,8 @@
 // Tensors on the GPU: round trips for every dtype, the pool and its accounting, scopes, views, the
 // recording path (add + copy), and feature reporting.
 import { describe, expect, it } from 'vitest';
-import { add, createContext, f16BitsToF32, f32ToF16Bits, InvalidArgumentError, sizeClass, type GpuContext } from '@ssd/tensor';
+import { createContext, f16BitsToF32, f32ToF16Bits, InvalidArgumentError, sizeClass, type GpuContext } from '@ssd/tensor';
+import { add } from '../src/ops/add.js';
 import { POISON_WORD, poisonPool, randomArray, readWholeBuffer, testContext } from '../../../testing/index.js';
 
 const isLavapipe = (ctx: GpuContext) => /llvmpipe|lavapipe/i.test(ctx.info.description + ctx.info.device);
