@@ -15,8 +15,10 @@
  */
 export * from './errors.js';
 export * from './dtype.js';
-export { createContext, GpuContext, REQUESTED_LIMITS, napBeforeWait } from './context.js';
-export type { ContextOptions, ContextInfo, ContextLimits, LimitName, DispatchArgs, DispatchBinding, OptionalFeature } from './context.js';
+export { createContext, GpuContext, napBeforeWait } from './context.js';
+export type { DispatchArgs, DispatchBinding } from './context.js';
+export { REQUESTED_LIMITS } from './device.js';
+export type { ContextOptions, ContextInfo, ContextLimits, LimitName, OptionalFeature } from './device.js';
 export { Tensor, Storage } from './tensor.js';
 export { TensorScope, withScope } from './scope.js';
 export { sizeClass, type MemoryStats } from './pool.js';
