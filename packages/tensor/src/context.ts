@@ -3,7 +3,7 @@
 // one encoder (recorder.ts, uniforms in uniform-arena.ts) and submitted by flush() at model/step
 // boundaries or by a readback, never once per op. Device loss and GPU errors (device-watch.ts) are
 // thrown as typed errors by the next call into the context.
-import { DTYPE_BYTES, f32ArrayToF16, f16ArrayToF32, formatShape, shapeSize, type DType } from './dtype.js';
+import { DTYPE_BYTES, f16ArrayToF32, formatShape, shapeSize, toDtypeBytes, type DType } from './dtype.js';
 import { openDevice, type ContextInfo, type ContextLimits, type ContextOptions } from './device.js';
 import { DeviceWatch } from './device-watch.js';
 import { DeviceLimitError, DeviceLostError, GpuError, InvalidArgumentError, SsdError } from './errors.js';
@@ -12,7 +12,7 @@ import { BufferPool, STORAGE_USAGE, type MemoryStats } from './pool.js';
 import { Profiler, type DispatchTime } from './profiler.js';
 import { packUniforms, specKey, type UniformLayout } from './program.js';
 import { CommandRecorder } from './recorder.js';
-import { collectTensors, Storage, Tensor } from './tensor.js';
+import { Storage, Tensor } from './tensor.js';
 
 export interface DispatchBinding {
   buffer: GPUBuffer;
@@ -48,7 +48,6 @@ export class GpuContext {
   private readonly watch: DeviceWatch;
   private readonly kernels: KernelCache;
   private readonly recorder: CommandRecorder;
-  private scopes: Set<Tensor>[] = [];
 
   constructor(
     readonly device: GPUDevice,
@@ -149,13 +148,6 @@ export class GpuContext {
 
   // ---------------------------------------------------------------- tensors
 
-  /** Registers a tensor with the innermost scope. */
-  adopt(t: Tensor): Tensor {
-    const scope = this.scopes[this.scopes.length - 1];
-    if (scope) scope.add(t);
-    return t;
-  }
-
   /** An uninitialised activation tensor from the pool. */
   empty(shape: readonly number[], dtype: DType, label = 'tensor'): Tensor {
     return this.allocate(shape, dtype, label, true);
@@ -172,7 +164,7 @@ export class GpuContext {
     }
     const bytes = shapeSize(shape) * DTYPE_BYTES[dtype];
     const buffer = this.pool.acquire(bytes, pooled, label);
-    return this.adopt(new Tensor(this, shape, dtype, new Storage(buffer, pooled), label));
+    return new Tensor(this, shape, dtype, new Storage(buffer, pooled), label);
   }
 
   /**
@@ -219,35 +211,6 @@ export class GpuContext {
     staging.unmap();
     this.copyBuffer(staging, 0, t.buffer, byteOffset, len);
     this.recorder.destroyAfterSubmit(staging);
-  }
-
-  /** Runs `fn`, then disposes every tensor created inside it except those it returns. Synchronous. */
-  tidy<T>(fn: () => T): T {
-    const scope = new Set<Tensor>();
-    this.scopes.push(scope);
-    let result: T;
-    try {
-      result = fn();
-    } catch (e) {
-      this.scopes.pop();
-      for (const t of scope) t.dispose();
-      throw e;
-    }
-    this.scopes.pop();
-    const keep = new Set<Tensor>();
-    collectTensors(result, keep);
-    const parent = this.scopes[this.scopes.length - 1];
-    for (const t of scope) {
-      if (keep.has(t)) parent?.add(t);
-      else t.dispose();
-    }
-    return result;
-  }
-
-  /** Removes a tensor from the enclosing scopes so that tidy() does not dispose it. */
-  keep<T extends Tensor>(t: T): T {
-    for (const s of this.scopes) s.delete(t);
-    return t;
   }
 
   // ---------------------------------------------------------------- kernels
@@ -406,28 +369,6 @@ function alignUp(n: number, a: number): number {
 /** Bind the tensor's bytes rounded up to 16 (vec4 access), never past its buffer. */
 function bindSize(t: Tensor): number {
   return Math.min(t.buffer.size, Math.max(16, alignUp(t.byteSize, 16)));
-}
-
-function toDtypeBytes(
-  data: Float32Array | Float64Array | Int32Array | Uint32Array | Uint16Array | readonly number[],
-  dtype: DType,
-): ArrayBufferView {
-  if (dtype === 'f16') {
-    if (data instanceof Uint16Array) return padTo4(data);
-    const f32 = data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
-    return padTo4(f32ArrayToF16(f32));
-  }
-  if (data instanceof Uint16Array) throw new InvalidArgumentError(`Uint16Array data is only accepted for f16 tensors (got ${dtype})`);
-  if (dtype === 'f32') return data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
-  if (dtype === 'i32') return data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>);
-  return data instanceof Uint32Array ? data : Uint32Array.from(data as ArrayLike<number>);
-}
-
-function padTo4(a: Uint16Array): Uint16Array {
-  if (a.length % 2 === 0) return a;
-  const p = new Uint16Array(a.length + 1);
-  p.set(a);
-  return p;
 }
 
 /**

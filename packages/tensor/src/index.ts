@@ -4,8 +4,8 @@
  * - `createContext()` opens a WebGPU device (browser `navigator.gpu`, Deno, or Dawn in Node via the npm
  *   package `webgpu`) with the adapter's best limits and shader-f16 / subgroups / timestamp-query when
  *   offered; `ctx.info` reports what it got. Device loss and GPU errors become typed errors.
- * - `Tensor`s own pooled GPU buffers: `ctx.empty`, `ctx.fromData`, `t.read()`, `t.dispose()`,
- *   `ctx.tidy(fn)`, and `ctx.memory` for live / pooled / peak bytes.
+ * - `Tensor`s own pooled GPU buffers: `ctx.empty`, `ctx.fromData`, `t.read()`, `t.dispose()`, and
+ *   `ctx.memory` for live / pooled / peak bytes; a `TensorScope` owns what a piece of code makes.
  * - Ops record into the context's encoder (`ctx.kernel`, `ctx.dispatch`); `ctx.flush()` and any
  *   readback submit. src/ops/add.ts is the smallest example of the kernel pattern (see program.ts);
  *   the ops themselves are @ssd/kernels'.

@@ -1,6 +1,6 @@
 // TensorScope: the one tensor-lifetime idiom of @ssd. A scope owns the GPU tensors a piece of code
 // makes; `dispose()` (in a `finally`) frees whatever is still owned, on success, error and abort
-// alike, across `await`s (which a synchronous ctx.tidy cannot span). Results leave with `keep`.
+// alike, across `await`s. Results leave with `keep`.
 import type { Tensor } from './tensor.js';
 
 export class TensorScope {

@@ -32,9 +32,9 @@ export class DiagonalGaussianDistribution {
         this.stdHost[p * c + k] = Math.fround(Math.exp(Math.fround(0.5 * lv)));
       }
     }
-    this.mean = ctx.keep(ctx.fromData(this.meanHost, this.shape, 'f32', 'latent_dist.mean'));
-    this.logvar = ctx.keep(ctx.fromData(logvar, this.shape, 'f32', 'latent_dist.logvar'));
-    this.std = ctx.keep(ctx.fromData(this.stdHost, this.shape, 'f32', 'latent_dist.std'));
+    this.mean = ctx.fromData(this.meanHost, this.shape, 'f32', 'latent_dist.mean');
+    this.logvar = ctx.fromData(logvar, this.shape, 'f32', 'latent_dist.logvar');
+    this.std = ctx.fromData(this.stdHost, this.shape, 'f32', 'latent_dist.std');
   }
 
   /** The mean, on the host: NHWC f32. */
