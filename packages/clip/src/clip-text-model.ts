@@ -3,7 +3,7 @@
 // self-attention (q/k/v fused into one projection), every hidden state on request, the final
 // LayerNorm at the first EOS position and, for the projection model, text_projection (no bias).
 import {
-  buildAndLoad, chooseComputeDtype, ConfigError, formatShape, InvalidArgumentError, openModelSource, parameterStats, readComponentConfig, ShapeError, WeightStore,
+  buildAndLoad, chooseComputeDtype, ConfigError, formatShape, InvalidArgumentError, openModelSource, parameterStats, readComponentConfig, ShapeError, WeightStore, withScopeSync,
   type DType, type GpuContext, type LoadProgress, type ModelSource, type Tensor,
 } from '@ssd/tensor';
 import { attention, gatherRows, LayerNorm, Linear, linear, tokenEmbedding, type Activation } from '@ssd/kernels';
@@ -79,20 +79,13 @@ class EncoderLayer {
   forward(h: Tensor): Tensor {
     const d = this.cfg.hidden_size;
     const heads = this.cfg.num_attention_heads;
-    const n1 = this.layer_norm1.forward(h);
-    const qkv = linear(n1, this.qkvWeight, { bias: this.qkvBias });
-    n1.dispose();
-    const att = attention({ tensor: qkv, channelOffset: 0 }, { tensor: qkv, channelOffset: d }, { tensor: qkv, channelOffset: 2 * d }, { heads, headDim: d / heads, causal: true });
-    qkv.dispose();
-    const h1 = this.out_proj.forward(att, { residual: h });
-    att.dispose();
-    const n2 = this.layer_norm2.forward(h1);
-    const f = this.fc1.forward(n2, { activation: this.act });
-    n2.dispose();
-    const h2 = this.fc2.forward(f, { residual: h1 });
-    f.dispose();
-    h1.dispose();
-    return h2;
+    return withScopeSync((s) => {
+      const qkv = s.then(s.track(this.layer_norm1.forward(h)), (n) => linear(n, this.qkvWeight, { bias: this.qkvBias }));
+      const att = s.then(qkv, (t) => attention({ tensor: t, channelOffset: 0 }, { tensor: t, channelOffset: d }, { tensor: t, channelOffset: 2 * d }, { heads, headDim: d / heads, causal: true }));
+      const h1 = s.then(att, (a) => this.out_proj.forward(a, { residual: h }));
+      const f = s.then(s.track(this.layer_norm2.forward(h1)), (n) => this.fc1.forward(n, { activation: this.act }));
+      return this.fc2.forward(f, { residual: h1 }); // f and h1 are freed once it is recorded
+    });
   }
 }
 

@@ -20,7 +20,7 @@ export type { DispatchArgs, DispatchBinding } from './context.js';
 export { REQUESTED_LIMITS } from './device.js';
 export type { ContextOptions, ContextInfo, ContextLimits, LimitName, OptionalFeature } from './device.js';
 export { Tensor, Storage } from './tensor.js';
-export { TensorScope, withScope } from './scope.js';
+export { TensorScope, withScope, withScopeSync } from './scope.js';
 export { sizeClass, type MemoryStats } from './pool.js';
 export { prologue, packUniforms, specKey, foldWorkgroups } from './program.js';
 export type { UniformLayout, UniformType, PrologueOptions } from './program.js';

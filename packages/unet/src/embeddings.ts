@@ -1,6 +1,6 @@
 // TimestepEmbedding (linear_1 → SiLU → linear_2), as diffusers models/embeddings.py; the sinusoidal
 // projections (Timesteps) are computed on the host by @ssd/kernels' timestepEmbedding.
-import type { Tensor, WeightStore } from '@ssd/tensor';
+import { withScopeSync, type Tensor, type WeightStore } from '@ssd/tensor';
 import { Linear } from '@ssd/kernels';
 
 export class TimestepEmbedding {
@@ -13,9 +13,6 @@ export class TimestepEmbedding {
 
   /** linear_2(SiLU(linear_1(x))) (+ residual, folded into linear_2's epilogue). */
   forward(x: Tensor, residual?: Tensor): Tensor {
-    const h = this.linear_1.forward(x, { activation: 'silu' });
-    const y = this.linear_2.forward(h, { residual });
-    h.dispose();
-    return y;
+    return withScopeSync((s) => this.linear_2.forward(s.track(this.linear_1.forward(x, { activation: 'silu' })), { residual }));
   }
 }

@@ -6,7 +6,8 @@
 //
 // Ownership: a block's forward never disposes its input; it returns new tensors. Down blocks push
 // every output they produce onto the skip stack (which owns them); up blocks pop and dispose them.
-import { ConfigError, type Tensor, type WeightStore } from '@ssd/tensor';
+// Within a forward, a TensorScope frees each intermediate as soon as the next op has read it.
+import { ConfigError, withScopeSync, type Tensor, type TensorScope, type WeightStore } from '@ssd/tensor';
 import { concatChannels, Downsample2D, ResnetBlock2D, Upsample2D } from '@ssd/kernels';
 import { DOWN_BLOCK_TYPES, MID_BLOCK_TYPES, UP_BLOCK_TYPES, type DownBlockSpec, type MidBlockSpec, type UNetSpec, type UpBlockSpec } from './config.js';
 import { Transformer2DModel } from './transformer-2d.js';
@@ -78,27 +79,26 @@ function buildLayers(store: WeightStore, prefix: string, spec: DownBlockSpec | U
   return { resnets, attentions };
 }
 
-/** Resnet j's output, through attentions.j when the block has one (the resnet output is freed). */
-function layer(r: Tensor, attn: Transformer2DModel | undefined, context: Tensor): Tensor {
-  if (!attn) return r;
-  const h = attn.forward(r, context);
-  r.dispose();
-  return h;
+/** `r` (owned by `s`), through attentions.j when the block has one (then `r` is freed). */
+function layer(s: TensorScope, r: Tensor, attn: Transformer2DModel | undefined, context: Tensor): Tensor {
+  return attn ? s.then(r, (t) => attn.forward(t, context)) : r;
 }
 
 /** A down block's forward: x is not disposed; each output goes onto `skips`; returns the last. */
 function downForward(block: DownBlock, x: Tensor, tembAct: Tensor, context: Tensor, skips: Tensor[]): Tensor {
   const attentions: readonly Transformer2DModel[] = block instanceof CrossAttnDownBlock2D ? block.attentions : [];
-  let h = x;
-  block.resnets.forEach((r, j) => {
-    h = layer(r.forward(h, tembAct), attentions[j], context);
-    skips.push(h);
+  return withScopeSync((s) => {
+    let h = x;
+    block.resnets.forEach((r, j) => {
+      h = s.keep(layer(s, s.track(r.forward(h, tembAct)), attentions[j], context));
+      skips.push(h); // the skip stack owns it now
+    });
+    for (const d of block.downsamplers) {
+      h = d.forward(h);
+      skips.push(h);
+    }
+    return h;
   });
-  for (const d of block.downsamplers) {
-    h = d.forward(h);
-    skips.push(h);
-  }
-  return h;
 }
 
 export class DownBlock2D {
@@ -159,10 +159,10 @@ export class UNetMidBlock2DCrossAttn {
 
   /** x is not disposed. */
   forward(x: Tensor, tembAct: Tensor, context: Tensor): Tensor {
-    const h = layer(this.resnets[0].forward(x, tembAct), this.attentions[0], context);
-    const out = this.resnets[1].forward(h, tembAct);
-    h.dispose();
-    return out;
+    return withScopeSync((s) => {
+      const h = layer(s, s.track(this.resnets[0].forward(x, tembAct)), this.attentions[0], context);
+      return this.resnets[1].forward(h, tembAct); // h is freed once it is recorded
+    });
   }
 }
 
@@ -173,22 +173,22 @@ export class UNetMidBlock2DCrossAttn {
  */
 function upForward(block: UpBlock, x: Tensor, tembAct: Tensor, context: Tensor, skips: Tensor[], upsampleSize?: readonly [number, number]): Tensor {
   const attentions: readonly Transformer2DModel[] = block instanceof CrossAttnUpBlock2D ? block.attentions : [];
-  let h = x;
-  block.resnets.forEach((r, j) => {
-    const skip = skips.pop()!;
-    const cat = concatChannels(h, skip); // [current, skip], as torch.cat([hidden_states, res_hidden_states], dim=1)
-    if (h !== x) h.dispose();
-    skip.dispose();
-    const out = r.forward(cat, tembAct);
-    cat.dispose();
-    h = layer(out, attentions[j], context);
+  return withScopeSync((s) => {
+    let h = x; // the caller's until the first layer replaces it
+    block.resnets.forEach((r, j) => {
+      const skip = s.track(skips.pop()!); // popped: ours to free
+      const cat = s.track(concatChannels(h, skip)); // [current, skip], as torch.cat([hidden_states, res_hidden_states], dim=1)
+      if (s.owns(h)) s.drop(h);
+      s.drop(skip);
+      h = layer(s, s.then(cat, (c) => r.forward(c, tembAct)), attentions[j], context);
+    });
+    for (const u of block.upsamplers) {
+      const next = s.track(u.forward(h, upsampleSize));
+      if (s.owns(h)) s.drop(h);
+      h = next;
+    }
+    return s.owns(h) ? s.keep(h) : h;
   });
-  for (const u of block.upsamplers) {
-    const next = u.forward(h, upsampleSize);
-    if (h !== x) h.dispose();
-    h = next;
-  }
-  return h;
 }
 
 /** Resnet j of an up block reads [current, skip]: its input width. */

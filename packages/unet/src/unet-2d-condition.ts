@@ -3,8 +3,8 @@
 // Activations are NHWC; `forwardNCHW` converts at the edge. Intermediates are freed as soon as the
 // skip stack allows, so peak memory is the weights plus the live skips plus one block's temporaries.
 import {
-  buildAndLoad, chooseComputeDtype, InvalidArgumentError, openModelSource, parameterStats, readComponentConfig, ShapeError, formatShape, WeightStore,
-  type DType, type GpuContext, type LoadProgress, type ModelSource, type Tensor,
+  buildAndLoad, chooseComputeDtype, InvalidArgumentError, openModelSource, parameterStats, readComponentConfig, ShapeError, formatShape, TensorScope, WeightStore,
+  withScopeSync, type DType, type GpuContext, type LoadProgress, type ModelSource, type Tensor,
 } from '@ssd/tensor';
 import { cast, concatChannels, Conv2d, GroupNorm, nchwToNhwc, nhwcToNchw, silu, timestepEmbedding } from '@ssd/kernels';
 import { parseUNetConfig, type UNet2DConditionConfig, type UNetSpec } from './config.js';
@@ -115,87 +115,83 @@ export class UNet2DConditionModel {
     }
     const timesteps = typeof input.timestep === 'number' ? Array(batch).fill(input.timestep) : Array.from(input.timestep);
     if (timesteps.length !== batch) throw new InvalidArgumentError(`UNet2DConditionModel: ${timesteps.length} timesteps for a batch of ${batch}`);
-    const owned: Tensor[] = [];
-    const asDtype = (t: Tensor) => {
-      if (t.dtype === this.dtype) return t;
-      const c = cast(t, this.dtype as 'f16' | 'f32');
-      owned.push(c);
-      return c;
-    };
-    const x = asDtype(sample);
-    const context = asDtype(ehs);
-    const dbg = input.onIntermediate;
-
-    // time embedding (+ the SDXL text_time embedding), then SiLU once for every resnet
-    const tProj = timestepEmbedding(ctx, timesteps, spec.blockOutChannels[0], { flipSinToCos: spec.flipSinToCos, freqShift: spec.freqShift, dtype: this.dtype });
-    let aug: Tensor | undefined;
-    if (this.add_embedding && spec.addition) {
-      const { textEmbeds, timeIds } = input;
-      if (!textEmbeds || !timeIds) throw new InvalidArgumentError('UNet2DConditionModel: this UNet (addition_embed_type "text_time") needs textEmbeds and timeIds');
-      if (timeIds.length !== batch) throw new InvalidArgumentError(`UNet2DConditionModel: ${timeIds.length} timeIds rows for a batch of ${batch}`);
-      const flat = timeIds.flatMap((r) => [...r]);
-      const perSample = flat.length / batch;
-      const timeProj = timestepEmbedding(ctx, flat, spec.addition.timeEmbedDim, { flipSinToCos: spec.flipSinToCos, freqShift: spec.freqShift, dtype: this.dtype });
-      const timeEmbeds = timeProj.reshape([batch, perSample * spec.addition.timeEmbedDim]);
-      timeProj.dispose();
-      const te = asDtype(textEmbeds);
-      if (te.shape[1] + timeEmbeds.shape[1] !== spec.addition.inputDim) {
-        throw new ShapeError('UNet2DConditionModel', 'textEmbeds', `[${batch}, ${spec.addition.inputDim - timeEmbeds.shape[1]}] (projection_class_embeddings_input_dim ${spec.addition.inputDim} − ${perSample}×${spec.addition.timeEmbedDim})`, formatShape(te.shape));
-      }
-      const addEmbeds = concatChannels(te, timeEmbeds); // text first, then time ids
-      timeEmbeds.dispose();
-      aug = this.add_embedding.forward(addEmbeds);
-      addEmbeds.dispose();
-    }
-    const emb = this.time_embedding.forward(tProj, aug);
-    tProj.dispose();
-    aug?.dispose();
-    const tembAct = silu(emb);
-    emb.dispose();
-
+    const s = new TensorScope(); // casts and every intermediate; the skip stack owns the skips
     const skips: Tensor[] = [];
-    let h = this.conv_in.forward(x);
-    dbg?.('conv_in', h);
-    skips.push(h);
-    this.down_blocks.forEach((block, i) => {
-      h = block.forward(h, tembAct, context, skips);
-      dbg?.(`down_blocks.${i}`, h);
-    });
-    if (this.mid_block) {
-      h = this.mid_block.forward(h, tembAct, context); // h was on the skip stack: not disposed
-      dbg?.('mid_block', h);
+    try {
+      const asDtype = (t: Tensor) => (t.dtype === this.dtype ? t : s.track(cast(t, this.dtype as 'f16' | 'f32')));
+      const x = asDtype(sample);
+      const context = asDtype(ehs);
+      const dbg = input.onIntermediate;
+
+      // 1. time: the sinusoidal projection and its embedding (+ the SDXL text_time embedding), then SiLU once for every resnet
+      const tProj = s.track(timestepEmbedding(ctx, timesteps, spec.blockOutChannels[0], { flipSinToCos: spec.flipSinToCos, freqShift: spec.freqShift, dtype: this.dtype }));
+      const aug = this.add_embedding && spec.addition ? this.addEmbeds(s, input, batch, asDtype) : undefined;
+      const emb = s.track(this.time_embedding.forward(tProj, aug));
+      s.drop(tProj, aug);
+      const tembAct = s.then(emb, silu);
+
+      // 2. pre-process, 3. down, 4. mid
+      let h = this.conv_in.forward(x);
+      dbg?.('conv_in', h);
+      skips.push(h);
+      this.down_blocks.forEach((block, i) => {
+        h = block.forward(h, tembAct, context, skips);
+        dbg?.(`down_blocks.${i}`, h);
+      });
+      if (this.mid_block) {
+        h = s.track(this.mid_block.forward(h, tembAct, context)); // h was on the skip stack: not disposed
+        dbg?.('mid_block', h);
+      }
+      // 5. up: h is ours (a block's output, freed once read) or the skip stack's (left to it)
+      const upFactor = 2 ** this.up_blocks.filter((u) => u.spec.addUpsample).length;
+      const forwardUpsampleSize = height % upFactor !== 0 || width % upFactor !== 0;
+      this.up_blocks.forEach((block, i) => {
+        const next = skips[skips.length - 1 - block.spec.numLayers];
+        const size = forwardUpsampleSize && block.spec.addUpsample && next ? ([next.shape[1], next.shape[2]] as const) : undefined;
+        const out = s.track(block.forward(h, tembAct, context, skips, size));
+        if (s.owns(h)) s.drop(h);
+        h = out;
+        dbg?.(`up_blocks.${i}`, h);
+      });
+      s.drop(tembAct);
+
+      // 6. post-process
+      const n = s.then(h, (t) => this.conv_norm_out.forward(t, { silu: true }));
+      dbg?.('conv_norm_out', n);
+      return this.conv_out.forward(n);
+    } finally {
+      s.dispose();
+      for (const t of skips) t.dispose(); // none remain in a well-formed config
     }
-    const upFactor = 2 ** this.up_blocks.filter((u) => u.spec.addUpsample).length;
-    const forwardUpsampleSize = height % upFactor !== 0 || width % upFactor !== 0;
-    let owner = !!this.mid_block; // whether h belongs to us (not to the skip stack)
-    this.up_blocks.forEach((block, i) => {
-      const next = skips[skips.length - 1 - block.spec.numLayers];
-      const size = forwardUpsampleSize && block.spec.addUpsample && next ? ([next.shape[1], next.shape[2]] as const) : undefined;
-      const out = block.forward(h, tembAct, context, skips, size);
-      if (owner) h.dispose();
-      h = out;
-      owner = true;
-      dbg?.(`up_blocks.${i}`, h);
-    });
-    tembAct.dispose();
-    const n = this.conv_norm_out.forward(h, { silu: true });
-    h.dispose();
-    dbg?.('conv_norm_out', n);
-    const out = this.conv_out.forward(n);
-    n.dispose();
-    for (const t of owned) t.dispose();
-    for (const s of skips) s.dispose(); // none remain in a well-formed config
-    return out;
+  }
+
+  /** The text_time embedding: add_embedding(concat(text_embeds, time projections of the time ids)), owned by `s`. */
+  private addEmbeds(s: TensorScope, input: UNetForwardInput, batch: number, asDtype: (t: Tensor) => Tensor): Tensor {
+    const { spec, ctx } = this;
+    const addition = spec.addition!;
+    const { textEmbeds, timeIds } = input;
+    if (!textEmbeds || !timeIds) throw new InvalidArgumentError('UNet2DConditionModel: this UNet (addition_embed_type "text_time") needs textEmbeds and timeIds');
+    if (timeIds.length !== batch) throw new InvalidArgumentError(`UNet2DConditionModel: ${timeIds.length} timeIds rows for a batch of ${batch}`);
+    const flat = timeIds.flatMap((r) => [...r]);
+    const perSample = flat.length / batch;
+    const timeProj = s.track(timestepEmbedding(ctx, flat, addition.timeEmbedDim, { flipSinToCos: spec.flipSinToCos, freqShift: spec.freqShift, dtype: this.dtype }));
+    const timeEmbeds = s.then(timeProj, (t) => t.reshape([batch, perSample * addition.timeEmbedDim]));
+    const te = asDtype(textEmbeds);
+    if (te.shape[1] + timeEmbeds.shape[1] !== addition.inputDim) {
+      throw new ShapeError('UNet2DConditionModel', 'textEmbeds', `[${batch}, ${addition.inputDim - timeEmbeds.shape[1]}] (projection_class_embeddings_input_dim ${addition.inputDim} − ${perSample}×${addition.timeEmbedDim})`, formatShape(te.shape));
+    }
+    const addEmbeds = s.then(timeEmbeds, (t) => concatChannels(te, t)); // text first, then time ids
+    return s.then(addEmbeds, (e) => this.add_embedding!.forward(e));
   }
 
   /** forward() with NCHW sample in and NCHW noise prediction out (the layout diffusers uses). */
   forwardNCHW(input: UNetForwardInput): Tensor {
-    const nhwc = nchwToNhwc(input.sample);
-    const y = this.forward({ ...input, sample: nhwc });
-    nhwc.dispose();
-    const out = nhwcToNchw(y);
-    y.dispose();
-    return out;
+    return withScopeSync((s) => {
+      const nhwc = s.track(nchwToNhwc(input.sample));
+      const y = s.track(this.forward({ ...input, sample: nhwc }));
+      s.drop(nhwc);
+      return nhwcToNchw(y); // y is freed once it is recorded
+    });
   }
 
   dispose(): void {

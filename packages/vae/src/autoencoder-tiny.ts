@@ -4,7 +4,7 @@
 // fast final decodes. Same contracts as AutoencoderKL: decode takes
 // pipeline latents (÷ scaling_factor, 1.0 for TAESDXL), returns NHWC f32 in [-1, 1]; encode returns
 // raw latents (no distribution), which encodeLatents multiplies by scaling_factor.
-import { parameterStats, buildAndLoad, InvalidArgumentError, type DType, type GpuContext, type WeightStore, type Tensor, type ModelSource } from '@ssd/tensor';
+import { parameterStats, buildAndLoad, InvalidArgumentError, withScopeSync, type DType, type GpuContext, type WeightStore, type Tensor, type ModelSource } from '@ssd/tensor';
 import { affine } from '@ssd/kernels';
 import { openAutoencoder, type AutoencoderLoadOptions, type DecoderOutput, type EncodeLatentsOptions, type RunOptions } from './autoencoder-kl.js';
 import { parseAutoencoderTinyConfig, type AutoencoderTinyConfig, type AutoencoderTinySpec } from './config.js';
@@ -13,7 +13,6 @@ import { estimateTinyDecode, estimateTinyEncode } from './tiling/memory-plan.js'
 import { runOnHost, runWhole, type PassSpec } from './tiling/tiled-pass.js';
 import { planTiles, tileBudget, type HostImage, type TilePlan, type TilingOptions } from './tiling/tiling.js';
 import { planTinyExact, sweepDecodeTiny, tinyExactTilePlan, type TinyExactPlan } from './tiling/exact-decode-tiny.js';
-import { consume } from './vae-blocks.js';
 import { DecoderTiny, EncoderTiny, runLayers } from './vae-tiny.js';
 
 export interface AutoencoderTinyOutput {
@@ -112,10 +111,9 @@ export class AutoencoderTiny {
     for (let i = 0; i < d.length; i++) d[i] = Math.fround(Math.fround(Math.tanh(Math.fround(d[i] / 3))) * 3); // torch.tanh(x / 3) * 3
     const [b, h, w] = host.shape;
     const { plan, exact } = this.planDecodeWith(b, h, w, opts);
-    const pass = this.pass('taesd decoder', 1, this.spec.downFactor, (x, probe) => {
-      const y = this.decoder!.forward(x, probe);
-      return consume(y, (t) => affine(t, 2, -1, { outDtype: 'f32' })); // [0, 1] → [-1, 1]
-    }, opts);
+    const pass = this.pass('taesd decoder', 1, this.spec.downFactor, (x, probe) =>
+      withScopeSync((s) => s.keep(s.then(s.track(this.decoder!.forward(x, probe)), (y) => affine(y, 2, -1, { outDtype: 'f32' })))), // [0, 1] → [-1, 1]
+    opts);
     if (plan.mode === 'whole') return { sample: await runWhole(pass, host), tiling: plan };
     const out = exact
       ? await sweepDecodeTiny({ ctx: this.ctx, dtype: this.dtype, signal: opts.signal, onTile: opts.onTile }, this.decoder, exact, (layers) =>

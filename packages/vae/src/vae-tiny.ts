@@ -2,10 +2,10 @@
 // AutoencoderTinyBlock in unet_2d_blocks.py), NHWC: plain lists of ReLU convs and residual blocks, run
 // layer by layer by runLayers (which the exact tiled decode also sweeps one layer at a time).
 // AutoencoderTiny (autoencoder-tiny.ts) wraps them with the scaling, clamp and tiling.
-import type { Tensor, WeightStore } from '@ssd/tensor';
+import { withScopeSync, type Tensor, type WeightStore } from '@ssd/tensor';
 import { Conv2d, relu } from '@ssd/kernels';
 import type { AutoencoderTinySpec } from './config.js';
-import { consume, type Probe } from './vae-blocks.js';
+import type { Probe } from './vae-blocks.js';
 
 /** relu(conv.4(relu(conv.2(relu(conv.0(x))))) + x): 3×3 convs with bias, identity skip (equal widths). */
 export class AutoencoderTinyBlock {
@@ -19,12 +19,13 @@ export class AutoencoderTinyBlock {
   forward(x: Tensor): Tensor {
     // ReLU is a separate pass: the conv epilogue applies its activation before the residual, and
     // offers no ReLU (see @ssd/kernels image.ts)
-    let h = this.conv[0].forward(x);
-    h = consume(h, relu);
-    h = consume(h, (t) => this.conv[1].forward(t));
-    h = consume(h, relu);
-    h = consume(h, (t) => this.conv[2].forward(t, { residual: x }));
-    return consume(h, relu);
+    return withScopeSync((s) => {
+      let h = s.then(s.track(this.conv[0].forward(x)), relu);
+      h = s.then(h, (t) => this.conv[1].forward(t));
+      h = s.then(h, relu);
+      h = s.then(h, (t) => this.conv[2].forward(t, { residual: x }));
+      return s.keep(s.then(h, relu));
+    });
   }
 }
 
@@ -80,20 +81,23 @@ export class EncoderTiny {
   }
 }
 
+/** The layers in order on x (not freed; each other intermediate is, once the next layer has read it). */
 export function runLayers(layers: readonly Layer[], x: Tensor, probe?: Probe): Tensor {
-  let h = x;
-  for (const layer of layers) {
-    let next: Tensor;
-    if (layer.kind === 'block') next = layer.block.forward(h);
-    else {
-      next = layer.conv.forward(h, layer.upsample ? { upsample: 2 } : {});
-      if (layer.relu) next = consume(next, (t) => relu(t));
+  return withScopeSync((s) => {
+    let h = x;
+    for (const layer of layers) {
+      let next: Tensor;
+      if (layer.kind === 'block') next = s.track(layer.block.forward(h));
+      else {
+        next = s.track(layer.conv.forward(h, layer.upsample ? { upsample: 2 } : {}));
+        if (layer.relu) next = s.then(next, relu);
+      }
+      if (s.owns(h)) s.drop(h); // not x: the caller's
+      h = next;
+      probe?.(layer.kind === 'block' ? layerName(layer.block.conv[0].prefix) : layerName(layer.conv.prefix), h);
     }
-    if (h !== x) h.dispose();
-    h = next;
-    probe?.(layer.kind === 'block' ? layerName(layer.block.conv[0].prefix) : layerName(layer.conv.prefix), h);
-  }
-  return h;
+    return s.owns(h) ? s.keep(h) : h;
+  });
 }
 
 /** "decoder.layers.4.conv.0" → "layers.4" (the module whose output this is). */

@@ -2,7 +2,7 @@
 // upsampling.py) in NHWC, shared by the UNet and the VAE. The time embedding is folded into conv1 as
 // a per-sample bias and the skip connection into conv2's epilogue, so a resnet is GN+SiLU, conv,
 // GN+SiLU, conv — four kernels (plus the shortcut conv when the width changes).
-import type { Tensor, WeightStore } from '@ssd/tensor';
+import { withScopeSync, type Tensor, type WeightStore } from '@ssd/tensor';
 import { add } from '../elementwise.js';
 import { linear } from '../matmul.js';
 import { upsampleNearest } from '../resize.js';
@@ -44,24 +44,21 @@ export class ResnetBlock2D {
    * forward (diffusers applies the nonlinearity inside each block; the result is the same).
    */
   forward(x: Tensor, tembAct: Tensor | null): Tensor {
-    let conv1Bias: Tensor | undefined;
-    if (this.time_emb_proj && tembAct) {
-      // time_emb_proj(SiLU(temb)) + conv1.bias → a per-sample bias [B, Cout] for conv1
-      const t = linear(tembAct, this.time_emb_proj.weight, { bias: this.time_emb_proj.bias });
-      conv1Bias = this.conv1.bias ? add(t, this.conv1.bias) : t;
-      if (conv1Bias !== t) t.dispose();
-    }
-    const h0 = this.norm1.forward(x, { silu: true });
-    const h1 = this.conv1.forward(h0, { bias: conv1Bias });
-    h0.dispose();
-    conv1Bias?.dispose();
-    const h2 = this.norm2.forward(h1, { silu: true });
-    h1.dispose();
-    const skip = this.conv_shortcut ? this.conv_shortcut.forward(x) : x;
-    const out = this.conv2.forward(h2, { residual: skip });
-    h2.dispose();
-    if (skip !== x) skip.dispose();
-    return out;
+    return withScopeSync((s) => {
+      let conv1Bias: Tensor | undefined;
+      if (this.time_emb_proj && tembAct) {
+        // time_emb_proj(SiLU(temb)) + conv1.bias → a per-sample bias [B, Cout] for conv1
+        const { weight, bias } = this.time_emb_proj;
+        conv1Bias = s.track(linear(tembAct, weight, { bias }));
+        const b = this.conv1.bias;
+        if (b) conv1Bias = s.then(conv1Bias, (t) => add(t, b));
+      }
+      const h1 = s.then(s.track(this.norm1.forward(x, { silu: true })), (h0) => this.conv1.forward(h0, { bias: conv1Bias }));
+      s.drop(conv1Bias);
+      const h2 = s.then(h1, (h) => this.norm2.forward(h, { silu: true }));
+      const skip = this.conv_shortcut ? s.track(this.conv_shortcut.forward(x)) : x;
+      return this.conv2.forward(h2, { residual: skip }); // h2 and the shortcut are freed once it is recorded
+    });
   }
 }
 

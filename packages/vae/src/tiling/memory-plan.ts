@@ -64,7 +64,7 @@ function attentionBlock(t: Tracker, c: number, px: number): number {
   return out;
 }
 
-/** Replaces the live tensor `x` by `next(x)`: the consume() pattern of the forward code. */
+/** Replaces the live tensor `x` by `next(x)`: the `scope.then` step of the forward code. */
 function step(t: Tracker, x: number, next: () => number): number {
   const y = next();
   t.free(x);
