@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createContext, resolveWeightFiles, FolderSource } from '@ssd/tensor';
 import { StableDiffusionXLPipeline, type ComponentLoadProgress, type RunReport } from '@ssd/pipeline';
-import { makeRandomModel } from '../scripts/make-random-model.js';
+import { makeRandomModel } from './lib/make-random-model.js';
 import { ARCHS, repoRoot, type Arch } from './lib/random-model.js';
 import { adapterRecord, fmtMs, hostRecord, median, mib, peakRssBytes, resultSlug } from './lib/timing.js';
 

@@ -2,7 +2,8 @@
 // ../shared/reference/architecture.md), every component's key list (bench/models/keys, copied from
 // ../shared/reference; SDXL base's UNet list is derived from its config by `unetKeys`), synthetic
 // safetensors sources over them (in-process, nothing on disk), and the streamed writer behind
-// `pnpm make-random-model`. Shared by scripts/make-random-model.ts and the bench/*.ts model benchmarks.
+// `pnpm make-random-model`. Shared by make-random-model.ts (and its CLI in scripts/) and the bench/*.ts
+// model benchmarks.
 import { open, readFile, rename, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
