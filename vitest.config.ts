@@ -11,11 +11,12 @@ export default defineConfig({
     // exact matches, so that a subpath export (`@ssd/pipeline/browser`) is not taken for a file in `src/index.ts`
     alias: [
       { find: '@ssd/pipeline/browser', replacement: src('pipeline/src/browser/index.ts') },
+      { find: /^@ssd\/tensor\/testing$/, replacement: src('tensor/src/testing.ts') },
       ...['tensor', 'kernels', 'clip', 'unet', 'vae', 'pipeline'].map((p) => ({ find: new RegExp(`^@ssd/${p}$`), replacement: src(`${p}/src/index.ts`) })),
     ],
   },
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'bench/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
+    include: ['packages/*/test/**/*.test.ts', 'testing/**/*.test.ts', 'bench/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
     pool: 'forks',
     maxWorkers: 2,
     execArgv: ['--expose-gc'],

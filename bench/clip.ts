@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { createContext, type GpuContext } from '@ssd/tensor';
 import { CLIPTextModel, CLIPTokenizer } from '@ssd/clip';
 import { repoRoot, syntheticModelSource } from './lib/random-model.js';
-import { adapterRecord, fmtMs, hostRecord, isCpuAdapter, median, mib, peakRssBytes, resultSlug } from './lib/timing.js';
+import { adapterRecord, fmtMs, hostRecord, median, mib, peakRssBytes, resultSlug } from './lib/timing.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const { values: args } = parseArgs({
@@ -144,7 +144,7 @@ async function benchEncoders(ctx: GpuContext, dtype: 'f16' | 'f32', runs: number
 
 async function main(): Promise<void> {
   const ctx = await createContext();
-  const cpu = isCpuAdapter(ctx);
+  const cpu = ctx.info.isCpu;
   const runs = Number(args.runs ?? (cpu ? 2 : 10));
   console.log(`adapter: ${ctx.info.description} (${ctx.f16 ? 'f16' : 'no f16'})`);
   const tokenizers = await benchTokenizers(Number(args.prompts));

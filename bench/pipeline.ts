@@ -18,9 +18,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createContext, resolveWeightFiles, FolderSource } from '@ssd/tensor';
 import { StableDiffusionXLPipeline, type ComponentLoadProgress, type RunReport } from '@ssd/pipeline';
-import { makeRandomModel } from '../scripts/make-random-model.js';
+import { makeRandomModel } from './lib/make-random-model.js';
 import { ARCHS, repoRoot, type Arch } from './lib/random-model.js';
-import { adapterRecord, fmtMs, hostRecord, isCpuAdapter, median, mib, peakRssBytes, resultSlug } from './lib/timing.js';
+import { adapterRecord, fmtMs, hostRecord, median, mib, peakRssBytes, resultSlug } from './lib/timing.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const { values: args } = parseArgs({
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   const ctx = await createContext();
   const dtype = (args.dtype ?? (ctx.f16 ? 'f16' : 'f32')) as 'f16' | 'f32';
   if (dtype !== 'f16' && dtype !== 'f32') throw new Error(`--dtype must be f16 or f32, got ${args.dtype}`);
-  const cpu = isCpuAdapter(ctx);
+  const cpu = ctx.info.isCpu;
   console.log(`adapter: ${ctx.info.description} (${ctx.f16 ? 'f16' : 'no f16'})`);
   if (cpu && size >= 1024) console.log(`note: a CPU adapter: a ${size}² image takes tens of minutes per UNet step and for the VAE decode`);
 

@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { createContext, type DispatchTime } from '@ssd/tensor';
 import { UNet2DConditionModel } from '@ssd/unet';
 import { ARCHS, UNET_TFLOP_1024, syntheticModelSource, type Arch } from './lib/random-model.js';
-import { adapterRecord, fmtMs, hostRecord, isCpuAdapter, median, mib, peakGflops, peakRssBytes, resultSlug } from './lib/timing.js';
+import { adapterRecord, fmtMs, hostRecord, median, mib, peakGflops, peakRssBytes, resultSlug } from './lib/timing.js';
 import { labelFamily, layerKind, unetWork, type LayerKind } from './lib/unet-flops.js';
 import { stats, unetInputs } from './lib/unet-inputs.js';
 
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(size) || size % 8 || size < 64) throw new Error(`--size must be a multiple of 8 ≥ 64, got ${args.size}`);
   const batch = Number(args.batch);
   const ctx = await createContext();
-  const cpu = isCpuAdapter(ctx);
+  const cpu = ctx.info.isCpu;
   const dtype = (args.dtype ?? (ctx.f16 ? 'f16' : 'f32')) as 'f16' | 'f32';
   if (dtype !== 'f16' && dtype !== 'f32') throw new Error(`--dtype must be f16 or f32, got ${args.dtype}`);
   if (dtype === 'f16' && !ctx.f16) throw new Error('--dtype f16: this adapter has no shader-f16');

@@ -2,14 +2,16 @@
 // ../shared/reference/architecture.md), every component's key list (bench/models/keys, copied from
 // ../shared/reference; SDXL base's UNet list is derived from its config by `unetKeys`), synthetic
 // safetensors sources over them (in-process, nothing on disk), and the streamed writer behind
-// `pnpm make-random-model`. Shared by scripts/make-random-model.ts and the bench/*.ts model benchmarks.
+// `pnpm make-random-model`. Shared by make-random-model.ts (and its CLI in scripts/) and the bench/*.ts
+// model benchmarks.
 import { open, readFile, rename, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  MemorySource, NodeFileSink, openComponentTensors, parseKeyList, pipelineToSgm, safetensorsHeader, SAFETENSORS_DTYPE_BYTES, shapeSize, SyntheticSafetensorsSource,
-  writeSingleFile, type ByteSource, type KeyShape, type SdxlComponent, type TensorEntry, type WriteProgress as TensorWriteProgress,
+  MemorySource, NodeFileSink, openComponentTensors, pipelineToSgm, safetensorsHeader, SAFETENSORS_DTYPE_BYTES, shapeSize,
+  writeSingleFile, type ByteSource, type SdxlComponent, type TensorEntry, type WriteProgress as TensorWriteProgress,
 } from '@ssd/tensor';
+import { parseKeyList, SyntheticSafetensorsSource, type KeyShape } from '@ssd/tensor/testing';
 import { parseUNetConfig, type UNet2DConditionConfig } from '@ssd/unet';
 
 export const ARCHS = ['ssd-1b', 'vega', 'sdxl'] as const;

@@ -80,11 +80,6 @@ export function resultSlug(ctx: GpuContext): string {
   return device || adapterSlug(ctx);
 }
 
-/** A CPU adapter (lavapipe, SwiftShader): model benchmarks run there at reduced sizes. */
-export function isCpuAdapter(ctx: GpuContext): boolean {
-  return ctx.info.isFallbackAdapter || /llvmpipe|swiftshader/i.test(`${ctx.info.description} ${ctx.info.device}`);
-}
-
 /** What the result files record about the adapter. */
 export function adapterRecord(ctx: GpuContext): Record<string, unknown> {
   const i = ctx.info;

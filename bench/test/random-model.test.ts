@@ -5,7 +5,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { NodeFileSource, SafetensorsFile, SyntheticSafetensorsSource } from '@ssd/tensor';
+import { NodeFileSource, SafetensorsFile } from '@ssd/tensor';
+import { SyntheticSafetensorsSource } from '@ssd/tensor/testing';
 import { ARCHS, EXPECTED_PARAMS, componentKeys, parameterCount, readKeyList, readUNetConfig, staticFiles, streamToFile, unetKeys } from '../lib/random-model.js';
 
 describe('random-model key lists', () => {

@@ -3,7 +3,7 @@
 // self-attention (q/k/v fused into one projection), every hidden state on request, the final
 // LayerNorm at the first EOS position and, for the projection model, text_projection (no bias).
 import {
-  buildAndLoad, chooseComputeDtype, ConfigError, formatShape, InvalidArgumentError, openModelSource, parameterStats, readComponentConfig, ShapeError, WeightStore,
+  buildAndLoad, chooseComputeDtype, ConfigError, formatShape, InvalidArgumentError, openModelSource, parameterStats, readComponentConfig, ShapeError, WeightStore, withScopeSync,
   type DType, type GpuContext, type LoadProgress, type ModelSource, type Tensor,
 } from '@ssd/tensor';
 import { attention, gatherRows, LayerNorm, Linear, linear, tokenEmbedding, type Activation } from '@ssd/kernels';
@@ -55,22 +55,22 @@ export interface CLIPTextOutput {
 }
 
 class EncoderLayer {
-  readonly norm1: LayerNorm;
+  readonly layer_norm1: LayerNorm;
   readonly qkvWeight: Tensor;
   readonly qkvBias: Tensor;
-  readonly outProj: Linear;
-  readonly norm2: LayerNorm;
+  readonly out_proj: Linear;
+  readonly layer_norm2: LayerNorm;
   readonly fc1: Linear;
   readonly fc2: Linear;
 
   constructor(store: WeightStore, prefix: string, private readonly cfg: Required<Pick<CLIPTextConfig, 'hidden_size' | 'intermediate_size' | 'num_attention_heads' | 'layer_norm_eps'>>, private readonly act: Activation) {
     const d = cfg.hidden_size;
     const a = `${prefix}.self_attn`;
-    this.norm1 = new LayerNorm(store, `${prefix}.layer_norm1`, d, cfg.layer_norm_eps);
+    this.layer_norm1 = new LayerNorm(store, `${prefix}.layer_norm1`, d, cfg.layer_norm_eps);
     this.qkvWeight = store.takeStacked([`${a}.q_proj.weight`, `${a}.k_proj.weight`, `${a}.v_proj.weight`], [[d, d], [d, d], [d, d]]);
     this.qkvBias = store.takeStacked([`${a}.q_proj.bias`, `${a}.k_proj.bias`, `${a}.v_proj.bias`], [[d], [d], [d]]);
-    this.outProj = new Linear(store, `${a}.out_proj`, d, d);
-    this.norm2 = new LayerNorm(store, `${prefix}.layer_norm2`, d, cfg.layer_norm_eps);
+    this.out_proj = new Linear(store, `${a}.out_proj`, d, d);
+    this.layer_norm2 = new LayerNorm(store, `${prefix}.layer_norm2`, d, cfg.layer_norm_eps);
     this.fc1 = new Linear(store, `${prefix}.mlp.fc1`, d, cfg.intermediate_size);
     this.fc2 = new Linear(store, `${prefix}.mlp.fc2`, cfg.intermediate_size, d);
   }
@@ -79,20 +79,13 @@ class EncoderLayer {
   forward(h: Tensor): Tensor {
     const d = this.cfg.hidden_size;
     const heads = this.cfg.num_attention_heads;
-    const n1 = this.norm1.forward(h);
-    const qkv = linear(n1, this.qkvWeight, { bias: this.qkvBias });
-    n1.dispose();
-    const att = attention({ tensor: qkv, channelOffset: 0 }, { tensor: qkv, channelOffset: d }, { tensor: qkv, channelOffset: 2 * d }, { heads, headDim: d / heads, causal: true });
-    qkv.dispose();
-    const h1 = this.outProj.forward(att, { residual: h });
-    att.dispose();
-    const n2 = this.norm2.forward(h1);
-    const f = this.fc1.forward(n2, { activation: this.act });
-    n2.dispose();
-    const h2 = this.fc2.forward(f, { residual: h1 });
-    f.dispose();
-    h1.dispose();
-    return h2;
+    return withScopeSync((s) => {
+      const qkv = s.then(s.track(this.layer_norm1.forward(h)), (n) => linear(n, this.qkvWeight, { bias: this.qkvBias }));
+      const att = s.then(qkv, (t) => attention({ tensor: t, channelOffset: 0 }, { tensor: t, channelOffset: d }, { tensor: t, channelOffset: 2 * d }, { heads, headDim: d / heads, causal: true }));
+      const h1 = s.then(att, (a) => this.out_proj.forward(a, { residual: h }));
+      const f = s.then(s.track(this.layer_norm2.forward(h1)), (n) => this.fc1.forward(n, { activation: this.act }));
+      return this.fc2.forward(f, { residual: h1 }); // f and h1 are freed once it is recorded
+    });
   }
 }
 
@@ -100,10 +93,10 @@ export class CLIPTextModel {
   readonly dtype: DType;
   readonly config: Readonly<CLIPTextConfig>;
   readonly tokenTable: { chunks: Tensor[]; rowStarts: number[] };
-  readonly positionEmbedding: Tensor;
+  readonly position_embedding: Tensor;
   readonly layers: EncoderLayer[];
-  readonly finalLayerNorm: LayerNorm;
-  readonly textProjection: Tensor | null;
+  readonly final_layer_norm: LayerNorm;
+  readonly text_projection: Tensor | null;
   private readonly params: Tensor[];
   private disposed = false;
 
@@ -126,11 +119,11 @@ export class CLIPTextModel {
     this.dtype = store.dtype;
     try {
       this.tokenTable = store.takeRowChunks('text_model.embeddings.token_embedding.weight', [vocab, d], ctx.limits.maxStorageBufferBindingSize);
-      this.positionEmbedding = store.take('text_model.embeddings.position_embedding.weight', [positions, d]);
+      this.position_embedding = store.take('text_model.embeddings.position_embedding.weight', [positions, d]);
       const cfg = { hidden_size: d, intermediate_size: int('intermediate_size', config.intermediate_size), num_attention_heads: heads, layer_norm_eps: eps };
       this.layers = Array.from({ length: int('num_hidden_layers', config.num_hidden_layers) }, (_, i) => new EncoderLayer(store, `text_model.encoder.layers.${i}`, cfg, act));
-      this.finalLayerNorm = new LayerNorm(store, 'text_model.final_layer_norm', d, eps);
-      this.textProjection = withProjection ? store.take('text_projection.weight', [int('projection_dim', config.projection_dim ?? d), d]) : null;
+      this.final_layer_norm = new LayerNorm(store, 'text_model.final_layer_norm', d, eps);
+      this.text_projection = withProjection ? store.take('text_projection.weight', [int('projection_dim', config.projection_dim ?? d), d]) : null;
       store.finish();
     } catch (e) {
       store.disposeAll();
@@ -139,21 +132,14 @@ export class CLIPTextModel {
     this.params = [...store.taken];
   }
 
-  /** Loads text_encoder/ (CLIPTextModel) or text_encoder_2/ (…WithProjection, chosen by its config). */
+  /**
+   * Loads text_encoder/ or text_encoder_2/ as the class its config's `architectures` names: a
+   * CLIPTextModelWithProjection (an instance of that subclass) for text_encoder_2, else a CLIPTextModel.
+   */
   static async fromPretrained(source: string | ModelSource, subfolder: string, options: CLIPLoadOptions): Promise<CLIPTextModel> {
-    const ctx = options.context;
     const src = openModelSource(source);
     const config = (await readComponentConfig(src, subfolder)) as CLIPTextConfig;
-    const arch = (config.architectures as string[] | undefined)?.[0];
-    const withProjection = arch === 'CLIPTextModelWithProjection';
-    const dtype = chooseComputeDtype(ctx, options.dtype, 'text encoder', options.onNotice);
-    const store = await WeightStore.open(ctx, src, subfolder, {
-      dtype,
-      variant: options.variant,
-      onNotice: options.onNotice,
-      ignore: [/^text_model\.embeddings\.position_ids$/, ...(withProjection ? [] : [/^text_projection\.weight$/])],
-    });
-    return buildAndLoad(store, (s) => new CLIPTextModel(ctx, config, s, withProjection), { signal: options.signal, onProgress: options.onProgress });
+    return loadModel(src, subfolder, config, hasProjection(config), options);
   }
 
   get parameterCount(): number {
@@ -180,7 +166,7 @@ export class CLIPTextModel {
     const n = this.layers.length;
     const t = ids[0]?.length ?? 0;
     if (!ids.length || t === 0) throw new InvalidArgumentError('CLIPTextModel.encode: no token ids');
-    if (t > this.positionEmbedding.shape[0]) throw new ShapeError('CLIPTextModel', 'ids', `[B, ≤${this.positionEmbedding.shape[0]}]`, formatShape([ids.length, t]));
+    if (t > this.position_embedding.shape[0]) throw new ShapeError('CLIPTextModel', 'ids', `[B, ≤${this.position_embedding.shape[0]}]`, formatShape([ids.length, t]));
     const wanted = new Map<number, number>(); // layer-output index (0..n) → requested key
     for (const k of opts.hiddenStates ?? [-2]) {
       const idx = k < 0 ? n + 1 + k : k;
@@ -198,7 +184,7 @@ export class CLIPTextModel {
         this.textEmbeds?.dispose();
       },
     };
-    let h = tokenEmbedding(this.ctx, ids, this.tokenTable.chunks, this.tokenTable.rowStarts, this.positionEmbedding);
+    let h = tokenEmbedding(this.ctx, ids, this.tokenTable.chunks, this.tokenTable.rowStarts, this.position_embedding);
     const keep = (idx: number, x: Tensor) => {
       const key = wanted.get(idx);
       if (key !== undefined) out.hiddenStates.set(key, x);
@@ -212,14 +198,14 @@ export class CLIPTextModel {
       kept = keep(i + 1, h);
     }
     if (needFinal) {
-      if (opts.lastHiddenState) out.lastHiddenState = this.finalLayerNorm.forward(h);
+      if (opts.lastHiddenState) out.lastHiddenState = this.final_layer_norm.forward(h);
       if (opts.pooled) {
         const eos = this.ctx.fromData(Int32Array.from(this.eosPositions(ids)), [ids.length], 'i32', 'eos positions');
         const rows = gatherRows(h, eos);
         eos.dispose();
-        out.pooled = this.finalLayerNorm.forward(rows); // LayerNorm is per row: gather first, normalise 1 row per sample
+        out.pooled = this.final_layer_norm.forward(rows); // LayerNorm is per row: gather first, normalise 1 row per sample
         rows.dispose();
-        if (this.textProjection) out.textEmbeds = linear(out.pooled, this.textProjection);
+        if (this.text_projection) out.textEmbeds = linear(out.pooled, this.text_projection);
       }
     }
     if (!kept) h.dispose();
@@ -233,16 +219,37 @@ export class CLIPTextModel {
   }
 }
 
-/** transformers' name for the projection model: the same class, with text_projection. */
+/** transformers' CLIPTextModelWithProjection: CLIPTextModel plus text_projection (no bias). */
 export class CLIPTextModelWithProjection extends CLIPTextModel {
-  static override async fromPretrained(source: string | ModelSource, subfolder: string, options: CLIPLoadOptions): Promise<CLIPTextModelWithProjection> {
-    const m = await CLIPTextModel.fromPretrained(source, subfolder, options);
-    if (!m.textProjection) {
-      m.dispose();
-      throw new ConfigError('architectures', m.config.architectures, 'is not CLIPTextModelWithProjection', `${subfolder}/config.json`);
-    }
-    return m as CLIPTextModelWithProjection;
+  constructor(ctx: GpuContext, config: CLIPTextConfig, store: WeightStore) {
+    super(ctx, config, store, true);
   }
+
+  /** Loads a CLIPTextModelWithProjection folder; a config naming another architecture is a ConfigError before any weight is read. */
+  static override async fromPretrained(source: string | ModelSource, subfolder: string, options: CLIPLoadOptions): Promise<CLIPTextModelWithProjection> {
+    const src = openModelSource(source);
+    const config = (await readComponentConfig(src, subfolder)) as CLIPTextConfig;
+    if (!hasProjection(config)) throw new ConfigError('architectures', config.architectures, 'is not CLIPTextModelWithProjection', `${subfolder}/config.json`);
+    return loadModel(src, subfolder, config, true, options) as Promise<CLIPTextModelWithProjection>;
+  }
+}
+
+function hasProjection(config: CLIPTextConfig): boolean {
+  return (config.architectures as string[] | undefined)?.[0] === 'CLIPTextModelWithProjection';
+}
+
+/** Opens the weights and builds the class the config names (with `projection`: the subclass). */
+async function loadModel(src: ModelSource, subfolder: string, config: CLIPTextConfig, projection: boolean, options: CLIPLoadOptions): Promise<CLIPTextModel> {
+  const ctx = options.context;
+  const dtype = chooseComputeDtype(ctx, options.dtype, 'text encoder', options.onNotice);
+  const store = await WeightStore.open(ctx, src, subfolder, {
+    dtype,
+    variant: options.variant,
+    onNotice: options.onNotice,
+    ignore: [/^text_model\.embeddings\.position_ids$/, ...(projection ? [] : [/^text_projection\.weight$/])],
+  });
+  const build = (s: WeightStore) => (projection ? new CLIPTextModelWithProjection(ctx, config, s) : new CLIPTextModel(ctx, config, s));
+  return buildAndLoad(store, build, { signal: options.signal, onProgress: options.onProgress });
 }
 
 function int(key: string, v: unknown): number {

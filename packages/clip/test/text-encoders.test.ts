@@ -1,10 +1,11 @@
 // CLIPTextModel / CLIPTextModelWithProjection vs transformers (reference/text_encoders.*): every
 // hidden state, the final LayerNorm, the pooled EOS row and the projection, in f32 and with the fp16
-// weights in f16; tampered weights give a CheckpointError naming the key.
+// weights in f16; tampered weights give a CheckpointError naming the key; each loader returns an
+// instance of the class the config names.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CheckpointError, encodeSafetensors, FolderSource, MemorySource, NodeFileSource, SafetensorsFile } from '@ssd/tensor';
+import { CheckpointError, ConfigError, encodeSafetensors, FolderSource, MemorySource, NodeFileSource, SafetensorsFile } from '@ssd/tensor';
 import { CLIPTextModel, CLIPTextModelWithProjection } from '@ssd/clip';
 import { fixturesDir, relL2, testContext } from '../../../testing/index.js';
 
@@ -52,6 +53,24 @@ describe('CLIP text encoders vs transformers', () => {
       expect(ctx.memory.liveBytes).toBe(0);
     });
   }
+
+  it('fromPretrained returns an instance of the class the config names; the projection loader refuses another architecture', async () => {
+    const ctx = await testContext();
+    const opts = { context: ctx, dtype: 'f32' as const };
+    const te2 = await CLIPTextModelWithProjection.fromPretrained(new FolderSource(model), 'text_encoder_2', opts);
+    const te2ByConfig = await CLIPTextModel.fromPretrained(new FolderSource(model), 'text_encoder_2', opts);
+    const te1 = await CLIPTextModel.fromPretrained(new FolderSource(model), 'text_encoder', opts);
+    expect(te2).toBeInstanceOf(CLIPTextModelWithProjection);
+    expect(te2ByConfig).toBeInstanceOf(CLIPTextModelWithProjection);
+    expect(te1).toBeInstanceOf(CLIPTextModel);
+    expect(te1).not.toBeInstanceOf(CLIPTextModelWithProjection);
+    expect([te1.text_projection, te2.text_projection !== null]).toEqual([null, true]);
+    for (const m of [te1, te2, te2ByConfig]) m.dispose();
+    const err = await CLIPTextModelWithProjection.fromPretrained(new FolderSource(model), 'text_encoder', opts).catch((e) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toMatch(/architectures.*is not CLIPTextModelWithProjection/);
+    expect(ctx.memory.liveBytes).toBe(0);
+  });
 
   it('a tampered weight file fails naming the key and shapes', async () => {
     const ctx = await testContext();

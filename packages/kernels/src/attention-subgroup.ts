@@ -14,7 +14,7 @@
 // and checks at run time that every group of LANES invocations is one subgroup in invocation order.
 // If not (another size, a driver that packs differently) the whole workgroup runs the portable
 // algorithm (attend_tiles) instead. Tests force other lane counts to exercise that path.
-import { TILES_WGSL, attentionHeader, type AttentionSpec } from './attention.js';
+import { TILES_WGSL, attentionHeader, type AttentionSpec } from './attention-wgsl.js';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 

@@ -8,7 +8,7 @@
 // - portable (register-blocked, no workgroup memory): LANES invocations per workgroup, lanes over
 //   columns; each invocation owns TILE_M rows × TILE_N columns (n0 + lane + LANES·j) of accumulators
 //   and streams K through registers with V-wide loads. Every A value is re-read by every lane.
-// - subgroups (matmul-subgroup.ts): the same register tile, but each lane loads 1/LANES of the A rows
+// - subgroups (gemm-subgroup.ts): the same register tile, but each lane loads 1/LANES of the A rows
 //   and the others get them with subgroupBroadcast.
 // - tiled (the classic GPU kernel): 64×64 output tile per workgroup of 256, a K step of 16 staged in
 //   workgroup memory, 4×4 outputs per invocation.

@@ -6,7 +6,7 @@
 // bound whole: a weight above the limit is a DeviceLimitError from ctx.dispatch naming the op and tensor.
 import { DeviceLimitError, DTYPE_BYTES, type DispatchBinding, type GpuContext, type Tensor } from '@ssd/tensor';
 import { GEMM_UNIFORMS, portableWgsl, tiledWgsl, type ConvGeometry, type GemmSpec, type GemmVariant } from './gemm-wgsl.js';
-import { subgroupWgsl } from './matmul-subgroup.js';
+import { subgroupWgsl } from './gemm-subgroup.js';
 import type { Activation } from './shader.js';
 
 /**
@@ -21,12 +21,6 @@ export interface GemmTile {
   readonly k?: number;
 }
 
-/** A CPU implementation of WebGPU (lavapipe, SwiftShader, WARP): register tiles win there. */
-export function isCpuAdapter(ctx: GpuContext): boolean {
-  const i = ctx.info;
-  return i.isFallbackAdapter || /cpu|software|llvmpipe|lavapipe|swiftshader|warp/i.test(`${i.architecture} ${i.device} ${i.description}`);
-}
-
 /**
  * The variant an adapter gets. CPU drivers run invocations as SIMD batches whose every non-constant
  * load is scalarised per lane: register-blocked tiles, and with subgroups the broadcast variant
@@ -34,7 +28,7 @@ export function isCpuAdapter(ctx: GpuContext): boolean {
  * has not been measured on a GPU, so it is not chosen there.
  */
 export function chooseGemmVariant(ctx: GpuContext): GemmVariant {
-  if (!isCpuAdapter(ctx)) return 'tiled';
+  if (!ctx.info.isCpu) return 'tiled';
   return ctx.subgroups ? 'subgroups' : 'portable';
 }
 
@@ -48,7 +42,7 @@ function defaultTile(ctx: GpuContext, variant: GemmVariant): Required<GemmTile> 
     const lanes = ctx.info.subgroupMinSize ?? 8;
     return { m: Math.max(lanes, 32 - (32 % lanes)), n: 4, lanes, k: 0 };
   }
-  return isCpuAdapter(ctx) ? { m: 8, n: 8, lanes: 8, k: 0 } : { m: 4, n: 4, lanes: 64, k: 0 };
+  return ctx.info.isCpu ? { m: 8, n: 8, lanes: 8, k: 0 } : { m: 4, n: 4, lanes: 64, k: 0 };
 }
 
 /** The shape of one GEMM problem (all in elements). */

@@ -9,7 +9,7 @@
  */
 export { linear, matmul, type MatmulOptions, type GemmTile, type GemmVariant } from './matmul.js';
 export { conv2d, conv2dWeightFromOIHW, conv2dWeightShape, type Conv2dOptions } from './conv2d.js';
-export { isCpuAdapter, chooseGemmVariant } from './gemm.js';
+export { chooseGemmVariant } from './gemm.js';
 export { attention, chooseAttentionVariant, type AttentionOperand, type AttentionOptions, type AttentionVariant, type AttentionTile } from './attention.js';
 export { softmax } from './softmax.js';
 export { groupNorm } from './group-norm.js';

@@ -14,7 +14,6 @@
 // no E[x²] − E[x]² cancellation. f16 or f32 storage, f32 math.
 import { foldWorkgroups, InvalidArgumentError, prologue, type DType, type GpuContext, type Tensor, type UniformLayout } from '@ssd/tensor';
 import { expectDtype, expectFloat, expectShape } from './validate.js';
-import { isCpuAdapter } from './gemm.js';
 import { requireBindable } from './windows.js';
 
 interface LayerNormSpec {
@@ -119,7 +118,7 @@ const WORKGROUP_SIZE = 64;
 
 /** Lanes per row: 1 on CPU adapters, else a power of two near CV/16 (each lane owns ~16 vectors), ≤ 64. */
 function lanesFor(ctx: GpuContext, cv: number): number {
-  if (isCpuAdapter(ctx)) return 1;
+  if (ctx.info.isCpu) return 1;
   let l = 1;
   while (l * 2 <= Math.min(WORKGROUP_SIZE, cv / 16)) l *= 2;
   return l;

@@ -2,7 +2,7 @@
 // the activation and a skip add; batched A·Bᵀ with the same epilogue.
 //
 // Legend: x / a [..., M, K] rows, weight / b [N, K] (PyTorch Linear layout, K contiguous) or [B, N, K];
-// out [..., M, N]; B batches. The kernels (gemm-wgsl.ts, matmul-subgroup.ts) are shared with conv2d:
+// out [..., M, N]; B batches. The kernels (gemm-wgsl.ts, gemm-subgroup.ts) are shared with conv2d:
 // register-blocked tiles on CPU adapters (portable, or subgroup-broadcast when the adapter has
 // subgroups), a workgroup-memory tiled kernel on GPUs — chosen in chooseGemmVariant (gemm.ts), with
 // `force` and `tile` for tests and benchmarks. f16 or f32 storage, f32 accumulation, epilogue fused

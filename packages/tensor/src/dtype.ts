@@ -1,6 +1,7 @@
 // Tensor dtypes and exact CPU conversions between f32, f16 and bf16.
 // f32 → f16 rounds to nearest, ties to even, with subnormals, overflow to ±inf and NaN preserved
 // (quiet, sign kept), exactly as IEEE 754 binaryconvert and as torch's `.half()` on CPU.
+import { InvalidArgumentError } from './errors.js';
 
 export type DType = 'f32' | 'f16' | 'i32' | 'u32';
 
@@ -121,4 +122,27 @@ export function shapeSize(shape: readonly number[]): number {
 
 export function formatShape(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
+}
+
+/** Host values as the bytes of a `dtype` tensor (f16: f32 values rounded, or f16 bit patterns as a Uint16Array; padded to 4 bytes). */
+export function toDtypeBytes(
+  data: Float32Array | Float64Array | Int32Array | Uint32Array | Uint16Array | readonly number[],
+  dtype: DType,
+): ArrayBufferView {
+  if (dtype === 'f16') {
+    if (data instanceof Uint16Array) return padTo4(data);
+    const f32 = data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
+    return padTo4(f32ArrayToF16(f32));
+  }
+  if (data instanceof Uint16Array) throw new InvalidArgumentError(`Uint16Array data is only accepted for f16 tensors (got ${dtype})`);
+  if (dtype === 'f32') return data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
+  if (dtype === 'i32') return data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>);
+  return data instanceof Uint32Array ? data : Uint32Array.from(data as ArrayLike<number>);
+}
+
+function padTo4(a: Uint16Array): Uint16Array {
+  if (a.length % 2 === 0) return a;
+  const p = new Uint16Array(a.length + 1);
+  p.set(a);
+  return p;
 }

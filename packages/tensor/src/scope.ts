@@ -1,6 +1,8 @@
 // TensorScope: the one tensor-lifetime idiom of @ssd. A scope owns the GPU tensors a piece of code
 // makes; `dispose()` (in a `finally`) frees whatever is still owned, on success, error and abort
-// alike, across `await`s (which a synchronous ctx.tidy cannot span). Results leave with `keep`.
+// alike, across `await`s. Results leave with `keep`. Forward passes (synchronous: they only record)
+// use withScopeSync and free each intermediate as soon as its last reader is recorded (`then`,
+// `drop`), so the scope changes no memory peak.
 import type { Tensor } from './tensor.js';
 
 export class TensorScope {
@@ -51,6 +53,16 @@ export async function withScope<T>(fn: (scope: TensorScope) => Promise<T> | T): 
   const scope = new TensorScope();
   try {
     return await fn(scope);
+  } finally {
+    scope.dispose();
+  }
+}
+
+/** withScope for synchronous code (a forward pass, which only records work): returns `fn`'s result as is. */
+export function withScopeSync<T>(fn: (scope: TensorScope) => T): T {
+  const scope = new TensorScope();
+  try {
+    return fn(scope);
   } finally {
     scope.dispose();
   }

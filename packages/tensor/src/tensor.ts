@@ -57,7 +57,7 @@ export class Tensor {
     }
     this.buffer; // throws if disposed
     this.storage.refs++;
-    return this.ctx.adopt(new Tensor(this.ctx, resolved, this.dtype, this.storage, this.label));
+    return new Tensor(this.ctx, resolved, this.dtype, this.storage, this.label);
   }
 
   /** Reads the values back (f16 as Float32Array). Submits pending work. */
@@ -93,21 +93,4 @@ function resolveShape(shape: readonly number[], size: number): number[] {
     if (!Number.isInteger(d) || d < 0) throw new InvalidArgumentError(`invalid shape ${formatShape(shape)} for ${size} elements`);
   }
   return out;
-}
-
-/** Anything a scope returns: tensors in it (at any depth of arrays / plain objects) are kept. */
-export function collectTensors(value: unknown, into: Set<Tensor>, depth = 0): void {
-  if (depth > 6 || value === null || typeof value !== 'object') return;
-  if (value instanceof Tensor) {
-    into.add(value);
-    return;
-  }
-  if (Array.isArray(value)) {
-    for (const v of value) collectTensors(v, into, depth + 1);
-    return;
-  }
-  if (Object.getPrototypeOf(value) === Object.prototype || value instanceof Map) {
-    const vals = value instanceof Map ? [...value.values()] : Object.values(value);
-    for (const v of vals) collectTensors(v, into, depth + 1);
-  }
 }

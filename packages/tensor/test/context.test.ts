@@ -1,7 +1,8 @@
 // Faults become typed errors on the next call — never a crash or a hang: device loss, GPU validation
 // errors, WGSL compile errors, the binding-size guard.
 import { describe, expect, it } from 'vitest';
-import { add, createContext, DeviceLimitError, DeviceLostError, GpuError, KernelCompileError, prologue } from '@ssd/tensor';
+import { createContext, DeviceLimitError, DeviceLostError, GpuError, KernelCompileError, prologue } from '@ssd/tensor';
+import { add } from '../src/ops/add.js';
 
 describe('device loss', () => {
   it('device.destroy() mid-work: a pending read and the next op reject with DeviceLostError', async () => {

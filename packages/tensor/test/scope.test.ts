@@ -1,6 +1,6 @@
 // TensorScope: owned tensors are freed on dispose (also after a throw and across awaits); kept ones survive.
 import { describe, expect, it } from 'vitest';
-import { TensorScope, withScope } from '@ssd/tensor';
+import { TensorScope, withScope, withScopeSync } from '@ssd/tensor';
 import { testContext } from '../../../testing/index.js';
 
 describe('TensorScope', () => {
@@ -34,6 +34,27 @@ describe('TensorScope', () => {
       }),
     ).rejects.toThrow('boom');
     expect(t!.disposed).toBe(true);
+    expect(ctx.memory.liveBytes).toBe(before);
+  });
+
+  it('withScopeSync returns the kept result and frees the rest, also when the function throws', async () => {
+    const ctx = await testContext();
+    const before = ctx.memory.liveBytes;
+    let scratch: import('@ssd/tensor').Tensor | undefined;
+    const kept = withScopeSync((s) => {
+      scratch = s.track(ctx.fromData(new Float32Array([1, 2]), [2]));
+      return s.keep(s.then(scratch, (x) => x.reshape([1, 2])));
+    });
+    expect(scratch!.disposed).toBe(true);
+    expect(Array.from((await kept.read()) as Float32Array)).toEqual([1, 2]);
+    kept.dispose();
+    expect(() =>
+      withScopeSync((s) => {
+        scratch = s.track(ctx.fromData(new Float32Array(16), [16]));
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
+    expect(scratch!.disposed).toBe(true);
     expect(ctx.memory.liveBytes).toBe(before);
   });
 });

@@ -3,7 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { MemorySource, parseKeyList, readEntryFloat32, SafetensorsFile, SyntheticSafetensorsSource, WeightStore } from '@ssd/tensor';
+import { MemorySource, readEntryFloat32, SafetensorsFile, WeightStore } from '@ssd/tensor';
+import { parseKeyList, SyntheticSafetensorsSource } from '@ssd/tensor/testing';
 import { testContext } from '../../../testing/index.js';
 
 const refDir = (() => {

@@ -1,7 +1,8 @@
 // Tensors on the GPU: round trips for every dtype, the pool and its accounting, scopes, views, the
 // recording path (add + copy), and feature reporting.
 import { describe, expect, it } from 'vitest';
-import { add, createContext, f16BitsToF32, f32ToF16Bits, InvalidArgumentError, sizeClass, type GpuContext } from '@ssd/tensor';
+import { createContext, f16BitsToF32, f32ToF16Bits, InvalidArgumentError, sizeClass, withScope, type GpuContext } from '@ssd/tensor';
+import { add } from '../src/ops/add.js';
 import { POISON_WORD, poisonPool, randomArray, readWholeBuffer, testContext } from '../../../testing/index.js';
 
 const isLavapipe = (ctx: GpuContext) => /llvmpipe|lavapipe/i.test(ctx.info.description + ctx.info.device);
@@ -80,20 +81,20 @@ describe('pool and accounting', () => {
 });
 
 describe('scopes and views', () => {
-  it('tidy disposes intermediates and keeps what it returns', async () => {
+  it('a scope disposes intermediates and keeps what leaves it', async () => {
     const ctx = await testContext();
     const x = ctx.fromData([1, 2, 3, 4], [4]);
     const live0 = ctx.memory.liveBuffers;
-    const { y } = ctx.tidy(() => {
-      const t1 = add(x, x);
-      const t2 = add(t1, x);
-      return { y: add(t2, t2) };
+    const y = await withScope((s) => {
+      const t1 = s.track(add(x, x));
+      const t2 = s.track(add(t1, x));
+      return s.keep(s.track(add(t2, t2)));
     });
     expect(ctx.memory.liveBuffers).toBe(live0 + 1);
     expect([...(await y.read())]).toEqual([6, 12, 18, 24]);
     expect(x.disposed).toBe(false);
     y.dispose();
-    expect(() => ctx.tidy(() => { add(x, x); throw new Error('boom'); })).toThrow('boom');
+    await expect(withScope((s) => { s.track(add(x, x)); throw new Error('boom'); })).rejects.toThrow('boom');
     expect(ctx.memory.liveBuffers).toBe(live0);
   });
 
@@ -143,16 +144,16 @@ describe('recording', () => {
     const ctx = await testContext();
     const x = ctx.fromData(randomArray(1000, 'batch'), [1000]);
     const chain = (flushEach: boolean) =>
-      ctx.tidy(() => {
+      withScope(async (s) => {
         let y = x;
         for (let i = 0; i < 600; i++) {
-          y = add(y, x);
+          y = s.track(add(y, x));
           if (flushEach) ctx.flush();
         }
-        return y;
+        return y.read();
       });
-    const batched = await chain(false).read();
-    const stepwise = await chain(true).read();
+    const batched = await chain(false);
+    const stepwise = await chain(true);
     expect([...batched]).toEqual([...stepwise]);
   });
 

@@ -3,9 +3,13 @@
 // implement is a ConfigError naming the key and the value — never a silently different model.
 import { ConfigError } from '@ssd/tensor';
 
-export type DownBlockType = 'DownBlock2D' | 'CrossAttnDownBlock2D';
-export type UpBlockType = 'UpBlock2D' | 'CrossAttnUpBlock2D';
-export type MidBlockType = 'UNetMidBlock2DCrossAttn' | 'UNetMidBlock2D' | null;
+/** The block types we implement (unet-2d-blocks.ts builds each by name, as diffusers' get_*_block). */
+export const DOWN_BLOCK_TYPES = ['DownBlock2D', 'CrossAttnDownBlock2D'] as const;
+export const UP_BLOCK_TYPES = ['UpBlock2D', 'CrossAttnUpBlock2D'] as const;
+export const MID_BLOCK_TYPES = ['UNetMidBlock2DCrossAttn', 'UNetMidBlock2D'] as const;
+export type DownBlockType = (typeof DOWN_BLOCK_TYPES)[number];
+export type UpBlockType = (typeof UP_BLOCK_TYPES)[number];
+export type MidBlockType = (typeof MID_BLOCK_TYPES)[number] | null;
 
 /** The raw config keys we read (as in config.json). */
 export interface UNet2DConditionConfig {
@@ -155,12 +159,11 @@ export function parseUNetConfig(raw: UNet2DConditionConfig): UNetSpec {
   const upTypes = raw.up_block_types;
   if (!Array.isArray(downTypes) || downTypes.length !== n) fail('down_block_types', downTypes, `needs ${n} entries (one per block_out_channels entry)`);
   if (!Array.isArray(upTypes) || upTypes.length !== n) fail('up_block_types', upTypes, `needs ${n} entries`);
-  for (const t of downTypes) if (t !== 'DownBlock2D' && t !== 'CrossAttnDownBlock2D') fail('down_block_types', t, 'supported: DownBlock2D, CrossAttnDownBlock2D');
-  for (const t of upTypes) if (t !== 'UpBlock2D' && t !== 'CrossAttnUpBlock2D') fail('up_block_types', t, 'supported: UpBlock2D, CrossAttnUpBlock2D');
-  const midType = raw.mid_block_type === undefined ? 'UNetMidBlock2DCrossAttn' : raw.mid_block_type;
-  if (midType !== null && midType !== 'UNetMidBlock2DCrossAttn' && midType !== 'UNetMidBlock2D') {
-    fail('mid_block_type', midType, 'supported: UNetMidBlock2DCrossAttn, UNetMidBlock2D, null');
-  }
+  const known = (list: readonly string[], t: unknown) => list.includes(t as string);
+  for (const t of downTypes) if (!known(DOWN_BLOCK_TYPES, t)) fail('down_block_types', t, `supported: ${DOWN_BLOCK_TYPES.join(', ')}`);
+  for (const t of upTypes) if (!known(UP_BLOCK_TYPES, t)) fail('up_block_types', t, `supported: ${UP_BLOCK_TYPES.join(', ')}`);
+  const midType = (raw.mid_block_type === undefined ? 'UNetMidBlock2DCrossAttn' : raw.mid_block_type) as MidBlockType;
+  if (midType !== null && !known(MID_BLOCK_TYPES, midType)) fail('mid_block_type', midType, `supported: ${MID_BLOCK_TYPES.join(', ')}, null`);
 
   // diffusers: num_attention_heads = num_attention_heads or attention_head_dim (the latter was misnamed)
   const headsRaw = raw.num_attention_heads ?? raw.attention_head_dim ?? 8;

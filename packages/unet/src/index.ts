@@ -10,6 +10,9 @@ export { UNet2DConditionModel, type UNetForwardInput, type UNetLoadOptions } fro
 export { parseUNetConfig } from './config.js';
 export type { UNet2DConditionConfig, UNetSpec, DownBlockSpec, UpBlockSpec, MidBlockSpec } from './config.js';
 export { Transformer2DModel, BasicTransformerBlock } from './transformer-2d.js';
-export { DownBlock, MidBlock, UpBlock } from './unet-2d-blocks.js';
+export {
+  DownBlock2D, CrossAttnDownBlock2D, UNetMidBlock2D, UNetMidBlock2DCrossAttn, UpBlock2D, CrossAttnUpBlock2D,
+  getDownBlock, getMidBlock, getUpBlock, type DownBlock, type MidBlock, type UpBlock,
+} from './unet-2d-blocks.js';
 export { TimestepEmbedding } from './embeddings.js';
 export { planUNetMemory, type UNetMemoryPlan, type WholeBinding } from './memory.js';

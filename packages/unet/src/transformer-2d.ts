@@ -1,7 +1,7 @@
 // Transformer2DModel and BasicTransformerBlock (diffusers models/transformers/transformer_2d.py,
 // models/attention.py) in NHWC: [B, H, W, C] is already the token layout [B, H·W, C], so there is no
 // permute; each residual add is folded into the epilogue of the linear that produces it.
-import type { Tensor, WeightStore } from '@ssd/tensor';
+import { withScopeSync, type Tensor, type WeightStore } from '@ssd/tensor';
 import { Attention, FeedForward, GroupNorm, LayerNorm, Linear } from '@ssd/kernels';
 
 export interface Transformer2DConfig {
@@ -33,53 +33,39 @@ export class BasicTransformerBlock {
 
   /** h [B, N, C] → [B, N, C]; does not dispose h. */
   forward(h: Tensor, context: Tensor): Tensor {
-    const n1 = this.norm1.forward(h);
-    const h1 = this.attn1.forward(n1, undefined, { residual: h });
-    n1.dispose();
-    const n2 = this.norm2.forward(h1);
-    const h2 = this.attn2.forward(n2, context, { residual: h1 });
-    n2.dispose();
-    h1.dispose();
-    const n3 = this.norm3.forward(h2);
-    const h3 = this.ff.forward(n3, h2);
-    n3.dispose();
-    h2.dispose();
-    return h3;
+    return withScopeSync((s) => {
+      const h1 = s.then(s.track(this.norm1.forward(h)), (n) => this.attn1.forward(n, undefined, { residual: h }));
+      const h2 = s.then(s.track(this.norm2.forward(h1)), (n) => this.attn2.forward(n, context, { residual: h1 }));
+      s.drop(h1);
+      return s.keep(s.then(s.track(this.norm3.forward(h2)), (n) => this.ff.forward(n, h2))); // h2 freed on return
+    });
   }
 }
 
 export class Transformer2DModel {
   readonly norm: GroupNorm;
-  readonly projIn: Linear;
-  readonly blocks: BasicTransformerBlock[];
-  readonly projOut: Linear;
+  readonly proj_in: Linear;
+  readonly transformer_blocks: BasicTransformerBlock[];
+  readonly proj_out: Linear;
 
   constructor(store: WeightStore, prefix: string, readonly config: Transformer2DConfig) {
     const { channels: c, heads, depth, crossAttentionDim, groups } = config;
     this.norm = new GroupNorm(store, `${prefix}.norm`, groups, c, 1e-6);
     // use_linear_projection=false stores proj_in/out as 1×1 convs: the same matrix (Linear accepts both)
-    this.projIn = new Linear(store, `${prefix}.proj_in`, c, c);
-    this.blocks = Array.from({ length: depth }, (_, k) => new BasicTransformerBlock(store, `${prefix}.transformer_blocks.${k}`, c, heads, crossAttentionDim));
-    this.projOut = new Linear(store, `${prefix}.proj_out`, c, c);
+    this.proj_in = new Linear(store, `${prefix}.proj_in`, c, c);
+    this.transformer_blocks = Array.from({ length: depth }, (_, k) => new BasicTransformerBlock(store, `${prefix}.transformer_blocks.${k}`, c, heads, crossAttentionDim));
+    this.proj_out = new Linear(store, `${prefix}.proj_out`, c, c);
   }
 
   /** x [B, H, W, C] → [B, H, W, C] (x + transformer(x)); does not dispose x. */
   forward(x: Tensor, context: Tensor): Tensor {
     const [b, hgt, wid, c] = x.shape;
-    const tokens = x.reshape([b, hgt * wid, c]);
-    const n = this.norm.forward(tokens);
-    let h = this.projIn.forward(n);
-    n.dispose();
-    for (const block of this.blocks) {
-      const next = block.forward(h, context);
-      h.dispose();
-      h = next;
-    }
-    const out = this.projOut.forward(h, { residual: tokens });
-    h.dispose();
-    tokens.dispose();
-    const y = out.reshape([b, hgt, wid, c]);
-    out.dispose();
-    return y;
+    return withScopeSync((s) => {
+      const tokens = s.track(x.reshape([b, hgt * wid, c])); // a view: frees nothing
+      let h = s.then(s.track(this.norm.forward(tokens)), (n) => this.proj_in.forward(n));
+      for (const block of this.transformer_blocks) h = s.then(h, (t) => block.forward(t, context));
+      const out = s.then(h, (t) => this.proj_out.forward(t, { residual: tokens }));
+      return s.keep(s.then(out, (o) => o.reshape([b, hgt, wid, c])));
+    });
   }
 }

@@ -3,13 +3,13 @@
 // Activations are NHWC; `forwardNCHW` converts at the edge. Intermediates are freed as soon as the
 // skip stack allows, so peak memory is the weights plus the live skips plus one block's temporaries.
 import {
-  buildAndLoad, chooseComputeDtype, InvalidArgumentError, openModelSource, parameterStats, readComponentConfig, ShapeError, formatShape, WeightStore,
-  type DType, type GpuContext, type LoadProgress, type ModelSource, type Tensor,
+  buildAndLoad, chooseComputeDtype, InvalidArgumentError, openModelSource, parameterStats, readComponentConfig, ShapeError, formatShape, TensorScope, WeightStore,
+  withScopeSync, type DType, type GpuContext, type LoadProgress, type ModelSource, type Tensor,
 } from '@ssd/tensor';
 import { cast, concatChannels, Conv2d, GroupNorm, nchwToNhwc, nhwcToNchw, silu, timestepEmbedding } from '@ssd/kernels';
 import { parseUNetConfig, type UNet2DConditionConfig, type UNetSpec } from './config.js';
 import { TimestepEmbedding } from './embeddings.js';
-import { DownBlock, MidBlock, UpBlock } from './unet-2d-blocks.js';
+import { getDownBlock, getMidBlock, getUpBlock, type DownBlock, type MidBlock, type UpBlock } from './unet-2d-blocks.js';
 
 export interface UNetForwardInput {
   /** Noisy latents, NHWC [B, H, W, in_channels]. Cast to the model dtype if needed. */
@@ -41,14 +41,14 @@ export interface UNetLoadOptions {
 export class UNet2DConditionModel {
   readonly spec: UNetSpec;
   readonly dtype: DType;
-  readonly convIn: Conv2d;
-  readonly timeEmbedding: TimestepEmbedding;
-  readonly addEmbedding: TimestepEmbedding | null;
-  readonly downBlocks: DownBlock[];
-  readonly midBlock: MidBlock | null;
-  readonly upBlocks: UpBlock[];
-  readonly convNormOut: GroupNorm;
-  readonly convOut: Conv2d;
+  readonly conv_in: Conv2d;
+  readonly time_embedding: TimestepEmbedding;
+  readonly add_embedding: TimestepEmbedding | null;
+  readonly down_blocks: DownBlock[];
+  readonly mid_block: MidBlock | null;
+  readonly up_blocks: UpBlock[];
+  readonly conv_norm_out: GroupNorm;
+  readonly conv_out: Conv2d;
   private readonly params: Tensor[];
   private disposed = false;
 
@@ -66,14 +66,14 @@ export class UNet2DConditionModel {
     this.dtype = weights.dtype;
     const boc = spec.blockOutChannels;
     try {
-      this.convIn = new Conv2d(weights, 'conv_in', spec.inChannels, boc[0], { kernelSize: 3, padding: 1 });
-      this.timeEmbedding = new TimestepEmbedding(weights, 'time_embedding', boc[0], spec.timeEmbedDim);
-      this.addEmbedding = spec.addition ? new TimestepEmbedding(weights, 'add_embedding', spec.addition.inputDim, spec.timeEmbedDim) : null;
-      this.downBlocks = spec.down.map((d, i) => new DownBlock(weights, `down_blocks.${i}`, d, spec));
-      this.midBlock = spec.mid ? new MidBlock(weights, 'mid_block', spec.mid, spec) : null;
-      this.upBlocks = spec.up.map((u, i) => new UpBlock(weights, `up_blocks.${i}`, u, spec));
-      this.convNormOut = new GroupNorm(weights, 'conv_norm_out', spec.normGroups, boc[0], spec.normEps);
-      this.convOut = new Conv2d(weights, 'conv_out', boc[0], spec.outChannels, { kernelSize: 3, padding: 1 });
+      this.conv_in = new Conv2d(weights, 'conv_in', spec.inChannels, boc[0], { kernelSize: 3, padding: 1 });
+      this.time_embedding = new TimestepEmbedding(weights, 'time_embedding', boc[0], spec.timeEmbedDim);
+      this.add_embedding = spec.addition ? new TimestepEmbedding(weights, 'add_embedding', spec.addition.inputDim, spec.timeEmbedDim) : null;
+      this.down_blocks = spec.down.map((d, i) => getDownBlock(weights, `down_blocks.${i}`, d, spec));
+      this.mid_block = spec.mid ? getMidBlock(weights, 'mid_block', spec.mid, spec) : null;
+      this.up_blocks = spec.up.map((u, i) => getUpBlock(weights, `up_blocks.${i}`, u, spec));
+      this.conv_norm_out = new GroupNorm(weights, 'conv_norm_out', spec.normGroups, boc[0], spec.normEps);
+      this.conv_out = new Conv2d(weights, 'conv_out', boc[0], spec.outChannels, { kernelSize: 3, padding: 1 });
       weights.finish();
     } catch (e) {
       weights.disposeAll();
@@ -115,87 +115,83 @@ export class UNet2DConditionModel {
     }
     const timesteps = typeof input.timestep === 'number' ? Array(batch).fill(input.timestep) : Array.from(input.timestep);
     if (timesteps.length !== batch) throw new InvalidArgumentError(`UNet2DConditionModel: ${timesteps.length} timesteps for a batch of ${batch}`);
-    const owned: Tensor[] = [];
-    const asDtype = (t: Tensor) => {
-      if (t.dtype === this.dtype) return t;
-      const c = cast(t, this.dtype as 'f16' | 'f32');
-      owned.push(c);
-      return c;
-    };
-    const x = asDtype(sample);
-    const context = asDtype(ehs);
-    const dbg = input.onIntermediate;
-
-    // time embedding (+ the SDXL text_time embedding), then SiLU once for every resnet
-    const tProj = timestepEmbedding(ctx, timesteps, spec.blockOutChannels[0], { flipSinToCos: spec.flipSinToCos, freqShift: spec.freqShift, dtype: this.dtype });
-    let aug: Tensor | undefined;
-    if (this.addEmbedding && spec.addition) {
-      const { textEmbeds, timeIds } = input;
-      if (!textEmbeds || !timeIds) throw new InvalidArgumentError('UNet2DConditionModel: this UNet (addition_embed_type "text_time") needs textEmbeds and timeIds');
-      if (timeIds.length !== batch) throw new InvalidArgumentError(`UNet2DConditionModel: ${timeIds.length} timeIds rows for a batch of ${batch}`);
-      const flat = timeIds.flatMap((r) => [...r]);
-      const perSample = flat.length / batch;
-      const timeProj = timestepEmbedding(ctx, flat, spec.addition.timeEmbedDim, { flipSinToCos: spec.flipSinToCos, freqShift: spec.freqShift, dtype: this.dtype });
-      const timeEmbeds = timeProj.reshape([batch, perSample * spec.addition.timeEmbedDim]);
-      timeProj.dispose();
-      const te = asDtype(textEmbeds);
-      if (te.shape[1] + timeEmbeds.shape[1] !== spec.addition.inputDim) {
-        throw new ShapeError('UNet2DConditionModel', 'textEmbeds', `[${batch}, ${spec.addition.inputDim - timeEmbeds.shape[1]}] (projection_class_embeddings_input_dim ${spec.addition.inputDim} − ${perSample}×${spec.addition.timeEmbedDim})`, formatShape(te.shape));
-      }
-      const addEmbeds = concatChannels(te, timeEmbeds); // text first, then time ids
-      timeEmbeds.dispose();
-      aug = this.addEmbedding.forward(addEmbeds);
-      addEmbeds.dispose();
-    }
-    const emb = this.timeEmbedding.forward(tProj, aug);
-    tProj.dispose();
-    aug?.dispose();
-    const tembAct = silu(emb);
-    emb.dispose();
-
+    const s = new TensorScope(); // casts and every intermediate; the skip stack owns the skips
     const skips: Tensor[] = [];
-    let h = this.convIn.forward(x);
-    dbg?.('conv_in', h);
-    skips.push(h);
-    this.downBlocks.forEach((block, i) => {
-      h = block.forward(h, tembAct, context, skips);
-      dbg?.(`down_blocks.${i}`, h);
-    });
-    if (this.midBlock) {
-      h = this.midBlock.forward(h, tembAct, context); // h was on the skip stack: not disposed
-      dbg?.('mid_block', h);
+    try {
+      const asDtype = (t: Tensor) => (t.dtype === this.dtype ? t : s.track(cast(t, this.dtype as 'f16' | 'f32')));
+      const x = asDtype(sample);
+      const context = asDtype(ehs);
+      const dbg = input.onIntermediate;
+
+      // 1. time: the sinusoidal projection and its embedding (+ the SDXL text_time embedding), then SiLU once for every resnet
+      const tProj = s.track(timestepEmbedding(ctx, timesteps, spec.blockOutChannels[0], { flipSinToCos: spec.flipSinToCos, freqShift: spec.freqShift, dtype: this.dtype }));
+      const aug = this.add_embedding && spec.addition ? this.addEmbeds(s, input, batch, asDtype) : undefined;
+      const emb = s.track(this.time_embedding.forward(tProj, aug));
+      s.drop(tProj, aug);
+      const tembAct = s.then(emb, silu);
+
+      // 2. pre-process, 3. down, 4. mid
+      let h = this.conv_in.forward(x);
+      dbg?.('conv_in', h);
+      skips.push(h);
+      this.down_blocks.forEach((block, i) => {
+        h = block.forward(h, tembAct, context, skips);
+        dbg?.(`down_blocks.${i}`, h);
+      });
+      if (this.mid_block) {
+        h = s.track(this.mid_block.forward(h, tembAct, context)); // h was on the skip stack: not disposed
+        dbg?.('mid_block', h);
+      }
+      // 5. up: h is ours (a block's output, freed once read) or the skip stack's (left to it)
+      const upFactor = 2 ** this.up_blocks.filter((u) => u.spec.addUpsample).length;
+      const forwardUpsampleSize = height % upFactor !== 0 || width % upFactor !== 0;
+      this.up_blocks.forEach((block, i) => {
+        const next = skips[skips.length - 1 - block.spec.numLayers];
+        const size = forwardUpsampleSize && block.spec.addUpsample && next ? ([next.shape[1], next.shape[2]] as const) : undefined;
+        const out = s.track(block.forward(h, tembAct, context, skips, size));
+        if (s.owns(h)) s.drop(h);
+        h = out;
+        dbg?.(`up_blocks.${i}`, h);
+      });
+      s.drop(tembAct);
+
+      // 6. post-process
+      const n = s.then(h, (t) => this.conv_norm_out.forward(t, { silu: true }));
+      dbg?.('conv_norm_out', n);
+      return this.conv_out.forward(n);
+    } finally {
+      s.dispose();
+      for (const t of skips) t.dispose(); // none remain in a well-formed config
     }
-    const upFactor = 2 ** this.upBlocks.filter((u) => u.spec.addUpsample).length;
-    const forwardUpsampleSize = height % upFactor !== 0 || width % upFactor !== 0;
-    let owner = !!this.midBlock; // whether h belongs to us (not to the skip stack)
-    this.upBlocks.forEach((block, i) => {
-      const next = skips[skips.length - 1 - block.spec.numLayers];
-      const size = forwardUpsampleSize && block.spec.addUpsample && next ? ([next.shape[1], next.shape[2]] as const) : undefined;
-      const out = block.forward(h, tembAct, context, skips, size);
-      if (owner) h.dispose();
-      h = out;
-      owner = true;
-      dbg?.(`up_blocks.${i}`, h);
-    });
-    tembAct.dispose();
-    const n = this.convNormOut.forward(h, { silu: true });
-    h.dispose();
-    dbg?.('conv_norm_out', n);
-    const out = this.convOut.forward(n);
-    n.dispose();
-    for (const t of owned) t.dispose();
-    for (const s of skips) s.dispose(); // none remain in a well-formed config
-    return out;
+  }
+
+  /** The text_time embedding: add_embedding(concat(text_embeds, time projections of the time ids)), owned by `s`. */
+  private addEmbeds(s: TensorScope, input: UNetForwardInput, batch: number, asDtype: (t: Tensor) => Tensor): Tensor {
+    const { spec, ctx } = this;
+    const addition = spec.addition!;
+    const { textEmbeds, timeIds } = input;
+    if (!textEmbeds || !timeIds) throw new InvalidArgumentError('UNet2DConditionModel: this UNet (addition_embed_type "text_time") needs textEmbeds and timeIds');
+    if (timeIds.length !== batch) throw new InvalidArgumentError(`UNet2DConditionModel: ${timeIds.length} timeIds rows for a batch of ${batch}`);
+    const flat = timeIds.flatMap((r) => [...r]);
+    const perSample = flat.length / batch;
+    const timeProj = s.track(timestepEmbedding(ctx, flat, addition.timeEmbedDim, { flipSinToCos: spec.flipSinToCos, freqShift: spec.freqShift, dtype: this.dtype }));
+    const timeEmbeds = s.then(timeProj, (t) => t.reshape([batch, perSample * addition.timeEmbedDim]));
+    const te = asDtype(textEmbeds);
+    if (te.shape[1] + timeEmbeds.shape[1] !== addition.inputDim) {
+      throw new ShapeError('UNet2DConditionModel', 'textEmbeds', `[${batch}, ${addition.inputDim - timeEmbeds.shape[1]}] (projection_class_embeddings_input_dim ${addition.inputDim} − ${perSample}×${addition.timeEmbedDim})`, formatShape(te.shape));
+    }
+    const addEmbeds = s.then(timeEmbeds, (t) => concatChannels(te, t)); // text first, then time ids
+    return s.then(addEmbeds, (e) => this.add_embedding!.forward(e));
   }
 
   /** forward() with NCHW sample in and NCHW noise prediction out (the layout diffusers uses). */
   forwardNCHW(input: UNetForwardInput): Tensor {
-    const nhwc = nchwToNhwc(input.sample);
-    const y = this.forward({ ...input, sample: nhwc });
-    nhwc.dispose();
-    const out = nhwcToNchw(y);
-    y.dispose();
-    return out;
+    return withScopeSync((s) => {
+      const nhwc = s.track(nchwToNhwc(input.sample));
+      const y = s.track(this.forward({ ...input, sample: nhwc }));
+      s.drop(nhwc);
+      return nhwcToNchw(y); // y is freed once it is recorded
+    });
   }
 
   dispose(): void {

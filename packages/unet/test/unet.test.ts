@@ -4,9 +4,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CheckpointError, ConfigError, FolderSource, MemorySource, NodeFileSource, SafetensorsFile, type Tensor } from '@ssd/tensor';
+import { CheckpointError, ConfigError, FolderSource, MemorySource, NodeFileSource, SafetensorsFile, type Tensor, type WeightStore } from '@ssd/tensor';
 import { nhwcToNchw } from '@ssd/kernels';
-import { parseUNetConfig, UNet2DConditionModel } from '@ssd/unet';
+import { getDownBlock, getMidBlock, getUpBlock, parseUNetConfig, UNet2DConditionModel } from '@ssd/unet';
 import { fixturesDir, relL2, testContext } from '../../../testing/index.js';
 
 interface UNetCase {
@@ -108,6 +108,36 @@ describe('UNet config and weights', () => {
     const cfg = base();
     cfg.reverse_transformer_layers_per_block = null; // per-layer lists need it, as diffusers says
     expect(() => parseUNetConfig(cfg)).toThrow(/reverse_transformer_layers_per_block/);
+  });
+
+  it("builds each block as the diffusers class its config type names; an unknown type is a ConfigError naming it", async () => {
+    const ctx = await testContext();
+    const cfg = base();
+    const unet = await UNet2DConditionModel.fromPretrained(new FolderSource(join(fixturesDir, 'models/tiny-ssd1b')), { context: ctx, dtype: 'f32' });
+    try {
+      expect(unet.down_blocks.map((b) => b.constructor.name)).toEqual(cfg.down_block_types);
+      expect(unet.up_blocks.map((b) => b.constructor.name)).toEqual(cfg.up_block_types);
+      expect(unet.mid_block?.constructor.name ?? null).toBe(cfg.mid_block_type === undefined ? 'UNetMidBlock2DCrossAttn' : cfg.mid_block_type);
+    } finally {
+      unet.dispose();
+    }
+    const spec = parseUNetConfig(cfg);
+    const store = null as unknown as WeightStore; // the switch refuses before it takes a weight
+    for (const [key, build] of [
+      ['down_block_types', () => getDownBlock(store, 'down_blocks.0', { ...spec.down[0], type: 'SimpleCrossAttnDownBlock2D' as never }, spec)],
+      ['mid_block_type', () => getMidBlock(store, 'mid_block', { ...spec.mid!, type: 'UNetMidBlock2DSimpleCrossAttn' as never }, spec)],
+      ['up_block_types', () => getUpBlock(store, 'up_blocks.0', { ...spec.up[0], type: 'SimpleCrossAttnUpBlock2D' as never }, spec)],
+    ] as const) {
+      const err = (() => {
+        try {
+          build();
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err, key).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(new RegExp(`${key}.*SimpleCrossAttn`));
+    }
   });
 
   it('a tampered weight file (missing tensor, wrong shape) fails naming the keys and shapes', async () => {

@@ -1,6 +1,6 @@
 // AutoencoderKL (diffusers models/autoencoders/autoencoder_kl.py) for the SDXL family: the decoder
 // that turns pipeline latents into images and the encoder that turns images into a latent
-// distribution, each run whole or in blended tiles (tiling.ts) so that a 1024² image fits WebGPU's
+// distribution, each run whole or in blended tiles (tiling/) so that a 1024² image fits WebGPU's
 // storage-binding limit, with non-finite outputs reported by stage (numerics.ts).
 //
 // Contracts (see README.md):
@@ -13,11 +13,11 @@ import { Conv2d } from '@ssd/kernels';
 import { parseAutoencoderKLConfig, type AutoencoderKLConfig, type AutoencoderKLSpec } from './config.js';
 import { DiagonalGaussianDistribution } from './distribution.js';
 import { checkInput, readNHWC, toPipelineLatents, toVaeLatents, type NoiseGenerator } from './latents.js';
-import { estimateKLDecode, estimateKLEncode } from './memory-plan.js';
-import { exactTilePlan, planExactDecode, sweepDecode, type ExactDecodePlan } from './exact-decode.js';
-import { exactEncodeTilePlan, planExactEncode, sweepEncode, type ExactEncodePlan } from './exact-encode.js';
-import { runOnHost, runWhole, type PassSpec } from './tiled-pass.js';
-import { planTiles, tileBudget, type HostImage, type TilePlan, type TilingOptions } from './tiling.js';
+import { estimateKLDecode, estimateKLEncode } from './tiling/memory-plan.js';
+import { exactTilePlan, planExactDecode, sweepDecode, type ExactDecodePlan } from './tiling/exact-decode.js';
+import { exactEncodeTilePlan, planExactEncode, sweepEncode, type ExactEncodePlan } from './tiling/exact-encode.js';
+import { runOnHost, runWhole, type PassSpec } from './tiling/tiled-pass.js';
+import { planTiles, tileBudget, type HostImage, type TilePlan, type TilingOptions } from './tiling/tiling.js';
 import { Decoder, Encoder } from './vae.js';
 import type { Probe } from './vae-blocks.js';
 

@@ -1,114 +1,19 @@
 // AutoencoderTiny — TAESD / TAESDXL in diffusers' layout (models/autoencoders/autoencoder_tiny.py;
-// EncoderTiny, DecoderTiny in vae.py; AutoencoderTinyBlock in unet_2d_blocks.py). No norms and no
-// attention: ReLU convs, so it runs in f16 (force_upcast false) and decodes ~20× faster than the KL
-// decoder; good for previews and fast final decodes. Same contracts as AutoencoderKL: decode takes
+// its EncoderTiny and DecoderTiny are in vae-tiny.ts). No norms and no attention: ReLU convs, so it
+// runs in f16 (force_upcast false) and decodes ~20× faster than the KL decoder; good for previews and
+// fast final decodes. Same contracts as AutoencoderKL: decode takes
 // pipeline latents (÷ scaling_factor, 1.0 for TAESDXL), returns NHWC f32 in [-1, 1]; encode returns
 // raw latents (no distribution), which encodeLatents multiplies by scaling_factor.
-import { parameterStats, buildAndLoad, InvalidArgumentError, type DType, type GpuContext, type WeightStore, type Tensor, type ModelSource } from '@ssd/tensor';
-import { affine, Conv2d, relu } from '@ssd/kernels';
+import { parameterStats, buildAndLoad, InvalidArgumentError, withScopeSync, type DType, type GpuContext, type WeightStore, type Tensor, type ModelSource } from '@ssd/tensor';
+import { affine } from '@ssd/kernels';
 import { openAutoencoder, type AutoencoderLoadOptions, type DecoderOutput, type EncodeLatentsOptions, type RunOptions } from './autoencoder-kl.js';
 import { parseAutoencoderTinyConfig, type AutoencoderTinyConfig, type AutoencoderTinySpec } from './config.js';
 import { checkInput, readNHWC, toPipelineLatents, toVaeLatents } from './latents.js';
-import { estimateTinyDecode, estimateTinyEncode } from './memory-plan.js';
-import { runOnHost, runWhole, type PassSpec } from './tiled-pass.js';
-import { planTiles, tileBudget, type HostImage, type TilePlan, type TilingOptions } from './tiling.js';
-import { planTinyExact, sweepDecodeTiny, tinyExactTilePlan, type TinyExactPlan } from './exact-decode-tiny.js';
-import { consume, type Probe } from './vae-blocks.js';
-
-/** relu(conv.4(relu(conv.2(relu(conv.0(x))))) + x): 3×3 convs with bias, identity skip (equal widths). */
-export class AutoencoderTinyBlock {
-  readonly conv: [Conv2d, Conv2d, Conv2d];
-
-  constructor(store: WeightStore, prefix: string, channels: number) {
-    const c = (i: number) => new Conv2d(store, `${prefix}.conv.${i}`, channels, channels, { kernelSize: 3, padding: 1 });
-    this.conv = [c(0), c(2), c(4)];
-  }
-
-  forward(x: Tensor): Tensor {
-    // ReLU is a separate pass: the conv epilogue applies its activation before the residual, and
-    // offers no ReLU (see @ssd/kernels image.ts)
-    let h = this.conv[0].forward(x);
-    h = consume(h, relu);
-    h = consume(h, (t) => this.conv[1].forward(t));
-    h = consume(h, relu);
-    h = consume(h, (t) => this.conv[2].forward(t, { residual: x }));
-    return consume(h, relu);
-  }
-}
-
-export type Layer = { kind: 'conv'; conv: Conv2d; relu: boolean; upsample: boolean } | { kind: 'block'; block: AutoencoderTinyBlock };
-
-/** decoder.layers.*: Conv, ReLU, then per stage blocks, (Upsample, Conv no bias) or the final Conv. */
-export class DecoderTiny {
-  readonly layers: Layer[] = [];
-
-  constructor(store: WeightStore, prefix: string, spec: AutoencoderTinySpec) {
-    const ch = spec.decoderBlockOutChannels;
-    let idx = 0;
-    const key = () => `${prefix}.layers.${idx++}`;
-    this.layers.push({ kind: 'conv', conv: new Conv2d(store, key(), spec.latentChannels, ch[0], { kernelSize: 3, padding: 1 }), relu: true, upsample: false });
-    idx++; // layers.1: ReLU
-    spec.numDecoderBlocks.forEach((n, i) => {
-      for (let j = 0; j < n; j++) this.layers.push({ kind: 'block', block: new AutoencoderTinyBlock(store, key(), ch[i]) });
-      const last = i === spec.numDecoderBlocks.length - 1;
-      if (!last) idx++; // nn.Upsample(scale_factor=2, mode="nearest"), fused into the next conv's gather
-      const conv = new Conv2d(store, key(), ch[i], last ? spec.outChannels : ch[i], { kernelSize: 3, padding: 1, bias: last });
-      this.layers.push({ kind: 'conv', conv, relu: false, upsample: !last });
-    });
-  }
-
-  /** Clamped latents (tanh(z/3)·3, done by the caller) → the decoder's [0, 1]-range output, model dtype. */
-  forward(x: Tensor, probe?: Probe): Tensor {
-    return runLayers(this.layers, x, probe);
-  }
-}
-
-/** encoder.layers.*: per stage a Conv (stride 2 without bias after the first), blocks; a final Conv. */
-export class EncoderTiny {
-  readonly layers: Layer[] = [];
-
-  constructor(store: WeightStore, prefix: string, spec: AutoencoderTinySpec) {
-    const ch = spec.encoderBlockOutChannels;
-    let idx = 0;
-    const key = () => `${prefix}.layers.${idx++}`;
-    spec.numEncoderBlocks.forEach((n, i) => {
-      const conv = i === 0
-        ? new Conv2d(store, key(), spec.inChannels, ch[0], { kernelSize: 3, padding: 1 })
-        : new Conv2d(store, key(), ch[i], ch[i], { kernelSize: 3, padding: 1, stride: 2, bias: false });
-      this.layers.push({ kind: 'conv', conv, relu: false, upsample: false });
-      for (let j = 0; j < n; j++) this.layers.push({ kind: 'block', block: new AutoencoderTinyBlock(store, key(), ch[i]) });
-    });
-    const last = ch[ch.length - 1];
-    this.layers.push({ kind: 'conv', conv: new Conv2d(store, key(), last, spec.latentChannels, { kernelSize: 3, padding: 1 }), relu: false, upsample: false });
-  }
-
-  /** The image mapped to [0, 1] (by the caller) → raw latents, model dtype. */
-  forward(x: Tensor, probe?: Probe): Tensor {
-    return runLayers(this.layers, x, probe);
-  }
-}
-
-export function runLayers(layers: readonly Layer[], x: Tensor, probe?: Probe): Tensor {
-  let h = x;
-  for (const layer of layers) {
-    let next: Tensor;
-    if (layer.kind === 'block') next = layer.block.forward(h);
-    else {
-      next = layer.conv.forward(h, layer.upsample ? { upsample: 2 } : {});
-      if (layer.relu) next = consume(next, (t) => relu(t));
-    }
-    if (h !== x) h.dispose();
-    h = next;
-    probe?.(layer.kind === 'block' ? layerName(layer.block.conv[0].prefix) : layerName(layer.conv.prefix), h);
-  }
-  return h;
-}
-
-/** "decoder.layers.4.conv.0" → "layers.4" (the module whose output this is). */
-function layerName(prefix: string): string {
-  const m = /layers\.\d+/.exec(prefix);
-  return m ? m[0] : prefix;
-}
+import { estimateTinyDecode, estimateTinyEncode } from './tiling/memory-plan.js';
+import { runOnHost, runWhole, type PassSpec } from './tiling/tiled-pass.js';
+import { planTiles, tileBudget, type HostImage, type TilePlan, type TilingOptions } from './tiling/tiling.js';
+import { planTinyExact, sweepDecodeTiny, tinyExactTilePlan, type TinyExactPlan } from './tiling/exact-decode-tiny.js';
+import { DecoderTiny, EncoderTiny, runLayers } from './vae-tiny.js';
 
 export interface AutoencoderTinyOutput {
   /** Raw latents NHWC f32 [B, h, w, C] (encoder output, not multiplied by scaling_factor). The caller owns it. */
@@ -206,10 +111,9 @@ export class AutoencoderTiny {
     for (let i = 0; i < d.length; i++) d[i] = Math.fround(Math.fround(Math.tanh(Math.fround(d[i] / 3))) * 3); // torch.tanh(x / 3) * 3
     const [b, h, w] = host.shape;
     const { plan, exact } = this.planDecodeWith(b, h, w, opts);
-    const pass = this.pass('taesd decoder', 1, this.spec.downFactor, (x, probe) => {
-      const y = this.decoder!.forward(x, probe);
-      return consume(y, (t) => affine(t, 2, -1, { outDtype: 'f32' })); // [0, 1] → [-1, 1]
-    }, opts);
+    const pass = this.pass('taesd decoder', 1, this.spec.downFactor, (x, probe) =>
+      withScopeSync((s) => s.keep(s.then(s.track(this.decoder!.forward(x, probe)), (y) => affine(y, 2, -1, { outDtype: 'f32' })))), // [0, 1] → [-1, 1]
+    opts);
     if (plan.mode === 'whole') return { sample: await runWhole(pass, host), tiling: plan };
     const out = exact
       ? await sweepDecodeTiny({ ctx: this.ctx, dtype: this.dtype, signal: opts.signal, onTile: opts.onTile }, this.decoder, exact, (layers) =>

@@ -3,7 +3,7 @@
 // sample = mean + std·noise with the noise drawn by the caller (the pipeline's torch generator).
 import { InvalidArgumentError, ShapeError, formatShape, Tensor, type GpuContext } from '@ssd/tensor';
 import { nchwToNhwcHost, type NoiseGenerator } from './latents.js';
-import type { HostImage } from './tiling.js';
+import type { HostImage } from './tiling/tiling.js';
 
 export class DiagonalGaussianDistribution {
   /** NHWC f32 [B, h, w, C], in the VAE's latent space (not multiplied by scaling_factor). */
@@ -32,9 +32,9 @@ export class DiagonalGaussianDistribution {
         this.stdHost[p * c + k] = Math.fround(Math.exp(Math.fround(0.5 * lv)));
       }
     }
-    this.mean = ctx.keep(ctx.fromData(this.meanHost, this.shape, 'f32', 'latent_dist.mean'));
-    this.logvar = ctx.keep(ctx.fromData(logvar, this.shape, 'f32', 'latent_dist.logvar'));
-    this.std = ctx.keep(ctx.fromData(this.stdHost, this.shape, 'f32', 'latent_dist.std'));
+    this.mean = ctx.fromData(this.meanHost, this.shape, 'f32', 'latent_dist.mean');
+    this.logvar = ctx.fromData(logvar, this.shape, 'f32', 'latent_dist.logvar');
+    this.std = ctx.fromData(this.stdHost, this.shape, 'f32', 'latent_dist.std');
   }
 
   /** The mean, on the host: NHWC f32. */

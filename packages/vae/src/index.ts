@@ -14,15 +14,14 @@
  */
 export { AutoencoderKL, chooseDtype } from './autoencoder-kl.js';
 export type { AutoencoderLoadOptions, AutoencoderKLOutput, DecoderOutput, EncodeLatentsOptions, RunOptions } from './autoencoder-kl.js';
-export { AutoencoderTiny, AutoencoderTinyBlock, DecoderTiny, EncoderTiny, type AutoencoderTinyOutput } from './autoencoder-tiny.js';
+export { AutoencoderTiny, type AutoencoderTinyOutput } from './autoencoder-tiny.js';
+export { AutoencoderTinyBlock, DecoderTiny, EncoderTiny } from './vae-tiny.js';
 export { loadAutoencoder } from './load.js';
 export { DiagonalGaussianDistribution } from './distribution.js';
 export { Encoder, Decoder } from './vae.js';
 export { UNetMidBlock2D, DownEncoderBlock2D, UpDecoderBlock2D, VaeAttentionBlock, type Probe } from './vae-blocks.js';
 export { parseAutoencoderKLConfig, parseAutoencoderTinyConfig } from './config.js';
 export type { AutoencoderKLConfig, AutoencoderKLSpec, AutoencoderTinyConfig, AutoencoderTinySpec, LatentScaling } from './config.js';
-export { planTiles, blendTiles, cropHost, tileStarts, DEFAULT_TILE_BUDGET_BYTES, TILE_OVERLAP_FACTOR } from './tiling.js';
-export type { TilePlan, TilingMode, TilingOptions, HostImage } from './tiling.js';
-export { estimateKLDecode, estimateKLEncode, estimateTinyDecode, estimateTinyEncode, type ActivationEstimate } from './memory-plan.js';
+export type { TilePlan, TilingMode, TilingOptions, HostImage } from './tiling/tiling.js';
 export { toVaeLatents, toPipelineLatents, type NoiseGenerator } from './latents.js';
 export { denormalize, toRgba8, roundHalfEven, imagesToFloat, imagesToRgba8, type ImageData8, type ImageFloat } from './image.js';

@@ -4,7 +4,7 @@
 import { InvalidArgumentError, ShapeError, formatShape, type DType, type Tensor } from '@ssd/tensor';
 import type { LatentScaling } from './config.js';
 import { firstNonFinite, maxAbs, numericalError } from './numerics.js';
-import type { HostImage } from './tiling.js';
+import type { HostImage } from './tiling/tiling.js';
 
 /** A torch-compatible generator: `randn(shape)` returns torch.randn(shape) in row-major (NCHW) order. */
 export interface NoiseGenerator {

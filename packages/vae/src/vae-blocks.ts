@@ -2,8 +2,9 @@
 // resnet; temb None), DownEncoderBlock2D and UpDecoderBlock2D — plus the mid-block's Attention with
 // its group_norm and residual (attention_processor.py, AttnProcessor2_0 with `group_norm`,
 // residual_connection=True, one head of the full width). NHWC; each forward frees what it consumed
-// except its input, which the caller owns.
-import type { Tensor, WeightStore } from '@ssd/tensor';
+// (a TensorScope, each intermediate as soon as the next op has read it) except its input, which the
+// caller owns.
+import { withScopeSync, type Tensor, type WeightStore } from '@ssd/tensor';
 import { Attention, Downsample2D, GroupNorm, ResnetBlock2D, Upsample2D } from '@ssd/kernels';
 
 /** Called with a stage's output (e.g. "up_blocks.2.resnets.1"); used to localise non-finite values. */
@@ -14,12 +15,6 @@ export interface VaeBlockConfig {
   eps: number;
 }
 
-/** Runs `f(x)`, disposes `x`, returns the result: one step of a chain that owns its intermediates. */
-export function consume(x: Tensor, f: (x: Tensor) => Tensor): Tensor {
-  const y = f(x);
-  x.dispose();
-  return y;
-}
 
 /**
  * diffusers Attention as the VAE builds it: GroupNorm → tokens [B, HW, C] → to_q/to_k/to_v (bias) →
@@ -37,16 +32,12 @@ export class VaeAttentionBlock {
 
   forward(x: Tensor): Tensor {
     const [b, h, w, c] = x.shape;
-    const normed = this.group_norm.forward(x);
-    const tokens = normed.reshape([b, h * w, c]);
-    normed.dispose();
-    const residual = x.reshape([b, h * w, c]);
-    const out = this.attention.forward(tokens, undefined, { residual });
-    tokens.dispose();
-    residual.dispose();
-    const y = out.reshape([b, h, w, c]);
-    out.dispose();
-    return y;
+    return withScopeSync((s) => {
+      const tokens = s.then(s.track(this.group_norm.forward(x)), (n) => n.reshape([b, h * w, c]));
+      const residual = s.track(x.reshape([b, h * w, c])); // a view: frees nothing
+      const out = s.then(tokens, (t) => this.attention.forward(t, undefined, { residual }));
+      return s.keep(s.then(out, (o) => o.reshape([b, h, w, c])));
+    });
   }
 }
 
@@ -62,15 +53,17 @@ export class UNetMidBlock2D {
   }
 
   forward(x: Tensor, probe?: Probe, name = 'mid_block'): Tensor {
-    let h = this.resnets[0].forward(x, null);
-    probe?.(`${name}.resnets.0`, h);
-    for (const [i, attn] of this.attentions.entries()) {
-      h = consume(h, (t) => attn.forward(t));
-      probe?.(`${name}.attentions.${i}`, h);
-    }
-    h = consume(h, (t) => this.resnets[1].forward(t, null));
-    probe?.(`${name}.resnets.1`, h);
-    return h;
+    return withScopeSync((s) => {
+      let h = s.track(this.resnets[0].forward(x, null));
+      probe?.(`${name}.resnets.0`, h);
+      for (const [i, attn] of this.attentions.entries()) {
+        h = s.then(h, (t) => attn.forward(t));
+        probe?.(`${name}.attentions.${i}`, h);
+      }
+      h = s.then(h, (t) => this.resnets[1].forward(t, null));
+      probe?.(`${name}.resnets.1`, h);
+      return s.keep(h);
+    });
   }
 }
 
@@ -89,20 +82,22 @@ export class DownEncoderBlock2D {
   }
 
   forward(x: Tensor, probe?: Probe, name = 'down_block'): Tensor {
-    let h = x;
-    for (const [j, r] of this.resnets.entries()) {
-      const next = r.forward(h, null);
-      if (h !== x) h.dispose();
-      h = next;
-      probe?.(`${name}.resnets.${j}`, h);
-    }
-    for (const d of this.downsamplers) {
-      const next = d.forward(h);
-      if (h !== x) h.dispose();
-      h = next;
-      probe?.(`${name}.downsamplers.0`, h);
-    }
-    return h;
+    return withScopeSync((s) => {
+      let h = x;
+      for (const [j, r] of this.resnets.entries()) {
+        const next = s.track(r.forward(h, null));
+        if (s.owns(h)) s.drop(h); // not x: the caller's
+        h = next;
+        probe?.(`${name}.resnets.${j}`, h);
+      }
+      for (const d of this.downsamplers) {
+        const next = s.track(d.forward(h));
+        if (s.owns(h)) s.drop(h);
+        h = next;
+        probe?.(`${name}.downsamplers.0`, h);
+      }
+      return s.owns(h) ? s.keep(h) : h;
+    });
   }
 }
 
@@ -120,20 +115,21 @@ export class UpDecoderBlock2D {
 
   /** The block; `resnetsOnly` stops before the upsampler (the latent stage of an exact tiled decode). */
   forward(x: Tensor, probe?: Probe, name = 'up_block', resnetsOnly = false): Tensor {
-    let h = x;
-    for (const [j, r] of this.resnets.entries()) {
-      const next = r.forward(h, null);
-      if (h !== x) h.dispose();
-      h = next;
-      probe?.(`${name}.resnets.${j}`, h);
-    }
-    if (resnetsOnly) return h;
-    for (const u of this.upsamplers) {
-      const next = u.forward(h);
-      if (h !== x) h.dispose();
-      h = next;
-      probe?.(`${name}.upsamplers.0`, h);
-    }
-    return h;
+    return withScopeSync((s) => {
+      let h = x;
+      for (const [j, r] of this.resnets.entries()) {
+        const next = s.track(r.forward(h, null));
+        if (s.owns(h)) s.drop(h); // not x: the caller's
+        h = next;
+        probe?.(`${name}.resnets.${j}`, h);
+      }
+      for (const u of resnetsOnly ? [] : this.upsamplers) {
+        const next = s.track(u.forward(h));
+        if (s.owns(h)) s.drop(h);
+        h = next;
+        probe?.(`${name}.upsamplers.0`, h);
+      }
+      return s.owns(h) ? s.keep(h) : h;
+    });
   }
 }

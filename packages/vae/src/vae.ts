@@ -1,10 +1,10 @@
 // Encoder and Decoder of the KL autoencoder (diffusers models/autoencoders/vae.py), NHWC. Built from
 // the parsed config; every stage reports its output to an optional probe, which is how a non-finite
 // output is traced back to the stage that produced it.
-import type { Tensor, WeightStore } from '@ssd/tensor';
+import { withScopeSync, type Tensor, type TensorScope, type WeightStore } from '@ssd/tensor';
 import { Conv2d, GroupNorm } from '@ssd/kernels';
 import type { AutoencoderKLSpec } from './config.js';
-import { consume, DownEncoderBlock2D, UNetMidBlock2D, UpDecoderBlock2D, type Probe } from './vae-blocks.js';
+import { DownEncoderBlock2D, UNetMidBlock2D, UpDecoderBlock2D, type Probe } from './vae-blocks.js';
 
 /** diffusers Encoder(double_z=True): conv_in → down_blocks → mid_block → GN+SiLU → conv_out (2·latent). */
 export class Encoder {
@@ -31,23 +31,25 @@ export class Encoder {
   /** The last down block's resnets, mid_block, norm and conv_out: everything at latent resolution. Keeps `x`. */
   forwardLatentStage(x: Tensor, probe?: Probe): Tensor {
     const last = this.down_blocks.length - 1;
-    return this.forwardTail(this.down_blocks[last].forward(x, probe, `down_blocks.${last}`), probe);
+    return withScopeSync((s) => s.keep(this.forwardTail(s, s.track(this.down_blocks[last].forward(x, probe, `down_blocks.${last}`)), probe)));
   }
 
   /** image [B, H, W, in_channels] → moments before quant_conv [B, H/f, W/f, 2·latent]. Keeps `x`. */
   forward(x: Tensor, probe?: Probe): Tensor {
-    let h = this.conv_in.forward(x);
-    probe?.('conv_in', h);
-    for (const [i, block] of this.down_blocks.entries()) h = consume(h, (t) => block.forward(t, probe, `down_blocks.${i}`));
-    return this.forwardTail(h, probe);
+    return withScopeSync((s) => {
+      let h = s.track(this.conv_in.forward(x));
+      probe?.('conv_in', h);
+      for (const [i, block] of this.down_blocks.entries()) h = s.then(h, (t) => block.forward(t, probe, `down_blocks.${i}`));
+      return s.keep(this.forwardTail(s, h, probe));
+    });
   }
 
-  /** mid_block → GN+SiLU → conv_out. Consumes `h`. */
-  private forwardTail(h: Tensor, probe?: Probe): Tensor {
-    h = consume(h, (t) => this.mid_block.forward(t, probe));
-    h = consume(h, (t) => this.conv_norm_out.forward(t, { silu: true }));
+  /** mid_block → GN+SiLU → conv_out on `h` (owned by `s`, freed), each output owned by `s`. */
+  private forwardTail(s: TensorScope, h: Tensor, probe?: Probe): Tensor {
+    h = s.then(h, (t) => this.mid_block.forward(t, probe));
+    h = s.then(h, (t) => this.conv_norm_out.forward(t, { silu: true }));
     probe?.('conv_norm_out', h);
-    h = consume(h, (t) => this.conv_out.forward(t));
+    h = s.then(h, (t) => this.conv_out.forward(t));
     probe?.('conv_out', h);
     return h;
   }
@@ -77,22 +79,26 @@ export class Decoder {
 
   /** z [B, h, w, latent] (after post_quant_conv) → image [B, h·f, w·f, out_channels]. Keeps `z`. */
   forward(z: Tensor, probe?: Probe): Tensor {
-    let h = this.conv_in.forward(z);
-    probe?.('conv_in', h);
-    h = consume(h, (t) => this.mid_block.forward(t, probe));
-    for (const [i, block] of this.up_blocks.entries()) h = consume(h, (t) => block.forward(t, probe, `up_blocks.${i}`));
-    h = consume(h, (t) => this.conv_norm_out.forward(t, { silu: true }));
-    probe?.('conv_norm_out', h);
-    h = consume(h, (t) => this.conv_out.forward(t));
-    probe?.('conv_out', h);
-    return h;
+    return withScopeSync((s) => {
+      let h = s.track(this.conv_in.forward(z));
+      probe?.('conv_in', h);
+      h = s.then(h, (t) => this.mid_block.forward(t, probe));
+      for (const [i, block] of this.up_blocks.entries()) h = s.then(h, (t) => block.forward(t, probe, `up_blocks.${i}`));
+      h = s.then(h, (t) => this.conv_norm_out.forward(t, { silu: true }));
+      probe?.('conv_norm_out', h);
+      h = s.then(h, (t) => this.conv_out.forward(t));
+      probe?.('conv_out', h);
+      return s.keep(h);
+    });
   }
 
   /** conv_in, mid_block and up_blocks.0's resnets: everything at latent resolution. Keeps `z`. */
   forwardLatentStage(z: Tensor, probe?: Probe): Tensor {
-    let h = this.conv_in.forward(z);
-    probe?.('conv_in', h);
-    h = consume(h, (t) => this.mid_block.forward(t, probe));
-    return consume(h, (t) => this.up_blocks[0].forward(t, probe, 'up_blocks.0', true));
+    return withScopeSync((s) => {
+      let h = s.track(this.conv_in.forward(z));
+      probe?.('conv_in', h);
+      h = s.then(h, (t) => this.mid_block.forward(t, probe));
+      return s.keep(s.then(h, (t) => this.up_blocks[0].forward(t, probe, 'up_blocks.0', true)));
+    });
   }
 }

@@ -5,7 +5,9 @@
 // reported beside it), and the same for encode.
 import { afterAll, describe, expect, it } from 'vitest';
 import { DeviceLimitError, InvalidArgumentError } from '@ssd/tensor';
-import { AutoencoderKL, blendTiles, cropHost, imagesToRgba8, parseAutoencoderKLConfig, estimateKLDecode, planTiles, tileStarts, type HostImage } from '@ssd/vae';
+import { AutoencoderKL, imagesToRgba8, parseAutoencoderKLConfig, type HostImage } from '@ssd/vae';
+import { estimateKLDecode } from '../src/tiling/memory-plan.js';
+import { blendTiles, cropHost, planTiles, tileStarts } from '../src/tiling/tiling.js';
 import { maxAbsDiff, prng, relL2, testContext } from '../../../testing/index.js';
 import { klModelDir, readNhwc, referenceFile, referenceJson } from './fixtures.js';
 

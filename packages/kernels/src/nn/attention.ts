@@ -2,7 +2,7 @@
 // heads split into contiguous chunks of dimHead, scale 1/√dimHead. Self-attention loads q/k/v as
 // one stacked [3·inner, C] projection (one matmul, read in place by the attention kernel); cross-
 // attention stacks k/v. Legacy names (query/key/value/proj_attn) and 1×1-conv shapes are accepted.
-import type { Tensor, WeightStore } from '@ssd/tensor';
+import { withScopeSync, type Tensor, type WeightStore } from '@ssd/tensor';
 import { attention } from '../attention.js';
 import { linear } from '../matmul.js';
 
@@ -66,26 +66,21 @@ export class Attention {
   forward(x: Tensor, context?: Tensor, opts: { residual?: Tensor } = {}): Tensor {
     const { heads, dimHead } = this.config;
     const inner = this.inner;
-    let h: Tensor;
-    if (!this.isCross) {
-      const qkv = linear(x, this.qkvWeight!, { bias: this.qkvBias ?? undefined });
-      h = attention(
-        { tensor: qkv, channelOffset: 0 },
-        { tensor: qkv, channelOffset: inner },
-        { tensor: qkv, channelOffset: 2 * inner },
-        { heads, headDim: dimHead },
-      );
-      qkv.dispose();
-    } else {
-      if (!context) throw new Error(`${this.prefix}: cross-attention needs a context`);
-      const q = linear(x, this.qWeight!, { bias: this.qBias ?? undefined });
-      const kv = linear(context, this.kvWeight!, { bias: this.kvBias ?? undefined });
-      h = attention(q, { tensor: kv, channelOffset: 0 }, { tensor: kv, channelOffset: inner }, { heads, headDim: dimHead });
-      q.dispose();
-      kv.dispose();
-    }
-    const out = linear(h, this.outWeight, { bias: this.outBias ?? undefined, residual: opts.residual });
-    h.dispose();
-    return out;
+    if (this.isCross && !context) throw new Error(`${this.prefix}: cross-attention needs a context`);
+    return withScopeSync((s) => {
+      let h: Tensor;
+      if (!this.isCross) {
+        const qkv = s.track(linear(x, this.qkvWeight!, { bias: this.qkvBias ?? undefined }));
+        h = s.then(qkv, (t) =>
+          attention({ tensor: t, channelOffset: 0 }, { tensor: t, channelOffset: inner }, { tensor: t, channelOffset: 2 * inner }, { heads, headDim: dimHead }),
+        );
+      } else {
+        const q = s.track(linear(x, this.qWeight!, { bias: this.qBias ?? undefined }));
+        const kv = s.track(linear(context!, this.kvWeight!, { bias: this.kvBias ?? undefined }));
+        h = s.track(attention(q, { tensor: kv, channelOffset: 0 }, { tensor: kv, channelOffset: inner }, { heads, headDim: dimHead }));
+        s.drop(q, kv);
+      }
+      return linear(h, this.outWeight, { bias: this.outBias ?? undefined, residual: opts.residual }); // h is freed once it is recorded
+    });
   }
 }

@@ -1,6 +1,6 @@
 // diffusers FeedForward with GEGLU (attention.py): net.0.proj Linear(C → 2·inner), a·gelu(g), then
 // net.2 Linear(inner → C) with the block's residual folded into its epilogue.
-import type { Tensor, WeightStore } from '@ssd/tensor';
+import { withScopeSync, type Tensor, type WeightStore } from '@ssd/tensor';
 import { geglu } from '../elementwise.js';
 import { Linear } from './linear.js';
 
@@ -15,11 +15,9 @@ export class FeedForward {
   }
 
   forward(x: Tensor, residual?: Tensor): Tensor {
-    const h = this.proj.forward(x);
-    const g = geglu(h);
-    h.dispose();
-    const y = this.out.forward(g, { residual });
-    g.dispose();
-    return y;
+    return withScopeSync((s) => {
+      const g = s.then(s.track(this.proj.forward(x)), geglu);
+      return this.out.forward(g, { residual }); // g is freed once it is recorded
+    });
   }
 }

@@ -2,7 +2,7 @@
 // upsampling.py) in NHWC, shared by the UNet and the VAE. The time embedding is folded into conv1 as
 // a per-sample bias and the skip connection into conv2's epilogue, so a resnet is GN+SiLU, conv,
 // GN+SiLU, conv — four kernels (plus the shortcut conv when the width changes).
-import type { Tensor, WeightStore } from '@ssd/tensor';
+import { withScopeSync, type Tensor, type WeightStore } from '@ssd/tensor';
 import { add } from '../elementwise.js';
 import { linear } from '../matmul.js';
 import { upsampleNearest } from '../resize.js';
@@ -21,22 +21,22 @@ export interface ResnetConfig {
 export class ResnetBlock2D {
   readonly norm1: GroupNorm;
   readonly conv1: Conv2d;
-  readonly timeEmbProj: { weight: Tensor; bias: Tensor } | null;
+  readonly time_emb_proj: { weight: Tensor; bias: Tensor } | null;
   readonly norm2: GroupNorm;
   readonly conv2: Conv2d;
-  readonly convShortcut: Conv2d | null;
+  readonly conv_shortcut: Conv2d | null;
 
   constructor(store: WeightStore, prefix: string, readonly config: ResnetConfig) {
     const { inChannels: cin, outChannels: cout, groups, eps } = config;
     this.norm1 = new GroupNorm(store, `${prefix}.norm1`, groups, cin, eps);
     this.conv1 = new Conv2d(store, `${prefix}.conv1`, cin, cout, { kernelSize: 3, padding: 1 });
-    this.timeEmbProj =
+    this.time_emb_proj =
       config.tembChannels === null
         ? null
         : { weight: store.take(`${prefix}.time_emb_proj.weight`, [cout, config.tembChannels]), bias: store.take(`${prefix}.time_emb_proj.bias`, [cout]) };
     this.norm2 = new GroupNorm(store, `${prefix}.norm2`, groups, cout, eps);
     this.conv2 = new Conv2d(store, `${prefix}.conv2`, cout, cout, { kernelSize: 3, padding: 1 });
-    this.convShortcut = cin !== cout ? new Conv2d(store, `${prefix}.conv_shortcut`, cin, cout, { kernelSize: 1 }) : null;
+    this.conv_shortcut = cin !== cout ? new Conv2d(store, `${prefix}.conv_shortcut`, cin, cout, { kernelSize: 1 }) : null;
   }
 
   /**
@@ -44,24 +44,21 @@ export class ResnetBlock2D {
    * forward (diffusers applies the nonlinearity inside each block; the result is the same).
    */
   forward(x: Tensor, tembAct: Tensor | null): Tensor {
-    let conv1Bias: Tensor | undefined;
-    if (this.timeEmbProj && tembAct) {
-      // time_emb_proj(SiLU(temb)) + conv1.bias → a per-sample bias [B, Cout] for conv1
-      const t = linear(tembAct, this.timeEmbProj.weight, { bias: this.timeEmbProj.bias });
-      conv1Bias = this.conv1.bias ? add(t, this.conv1.bias) : t;
-      if (conv1Bias !== t) t.dispose();
-    }
-    const h0 = this.norm1.forward(x, { silu: true });
-    const h1 = this.conv1.forward(h0, { bias: conv1Bias });
-    h0.dispose();
-    conv1Bias?.dispose();
-    const h2 = this.norm2.forward(h1, { silu: true });
-    h1.dispose();
-    const skip = this.convShortcut ? this.convShortcut.forward(x) : x;
-    const out = this.conv2.forward(h2, { residual: skip });
-    h2.dispose();
-    if (skip !== x) skip.dispose();
-    return out;
+    return withScopeSync((s) => {
+      let conv1Bias: Tensor | undefined;
+      if (this.time_emb_proj && tembAct) {
+        // time_emb_proj(SiLU(temb)) + conv1.bias → a per-sample bias [B, Cout] for conv1
+        const { weight, bias } = this.time_emb_proj;
+        conv1Bias = s.track(linear(tembAct, weight, { bias }));
+        const b = this.conv1.bias;
+        if (b) conv1Bias = s.then(conv1Bias, (t) => add(t, b));
+      }
+      const h1 = s.then(s.track(this.norm1.forward(x, { silu: true })), (h0) => this.conv1.forward(h0, { bias: conv1Bias }));
+      s.drop(conv1Bias);
+      const h2 = s.then(h1, (h) => this.norm2.forward(h, { silu: true }));
+      const skip = this.conv_shortcut ? s.track(this.conv_shortcut.forward(x)) : x;
+      return this.conv2.forward(h2, { residual: skip }); // h2 and the shortcut are freed once it is recorded
+    });
   }
 }
 

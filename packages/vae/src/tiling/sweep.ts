@@ -7,7 +7,7 @@
 // where (μₜ, σₜ) are the tile's own statistics, which that kernel uses.
 import { roundToF16InPlace, throwIfAborted, type DType, type GpuContext, type Tensor } from '@ssd/tensor';
 import { groupNorm, type GroupNorm, type ResnetBlock2D } from '@ssd/kernels';
-import { numericalError } from './numerics.js';
+import { numericalError } from '../numerics.js';
 import { cropHost, type HostImage } from './tiling.js';
 
 export interface SweepContext {
@@ -179,7 +179,7 @@ export async function sweepResnetHalf(
   return sweep(sc, {
     stage: `${name} (norm2, conv2)`, inputs: [h1, x], tile, halo: 1, norm: await norm(r.norm2),
     op: ([, xt], normed) => {
-      const skip = r.convShortcut ? r.convShortcut.forward(xt) : xt;
+      const skip = r.conv_shortcut ? r.conv_shortcut.forward(xt) : xt;
       const out = r.conv2.forward(normed!, { residual: skip });
       if (skip !== xt) skip.dispose();
       return out;

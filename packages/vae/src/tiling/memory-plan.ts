@@ -1,10 +1,10 @@
 // Activation memory of one encoder/decoder pass, estimated from the config before anything runs, so
 // that the tiling decision is made up front. Each estimator replays the allocation order of the
-// forward code (vae.ts, vae-blocks.ts, autoencoder-tiny.ts and the nn blocks they call): which
+// forward code (vae.ts, vae-blocks.ts, vae-tiny.ts and the nn blocks they call): which
 // tensors are alive together, each rounded to the buffer pool's size class. Kernel-internal scratch
 // (GroupNorm statistics, attention row state) is a few KiB and ignored.
 import { sizeClass } from '@ssd/tensor';
-import type { AutoencoderKLSpec, AutoencoderTinySpec } from './config.js';
+import type { AutoencoderKLSpec, AutoencoderTinySpec } from '../config.js';
 
 export interface ActivationEstimate {
   /** Highest sum of live activation bytes during the pass (weights excluded), pool-rounded. */
@@ -64,7 +64,7 @@ function attentionBlock(t: Tracker, c: number, px: number): number {
   return out;
 }
 
-/** Replaces the live tensor `x` by `next(x)`: the consume() pattern of the forward code. */
+/** Replaces the live tensor `x` by `next(x)`: the `scope.then` step of the forward code. */
 function step(t: Tracker, x: number, next: () => number): number {
   const y = next();
   t.free(x);

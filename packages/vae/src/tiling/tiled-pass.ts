@@ -2,9 +2,9 @@
 // non-finite check at the output. Shared by AutoencoderKL and AutoencoderTiny, decode and encode.
 import { throwIfAborted, type DType, type GpuContext, type Tensor } from '@ssd/tensor';
 import { cast } from '@ssd/kernels';
-import { firstNonFinite, hasNonFinite, locateNonFinite, numericalError } from './numerics.js';
+import { firstNonFinite, hasNonFinite, locateNonFinite, numericalError } from '../numerics.js';
 import { blendTiles, cropHost, tileStarts, TILE_OVERLAP_FACTOR, type HostImage, type TilePlan } from './tiling.js';
-import type { Probe } from './vae-blocks.js';
+import type { Probe } from '../vae-blocks.js';
 
 export interface PassSpec {
   ctx: GpuContext;

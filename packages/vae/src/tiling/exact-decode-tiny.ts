@@ -4,13 +4,12 @@
 // and x·2 − 1) — is one sweep (sweep.ts) whose halo covers its 3×3 convs: 10 convs at 2× the input
 // resolution need 5 input pixels. The result equals the untiled decode up to rounding.
 import { affine } from '@ssd/kernels';
-import type { DType, GpuContext } from '@ssd/tensor';
-import type { AutoencoderTinySpec } from './config.js';
+import { withScopeSync, type DType, type GpuContext } from '@ssd/tensor';
+import type { AutoencoderTinySpec } from '../config.js';
 import { fitTile } from './exact-decode.js';
-import { runLayers, type DecoderTiny, type Layer } from './autoencoder-tiny.js';
+import { runLayers, type DecoderTiny, type Layer } from '../vae-tiny.js';
 import { sweep } from './sweep.js';
 import { mib, type HostImage, type TilePlan } from './tiling.js';
-import { consume } from './vae-blocks.js';
 
 interface Segment {
   /** Indices into DecoderTiny.layers. */
@@ -97,8 +96,8 @@ export async function sweepDecodeTiny(
     x = await sweep({ ctx: run.ctx, dtype: run.dtype, what: 'taesd decoder', signal: run.signal, progress }, {
       stage: `layers.${s.from}-${s.to - 1}`, inputs: [x], tile: s.tile, halo: s.halo, scale: 2,
       op: ([t]) => {
-        const y = runLayers(layers, t);
-        return last ? consume(y, (v) => affine(v, 2, -1, { outDtype: 'f32' })) : y;
+        if (!last) return runLayers(layers, t);
+        return withScopeSync((sc) => sc.keep(sc.then(sc.track(runLayers(layers, t)), (y) => affine(y, 2, -1, { outDtype: 'f32' }))));
       },
     });
   }

@@ -11,11 +11,11 @@
 // ~2 GiB for a 1024² image in f32), no extra arithmetic beyond the 1-pixel halos.
 import { throwIfAborted, type DType, type GpuContext } from '@ssd/tensor';
 import type { Upsample2D } from '@ssd/kernels';
-import type { AutoencoderKLSpec } from './config.js';
+import type { AutoencoderKLSpec } from '../config.js';
 import { estimateKLDecodeLatentStage, type ActivationEstimate } from './memory-plan.js';
 import { normParams, sweep, sweepResnetHalf, type SweepContext } from './sweep.js';
 import { mib, type HostImage, type TilePlan } from './tiling.js';
-import type { Decoder } from './vae.js';
+import type { Decoder } from '../vae.js';
 
 /** One sweep of the plan: its layer, the channels it reads and writes, and its tile side (input px). */
 interface SweepPlan {

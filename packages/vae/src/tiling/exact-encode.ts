@@ -6,12 +6,12 @@
 // global attention, conv_norm_out, conv_out, quant_conv) runs whole. Same result as an untiled encode
 // up to rounding; the GPU holds one tile.
 import { throwIfAborted, type DType, type GpuContext } from '@ssd/tensor';
-import type { AutoencoderKLSpec } from './config.js';
+import type { AutoencoderKLSpec } from '../config.js';
 import { fitTile } from './exact-decode.js';
 import { estimateKLEncodeLatentStage, type ActivationEstimate } from './memory-plan.js';
 import { normParams, sweep, sweepResnetHalf, type SweepContext } from './sweep.js';
 import { mib, type HostImage, type TilePlan } from './tiling.js';
-import type { Encoder } from './vae.js';
+import type { Encoder } from '../vae.js';
 
 interface EncodeSweep {
   kind: 'conv_in' | 'resnet.conv1' | 'resnet.conv2' | 'downsample';
