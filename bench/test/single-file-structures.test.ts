@@ -5,7 +5,8 @@
 // field for field, the text encoders' every field but the writer's versions.
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { openComponentTensors, pipelineToSgm, SingleFileSource, SyntheticSafetensorsSource, type SdxlComponent, type TensorEntry } from '@ssd/tensor';
+import { openComponentTensors, pipelineToSgm, SingleFileSource, type SdxlComponent, type TensorEntry } from '@ssd/tensor';
+import { SyntheticSafetensorsSource } from '@ssd/tensor/testing';
 import { parseUNetConfig, type UNet2DConditionConfig } from '@ssd/unet';
 import { ARCHS, staticFiles, syntheticModelSource } from '../lib/random-model.js';
 

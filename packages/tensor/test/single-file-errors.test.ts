@@ -5,8 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   BlobSource, ConfigError, encodeSafetensors, FolderSource, ModelLoadError, openComponentTensors, pipelineToSgm, readEntryBytes, SafetensorsError,
-  SingleFileSource, SyntheticSafetensorsSource, type KeyShape, type SdxlComponent, type TensorEntry,
+  SingleFileSource, type SdxlComponent, type TensorEntry,
 } from '@ssd/tensor';
+import { SyntheticSafetensorsSource, type KeyShape } from '@ssd/tensor/testing';
 import { fixturesDir } from '../../../testing/index.js';
 
 const folder = new FolderSource(`${fixturesDir}/models/tiny-ssd1b`);
