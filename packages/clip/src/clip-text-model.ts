@@ -229,7 +229,11 @@ export class CLIPTextModelWithProjection extends CLIPTextModel {
   static override async fromPretrained(source: string | ModelSource, subfolder: string, options: CLIPLoadOptions): Promise<CLIPTextModelWithProjection> {
     const src = openModelSource(source);
     const config = (await readComponentConfig(src, subfolder)) as CLIPTextConfig;
-    if (!hasProjection(config)) throw new ConfigError('architectures', config.architectures, 'is not CLIPTextModelWithProjection', `${subfolder}/config.json`);
+    // transformers' from_pretrained builds the class it is called on: `architectures` is informational
+    // (diffusers takes text_encoder_2's class from model_index.json), so only a config that names another
+    // class is refused — one without the key loads (issue 20: a folder diffusers accepts)
+    const named = (config.architectures as string[] | undefined)?.[0];
+    if (named !== undefined && named !== 'CLIPTextModelWithProjection') throw new ConfigError('architectures', config.architectures, 'is not CLIPTextModelWithProjection', `${subfolder}/config.json`);
     return loadModel(src, subfolder, config, true, options) as Promise<CLIPTextModelWithProjection>;
   }
 }

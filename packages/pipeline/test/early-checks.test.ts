@@ -52,6 +52,26 @@ describe('ssd generate checks before loading anything', () => {
   }
 });
 
+describe('folders diffusers accepts', () => {
+  it('text_encoder_2/config.json without "architectures" (diffusers takes the class from model_index.json)', async () => {
+    const dir = join(tmp, 'no-architectures');
+    cpSync(model, dir, { recursive: true });
+    const cfgPath = join(dir, 'text_encoder_2/config.json');
+    const { architectures: _a, ...cfg } = JSON.parse(readFileSync(cfgPath, 'utf8'));
+    writeFileSync(cfgPath, JSON.stringify(cfg));
+    const ctx = await testContext();
+    const opts = { prompt: 'a red cube', numInferenceSteps: 1, width: 64, height: 64, seed: 3, outputType: 'latent' as const };
+    const a = await StableDiffusionXLPipeline.fromPretrained(dir, { context: ctx, dtype: 'f32', onNotice: () => {} });
+    const b = await StableDiffusionXLPipeline.fromPretrained(model, { context: ctx, dtype: 'f32', onNotice: () => {} });
+    try {
+      expect([...(await a.generate(opts)).latents.data]).toEqual([...(await b.generate(opts)).latents.data]);
+    } finally {
+      await a.dispose();
+      await b.dispose();
+    }
+  });
+});
+
 describe('configs before weights', () => {
   it('a scheduler config we cannot run fails before any weight is read', async () => {
     const bad = join(tmp, 'bad-scheduler');
