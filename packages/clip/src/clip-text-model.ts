@@ -6,7 +6,7 @@ import {
   buildAndLoad, chooseComputeDtype, ConfigError, formatShape, InvalidArgumentError, openModelSource, parameterStats, readComponentConfig, ShapeError, WeightStore, withScopeSync,
   type DType, type GpuContext, type LoadProgress, type ModelSource, type Tensor,
 } from '@ssd/tensor';
-import { attention, gatherRows, LayerNorm, Linear, linear, tokenEmbedding, type Activation } from '@ssd/kernels';
+import { attention, gatherRows, LayerNorm, Linear, linear, LoraWeight, namedLoraTargets, collectLoraWeights, tokenEmbedding, type Activation, type LoraTarget } from '@ssd/kernels';
 
 /** The config.json keys we read (transformers CLIPTextConfig). */
 export interface CLIPTextConfig {
@@ -58,6 +58,8 @@ class EncoderLayer {
   readonly layer_norm1: LayerNorm;
   readonly qkvWeight: Tensor;
   readonly qkvBias: Tensor;
+  /** q_proj, k_proj and v_proj as one LoRA-adaptable weight (three parts). */
+  readonly qkvProj: LoraWeight;
   readonly out_proj: Linear;
   readonly layer_norm2: LayerNorm;
   readonly fc1: Linear;
@@ -69,6 +71,7 @@ class EncoderLayer {
     this.layer_norm1 = new LayerNorm(store, `${prefix}.layer_norm1`, d, cfg.layer_norm_eps);
     this.qkvWeight = store.takeStacked([`${a}.q_proj.weight`, `${a}.k_proj.weight`, `${a}.v_proj.weight`], [[d, d], [d, d], [d, d]]);
     this.qkvBias = store.takeStacked([`${a}.q_proj.bias`, `${a}.k_proj.bias`, `${a}.v_proj.bias`], [[d], [d], [d]]);
+    this.qkvProj = new LoraWeight(this.qkvWeight, 'linear', ['q_proj', 'k_proj', 'v_proj'].map((n, i) => ({ path: `${a}.${n}`, rowOffset: i * d, rows: d })));
     this.out_proj = new Linear(store, `${a}.out_proj`, d, d);
     this.layer_norm2 = new LayerNorm(store, `${prefix}.layer_norm2`, d, cfg.layer_norm_eps);
     this.fc1 = new Linear(store, `${prefix}.mlp.fc1`, d, cfg.intermediate_size);
@@ -80,7 +83,7 @@ class EncoderLayer {
     const d = this.cfg.hidden_size;
     const heads = this.cfg.num_attention_heads;
     return withScopeSync((s) => {
-      const qkv = s.then(s.track(this.layer_norm1.forward(h)), (n) => linear(n, this.qkvWeight, { bias: this.qkvBias }));
+      const qkv = s.then(s.track(this.layer_norm1.forward(h)), (n) => this.qkvProj.linear(n, { bias: this.qkvBias }));
       const att = s.then(qkv, (t) => attention({ tensor: t, channelOffset: 0 }, { tensor: t, channelOffset: d }, { tensor: t, channelOffset: 2 * d }, { heads, headDim: d / heads, causal: true }));
       const h1 = s.then(att, (a) => this.out_proj.forward(a, { residual: h }));
       const f = s.then(s.track(this.layer_norm2.forward(h1)), (n) => this.fc1.forward(n, { activation: this.act }));
@@ -144,6 +147,14 @@ export class CLIPTextModel {
 
   get parameterCount(): number {
     return parameterStats(this.params).count;
+  }
+
+  /**
+   * The linear layers LoRA can patch, by transformers module path
+   * ("text_model.encoder.layers.0.self_attn.q_proj", "….mlp.fc1").
+   */
+  namedLinearLayers(): Map<string, LoraTarget> {
+    return namedLoraTargets(this, 'linear');
   }
 
   /** Index of the pooled token per row: transformers takes argmax(ids) when eos_token_id is the legacy 2, else the first eos_token_id. */
@@ -215,6 +226,7 @@ export class CLIPTextModel {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    for (const w of collectLoraWeights(this)) w.dispose();
     for (const p of this.params) p.dispose();
   }
 }

@@ -73,6 +73,12 @@ export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
   return unary('gelu', x, approximate === 'tanh' ? 'gelu_tanh' : 'gelu');
 }
 
+/** Any epilogue activation on its own (the LoRA side path adds its term before the activation). */
+export function activate(x: Tensor, act: Activation): Tensor {
+  if (act === 'none') return x.ctx.clone(x, 'activate(none)');
+  return unary(act, x, act);
+}
+
 /** x · s, elementwise (s rounded to f32). */
 export function scale(x: Tensor, s: number): Tensor {
   if (!Number.isFinite(s)) throw new ShapeError('scale', 's', 'a finite number', String(s));

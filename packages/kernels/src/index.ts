@@ -14,7 +14,7 @@ export { attention, chooseAttentionVariant, type AttentionOperand, type Attentio
 export { softmax } from './softmax.js';
 export { groupNorm } from './group-norm.js';
 export { layerNorm } from './layer-norm.js';
-export { add, mul, silu, gelu, scale, geglu, broadcastShapes } from './elementwise.js';
+export { add, mul, silu, gelu, scale, activate, geglu, broadcastShapes } from './elementwise.js';
 export { combine, guidance, cast } from './combine.js';
 export { relu, affine } from './image.js';
 export { upsampleNearest2x, concatChannels, concatBatch, nchwToNhwc, nhwcToNchw } from './layout.js';

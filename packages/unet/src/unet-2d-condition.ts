@@ -6,7 +6,7 @@ import {
   buildAndLoad, chooseComputeDtype, InvalidArgumentError, openModelSource, parameterStats, readComponentConfig, ShapeError, formatShape, TensorScope, WeightStore,
   withScopeSync, type DType, type GpuContext, type LoadProgress, type ModelSource, type Tensor,
 } from '@ssd/tensor';
-import { cast, concatChannels, Conv2d, GroupNorm, nchwToNhwc, nhwcToNchw, silu, timestepEmbedding } from '@ssd/kernels';
+import { cast, collectLoraWeights, concatChannels, Conv2d, GroupNorm, namedLoraTargets, nchwToNhwc, nhwcToNchw, silu, timestepEmbedding, type LoraTarget } from '@ssd/kernels';
 import { parseUNetConfig, type UNet2DConditionConfig, type UNetSpec } from './config.js';
 import { TimestepEmbedding } from './embeddings.js';
 import { getDownBlock, getMidBlock, getUpBlock, type DownBlock, type MidBlock, type UpBlock } from './unet-2d-blocks.js';
@@ -100,6 +100,19 @@ export class UNet2DConditionModel {
 
   get weightBytes(): number {
     return parameterStats(this.params).bytes;
+  }
+
+  /**
+   * The linear layers LoRA can patch, by diffusers module path
+   * ("down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q", "….resnets.0.time_emb_proj").
+   */
+  namedLinearLayers(): Map<string, LoraTarget> {
+    return namedLoraTargets(this, 'linear');
+  }
+
+  /** The convolutions LoRA (LoCon) can patch, by diffusers module path ("down_blocks.0.resnets.0.conv1"). */
+  namedConv2dLayers(): Map<string, LoraTarget> {
+    return namedLoraTargets(this, 'conv2d');
   }
 
   /** Noise prediction, NHWC [B, H, W, out_channels] in the model dtype. Records; does not submit. */
@@ -197,6 +210,7 @@ export class UNet2DConditionModel {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    for (const w of collectLoraWeights(this)) w.dispose();
     for (const t of this.params) t.dispose();
   }
 }

@@ -1,8 +1,10 @@
 // nn.Conv2d for NHWC activations. The PyTorch OIHW weight is re-laid once, at load, into the layout
 // the implicit-GEMM kernel reads (conv2dWeightFromOIHW); the file's shape is still validated as OIHW.
+// LoRA adapters (LoCon: a k×k down conv and a 1×1 up conv) run through `lora`.
 import type { Tensor, WeightStore } from '@ssd/tensor';
-import { conv2d, conv2dWeightFromOIHW, conv2dWeightShape, type Conv2dOptions } from '../conv2d.js';
+import { conv2dWeightFromOIHW, conv2dWeightShape, type Conv2dOptions } from '../conv2d.js';
 import type { Activation } from '../shader.js';
+import { LoraWeight } from './lora-weight.js';
 
 export interface Conv2dConfig {
   kernelSize: number;
@@ -15,6 +17,8 @@ export interface Conv2dConfig {
 export class Conv2d {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
+  /** LoRA adapters on this layer (module path = prefix). */
+  readonly lora: LoraWeight;
 
   constructor(
     store: WeightStore,
@@ -30,6 +34,7 @@ export class Conv2d {
       transform: (data, shape) => conv2dWeightFromOIHW(data as Float32Array | Uint16Array, shape).data,
     });
     this.bias = config.bias === false ? null : store.take(`${prefix}.bias`, [outChannels]);
+    this.lora = new LoraWeight(this.weight, 'conv2d', [{ path: prefix, rowOffset: 0, rows: outChannels }]);
   }
 
   /**
@@ -45,6 +50,6 @@ export class Conv2d {
       activation: opts.activation,
       upsample: opts.upsample,
     };
-    return conv2d(x, this.weight, o);
+    return this.lora.conv2d(x, o);
   }
 }

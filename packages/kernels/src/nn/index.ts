@@ -6,3 +6,5 @@ export { GroupNorm, LayerNorm } from './norm.js';
 export { Attention, type AttentionConfig } from './attention.js';
 export { FeedForward } from './feed-forward.js';
 export { ResnetBlock2D, Downsample2D, Upsample2D, type ResnetConfig } from './resnet.js';
+export { LoraWeight, type LoraKind, type LoraMode, type LoraPart, type LowRankPair } from './lora-weight.js';
+export { collectLoraWeights, namedLoraTargets, type LoraTarget } from './lora-targets.js';

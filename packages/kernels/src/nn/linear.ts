@@ -1,11 +1,14 @@
-// nn.Linear with PyTorch's weight layout [out, in]; y = act(x·Wᵀ + b) (+ residual), in one kernel.
+// nn.Linear with PyTorch's weight layout [out, in]; y = act(x·Wᵀ + b) (+ residual), in one kernel
+// (plus the low-rank terms of any LoRA adapters on `lora`).
 import type { Tensor, WeightStore } from '@ssd/tensor';
-import { linear } from '../matmul.js';
 import type { Activation } from '../shader.js';
+import { LoraWeight } from './lora-weight.js';
 
 export class Linear {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
+  /** LoRA adapters on this layer (module path = prefix). */
+  readonly lora: LoraWeight;
 
   constructor(
     store: WeightStore,
@@ -17,9 +20,10 @@ export class Linear {
     // a 1×1 conv stores the same matrix as [out, in, 1, 1] (proj_in/out without linear projection, legacy VAE attention)
     this.weight = store.take(`${prefix}.weight`, [outFeatures, inFeatures], { alternateShapes: [[outFeatures, inFeatures, 1, 1]] });
     this.bias = opts.bias === false ? null : store.take(`${prefix}.bias`, [outFeatures]);
+    this.lora = new LoraWeight(this.weight, 'linear', [{ path: prefix, rowOffset: 0, rows: outFeatures }]);
   }
 
   forward(x: Tensor, opts: { activation?: Activation; residual?: Tensor } = {}): Tensor {
-    return linear(x, this.weight, { bias: this.bias ?? undefined, activation: opts.activation, residual: opts.residual });
+    return this.lora.linear(x, { bias: this.bias ?? undefined, activation: opts.activation, residual: opts.residual });
   }
 }

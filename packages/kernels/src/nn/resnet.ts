@@ -4,9 +4,9 @@
 // GN+SiLU, conv — four kernels (plus the shortcut conv when the width changes).
 import { withScopeSync, type Tensor, type WeightStore } from '@ssd/tensor';
 import { add } from '../elementwise.js';
-import { linear } from '../matmul.js';
 import { upsampleNearest } from '../resize.js';
 import { Conv2d } from './conv2d.js';
+import { Linear } from './linear.js';
 import { GroupNorm } from './norm.js';
 
 export interface ResnetConfig {
@@ -21,7 +21,7 @@ export interface ResnetConfig {
 export class ResnetBlock2D {
   readonly norm1: GroupNorm;
   readonly conv1: Conv2d;
-  readonly time_emb_proj: { weight: Tensor; bias: Tensor } | null;
+  readonly time_emb_proj: Linear | null;
   readonly norm2: GroupNorm;
   readonly conv2: Conv2d;
   readonly conv_shortcut: Conv2d | null;
@@ -30,10 +30,7 @@ export class ResnetBlock2D {
     const { inChannels: cin, outChannels: cout, groups, eps } = config;
     this.norm1 = new GroupNorm(store, `${prefix}.norm1`, groups, cin, eps);
     this.conv1 = new Conv2d(store, `${prefix}.conv1`, cin, cout, { kernelSize: 3, padding: 1 });
-    this.time_emb_proj =
-      config.tembChannels === null
-        ? null
-        : { weight: store.take(`${prefix}.time_emb_proj.weight`, [cout, config.tembChannels]), bias: store.take(`${prefix}.time_emb_proj.bias`, [cout]) };
+    this.time_emb_proj = config.tembChannels === null ? null : new Linear(store, `${prefix}.time_emb_proj`, config.tembChannels, cout);
     this.norm2 = new GroupNorm(store, `${prefix}.norm2`, groups, cout, eps);
     this.conv2 = new Conv2d(store, `${prefix}.conv2`, cout, cout, { kernelSize: 3, padding: 1 });
     this.conv_shortcut = cin !== cout ? new Conv2d(store, `${prefix}.conv_shortcut`, cin, cout, { kernelSize: 1 }) : null;
@@ -48,8 +45,7 @@ export class ResnetBlock2D {
       let conv1Bias: Tensor | undefined;
       if (this.time_emb_proj && tembAct) {
         // time_emb_proj(SiLU(temb)) + conv1.bias → a per-sample bias [B, Cout] for conv1
-        const { weight, bias } = this.time_emb_proj;
-        conv1Bias = s.track(linear(tembAct, weight, { bias }));
+        conv1Bias = s.track(this.time_emb_proj.forward(tembAct));
         const b = this.conv1.bias;
         if (b) conv1Bias = s.then(conv1Bias, (t) => add(t, b));
       }
