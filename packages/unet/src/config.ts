@@ -29,6 +29,7 @@ export interface UNet2DConditionConfig {
   addition_embed_type?: string | null;
   addition_time_embed_dim?: number | null;
   projection_class_embeddings_input_dim?: number | null;
+  time_cond_proj_dim?: number | null;
   flip_sin_to_cos?: boolean;
   freq_shift?: number;
   norm_num_groups?: number;
@@ -80,6 +81,8 @@ export interface UNetSpec {
   normGroups: number;
   normEps: number;
   useLinearProjection: boolean;
+  /** Width of the guidance embedding of LCM-distilled UNets (time_embedding.cond_proj), or null. */
+  timeCondProjDim: number | null;
   /** text_time additional embedding, or null when addition_embed_type is null. */
   addition: { timeEmbedDim: number; inputDim: number } | null;
   down: DownBlockSpec[];
@@ -97,7 +100,6 @@ const FIXED: Record<string, unknown[]> = {
   num_class_embeds: [null, undefined],
   encoder_hid_dim: [null, undefined],
   encoder_hid_dim_type: [null, undefined],
-  time_cond_proj_dim: [null, undefined],
   time_embedding_act_fn: [null, undefined],
   timestep_post_act: [null, undefined],
   center_input_sample: [false, undefined],
@@ -258,6 +260,7 @@ export function parseUNetConfig(raw: UNet2DConditionConfig): UNetSpec {
     normGroups,
     normEps,
     useLinearProjection: raw.use_linear_projection ?? false,
+    timeCondProjDim: raw.time_cond_proj_dim === undefined || raw.time_cond_proj_dim === null ? null : posInt('time_cond_proj_dim', raw.time_cond_proj_dim),
     addition,
     down,
     mid,

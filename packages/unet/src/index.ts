@@ -14,5 +14,5 @@ export {
   DownBlock2D, CrossAttnDownBlock2D, UNetMidBlock2D, UNetMidBlock2DCrossAttn, UpBlock2D, CrossAttnUpBlock2D,
   getDownBlock, getMidBlock, getUpBlock, type DownBlock, type MidBlock, type UpBlock,
 } from './unet-2d-blocks.js';
-export { TimestepEmbedding } from './embeddings.js';
+export { TimestepEmbedding, guidanceScaleEmbedding } from './embeddings.js';
 export { planUNetMemory, type UNetMemoryPlan, type WholeBinding } from './memory.js';

@@ -22,6 +22,11 @@ export interface UNetForwardInput {
   textEmbeds?: Tensor;
   /** Per sample (orig h, orig w, crop top, crop left, target h, target w). */
   timeIds?: readonly (readonly number[])[];
+  /**
+   * LCM-distilled UNets (time_cond_proj_dim): the guidance embedding [B, time_cond_proj_dim], e.g.
+   * guidanceScaleEmbedding(guidance − 1); added through time_embedding.cond_proj. Optional, as in diffusers.
+   */
+  timestepCond?: Tensor;
   /** Called with named intermediates (conv_in, down_blocks.i, mid_block, up_blocks.i, conv_norm_out), NHWC; clone to keep. */
   onIntermediate?: (name: string, t: Tensor) => void;
 }
@@ -67,7 +72,7 @@ export class UNet2DConditionModel {
     const boc = spec.blockOutChannels;
     try {
       this.conv_in = new Conv2d(weights, 'conv_in', spec.inChannels, boc[0], { kernelSize: 3, padding: 1 });
-      this.time_embedding = new TimestepEmbedding(weights, 'time_embedding', boc[0], spec.timeEmbedDim);
+      this.time_embedding = new TimestepEmbedding(weights, 'time_embedding', boc[0], spec.timeEmbedDim, spec.timeCondProjDim);
       this.add_embedding = spec.addition ? new TimestepEmbedding(weights, 'add_embedding', spec.addition.inputDim, spec.timeEmbedDim) : null;
       this.down_blocks = spec.down.map((d, i) => getDownBlock(weights, `down_blocks.${i}`, d, spec));
       this.mid_block = spec.mid ? getMidBlock(weights, 'mid_block', spec.mid, spec) : null;
@@ -139,7 +144,8 @@ export class UNet2DConditionModel {
       // 1. time: the sinusoidal projection and its embedding (+ the SDXL text_time embedding), then SiLU once for every resnet
       const tProj = s.track(timestepEmbedding(ctx, timesteps, spec.blockOutChannels[0], { flipSinToCos: spec.flipSinToCos, freqShift: spec.freqShift, dtype: this.dtype }));
       const aug = this.add_embedding && spec.addition ? this.addEmbeds(s, input, batch, asDtype) : undefined;
-      const emb = s.track(this.time_embedding.forward(tProj, aug));
+      const cond = input.timestepCond ? asDtype(this.checkTimestepCond(input.timestepCond, batch)) : undefined;
+      const emb = s.track(this.time_embedding.forward(tProj, aug, cond));
       s.drop(tProj, aug);
       const tembAct = s.then(emb, silu);
 
@@ -176,6 +182,14 @@ export class UNet2DConditionModel {
       s.dispose();
       for (const t of skips) t.dispose(); // none remain in a well-formed config
     }
+  }
+
+  /** LCM-distilled UNets' guidance embedding [B, time_cond_proj_dim], checked against the config. */
+  private checkTimestepCond(tc: Tensor, batch: number): Tensor {
+    const dim = this.spec.timeCondProjDim;
+    if (dim === null) throw new InvalidArgumentError('UNet2DConditionModel: timestepCond was given but this UNet has no time_cond_proj_dim (time_embedding.cond_proj)');
+    if (tc.rank !== 2 || tc.shape[0] !== batch || tc.shape[1] !== dim) throw new ShapeError('UNet2DConditionModel', 'timestepCond', `[${batch}, ${dim}] (time_cond_proj_dim)`, formatShape(tc.shape));
+    return tc;
   }
 
   /** The text_time embedding: add_embedding(concat(text_embeds, time projections of the time ids)), owned by `s`. */

@@ -93,7 +93,7 @@ describe('UNet config and weights', () => {
       ['act_fn', 'gelu'],
       ['addition_embed_type', 'text_image'],
       ['class_embed_type', 'timestep'],
-      ['time_cond_proj_dim', 256],
+      ['time_cond_proj_dim', 2.5],
     ] as const) {
       const cfg = { ...base(), [key]: value };
       let err: unknown;
