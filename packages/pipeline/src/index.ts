@@ -24,3 +24,4 @@ export {
   DPMSolverMultistepScheduler, UniPCMultistepScheduler,
 } from './schedulers/index.js';
 export type { Scheduler, SchedulerName, SchedulerOutput, StepOptions, LatentOps, Float32Latent, SchedulerConfig, Img2ImgTimesteps } from './schedulers/index.js';
+export * from './lora/index.js';
