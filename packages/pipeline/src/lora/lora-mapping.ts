@@ -19,62 +19,91 @@ export interface LoraModels {
   text_encoder_2?: CLIPTextModel;
 }
 
-/** One file module resolved to a model layer. */
-export interface MappedModule {
+/** What name resolution and the shape checks need of a layer: a LoraTarget, or one described by a key list. */
+export type TargetShape = Pick<LoraTarget, 'path' | 'kind' | 'inFeatures' | 'outFeatures' | 'kernelSize'>;
+
+/** One component's layers by module path, and (UNet) its SGM block table. */
+export interface ComponentTargets<T extends TargetShape = LoraTarget> {
+  readonly targets: ReadonlyMap<string, T>;
+  readonly sgm: SgmBlockTable | null;
+}
+
+/** One file module resolved to a layer. */
+export interface MappedModule<T extends TargetShape = LoraTarget> {
   readonly keys: LoraModuleKeys;
-  readonly target: LoraTarget;
+  readonly target: T;
   readonly rank: number;
   /** alpha / rank (1 without an alpha key), as diffusers' network_alphas. */
   readonly multiplier: number;
 }
 
-interface ComponentIndex {
-  targets: Map<string, LoraTarget>;
-  /** '_'-joined path → path (kohya names); an ambiguous flat name maps to null. */
-  flat: Map<string, string | null>;
-  sgm: SgmBlockTable | null;
+/** The layers of the given models, per component. */
+export function modelTargets(models: LoraModels): Partial<Record<LoraComponent, ComponentTargets>> {
+  const out: Partial<Record<LoraComponent, ComponentTargets>> = {};
+  if (models.unet) out.unet = { targets: new Map([...models.unet.namedLinearLayers(), ...models.unet.namedConv2dLayers()]), sgm: sgmBlockTable(models.unet.spec) };
+  if (models.text_encoder) out.text_encoder = { targets: models.text_encoder.namedLinearLayers(), sgm: null };
+  if (models.text_encoder_2) out.text_encoder_2 = { targets: models.text_encoder_2.namedLinearLayers(), sgm: null };
+  return out;
 }
 
-function indexOf(component: LoraComponent, models: LoraModels): ComponentIndex | null {
-  const m = models[component];
-  if (!m) return null;
-  const targets = new Map([...m.namedLinearLayers(), ...(component === 'unet' ? (m as UNet2DConditionModel).namedConv2dLayers() : [])]);
+/**
+ * The layers a state-dict key list describes (every `<module>.weight` of rank 2 or 4), as the model
+ * built from it names them: 1×1 convs are conv2d layers except proj_in/proj_out, which the model runs
+ * as linear layers whatever their stored shape. For checking a LoRA against a model's structure
+ * without building it (make-random-lora).
+ */
+export function targetsFromKeys(keys: readonly { key: string; shape: readonly number[] }[]): Map<string, TargetShape> {
+  const out = new Map<string, TargetShape>();
+  for (const { key, shape } of keys) {
+    if (!key.endsWith('.weight') || (shape.length !== 2 && shape.length !== 4)) continue;
+    const path = key.slice(0, -'.weight'.length);
+    const conv = shape.length === 4 && !/\.proj_(in|out)$/.test(path);
+    out.set(path, { path, kind: conv ? 'conv2d' : 'linear', inFeatures: shape[1], outFeatures: shape[0], kernelSize: conv ? shape[2] : 1 });
+  }
+  return out;
+}
+
+function flatIndex(targets: ReadonlyMap<string, TargetShape>): Map<string, string | null> {
   const flat = new Map<string, string | null>();
   for (const path of targets.keys()) {
     const f = path.replace(/\./g, '_');
-    flat.set(f, flat.has(f) ? null : path);
+    flat.set(f, flat.has(f) ? null : path); // an ambiguous flat name resolves to nothing
   }
-  return { targets, flat, sgm: component === 'unet' ? sgmBlockTable((m as UNet2DConditionModel).spec) : null };
-}
-
-function resolve(keys: LoraModuleKeys, index: ComponentIndex): LoraTarget | undefined {
-  if (keys.naming === 'path') return index.targets.get(keys.module);
-  const flatName = keys.naming === 'sgm' ? sgmToDiffusers(keys.module, index.sgm!) : keys.module;
-  const path = flatName === null ? null : index.flat.get(flatName);
-  return path ? index.targets.get(path) : undefined;
+  return flat;
 }
 
 const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/** Resolves every module of the file onto the models' layers and checks its shapes (see resolveLoraFile). */
+export function mapLoraFile(lora: LoraFile, models: LoraModels, skip: readonly LoraComponent[] = []): Promise<MappedModule[]> {
+  return resolveLoraFile(lora, modelTargets(models), skip);
+}
 
 /**
  * Resolves every module of the file and checks its shapes. Components in `skip` are not loaded; any
  * other module that maps to no layer, or whose shapes do not fit it, is a CheckpointError listing the
  * first keys and the layout assumed.
  */
-export async function mapLoraFile(lora: LoraFile, models: LoraModels, skip: readonly LoraComponent[] = []): Promise<MappedModule[]> {
+export async function resolveLoraFile<T extends TargetShape>(lora: LoraFile, components: Partial<Record<LoraComponent, ComponentTargets<T>>>, skip: readonly LoraComponent[] = []): Promise<MappedModule<T>[]> {
   const { file, layout } = lora;
-  const indexes = new Map<LoraComponent, ComponentIndex | null>();
+  const flats = new Map<LoraComponent, Map<string, string | null>>();
   const problems: CheckpointProblem[] = [];
-  const mapped: MappedModule[] = [];
+  const mapped: MappedModule<T>[] = [];
   for (const keys of lora.modules) {
     if (skip.includes(keys.component)) continue;
-    if (!indexes.has(keys.component)) indexes.set(keys.component, indexOf(keys.component, models));
-    const index = indexes.get(keys.component);
+    const comp = components[keys.component];
     const down = file.info(keys.down!).shape;
     const up = file.info(keys.up!).shape;
-    const target = index ? resolve(keys, index) : undefined;
+    let target: T | undefined;
+    if (comp && keys.naming === 'path') target = comp.targets.get(keys.module);
+    else if (comp) {
+      if (!flats.has(keys.component)) flats.set(keys.component, flatIndex(comp.targets));
+      const flatName = keys.naming === 'sgm' ? (comp.sgm ? sgmToDiffusers(keys.module, comp.sgm) : null) : keys.module;
+      const path = flatName === null ? null : flats.get(keys.component)!.get(flatName);
+      target = path ? comp.targets.get(path) : undefined;
+    }
     if (!target) {
-      const why = index ? 'maps to no layer of the model' : `no ${keys.component} was given to load it into`;
+      const why = comp ? 'maps to no layer of the model' : `no ${keys.component} was given to load it into`;
       problems.push({ key: `${keys.down} (module ${keys.component}.${keys.module}: ${why})`, kind: 'unexpected', actual: formatShape(down) });
       continue;
     }
@@ -101,7 +130,7 @@ export async function mapLoraFile(lora: LoraFile, models: LoraModels, skip: read
     }
     mapped.push({ keys, target, rank: r, multiplier });
   }
-  const seen = new Map<LoraTarget, MappedModule>();
+  const seen = new Map<T, MappedModule<T>>();
   for (const m of mapped) {
     const prev = seen.get(m.target);
     if (prev) problems.push({ key: `${m.keys.down} (the same layer as ${prev.keys.down}: ${m.keys.component}.${m.target.path})`, kind: 'unexpected', actual: formatShape(file.info(m.keys.down!).shape) });

@@ -88,3 +88,20 @@ export function sgmToDiffusers(name: string, table: SgmBlockTable): string | nul
   else if (/\.downsamplers\.0$/.test(module)) tail = rest === 'op' ? 'conv' : rest;
   return tail ? `${flat(module)}_${tail}` : flat(module);
 }
+
+/** The inverse: a dotted diffusers module path → its '_'-joined SGM name (writing kohya SGM files), or null. */
+export function diffusersToSgm(path: string, table: SgmBlockTable): string | null {
+  const top = Object.entries(TOP_LEVEL).find(([, d]) => d === path);
+  if (top) return top[0];
+  const blocks: [string, string][] = [];
+  for (const [n, inner] of table.input) inner.forEach((m, i) => blocks.push([m, `input_blocks_${n}_${i}`]));
+  for (const [n, m] of table.middle) blocks.push([m, `middle_block_${n}`]);
+  for (const [n, inner] of table.output) inner.forEach((m, i) => blocks.push([m, `output_blocks_${n}_${i}`]));
+  const hit = blocks.find(([m]) => path.startsWith(`${m}.`));
+  if (!hit) return null;
+  const [module, sgm] = hit;
+  let rest = flat(path.slice(module.length + 1));
+  if (/\.resnets\.\d+$/.test(module)) rest = Object.entries(RESNET_INNER).find(([, d]) => d === rest)?.[0] ?? rest;
+  else if (/\.downsamplers\.0$/.test(module) && rest === 'conv') rest = 'op';
+  return `${sgm}_${rest}`;
+}
