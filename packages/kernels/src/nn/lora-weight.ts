@@ -211,7 +211,10 @@ export class LoraWeight {
   private current(): { weight: Tensor; side: LowRankPair[] } {
     const base = this.fusedCopy?.t ?? this.base;
     const live = this.liveTerms();
-    if (!live.length) return { weight: base, side: [] };
+    if (!live.length) {
+      this.dropMerged(); // every adapter off: no copy is worth its memory
+      return { weight: base, side: [] };
+    }
     if ((this.mode ?? LoraWeight.defaultMode) === 'merged') {
       const key = this.keyOf(live);
       if (this.merged?.key !== key) {
