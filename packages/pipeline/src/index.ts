@@ -21,7 +21,7 @@ export {
   createScheduler, SCHEDULER_NAMES, SCHEDULER_CLASS_NAMES, SCHEDULER_PRESETS,
   Float32LatentOps, float32Latent, img2imgTimesteps,
   EulerDiscreteScheduler, EulerAncestralDiscreteScheduler, DDPMScheduler, DDIMScheduler,
-  DPMSolverMultistepScheduler, UniPCMultistepScheduler,
+  DPMSolverMultistepScheduler, UniPCMultistepScheduler, LCMScheduler,
 } from './schedulers/index.js';
 export type { Scheduler, SchedulerName, SchedulerOutput, StepOptions, LatentOps, Float32Latent, SchedulerConfig, Img2ImgTimesteps } from './schedulers/index.js';
 export * from './lora/index.js';

@@ -12,7 +12,7 @@ import type { PromptEmbeddings } from './prompt-encoding.js';
 import { createScheduler } from './schedulers/index.js';
 
 export interface PipelineOptions extends ComponentsOptions {
-  /** Scheduler by CLI name (euler, euler-a, ddpm, ddim, dpm++2m, dpm++2m-karras, unipc) or diffusers class. */
+  /** Scheduler by CLI name (euler, euler-a, ddpm, ddim, dpm++2m, dpm++2m-karras, unipc, lcm) or diffusers class. */
   scheduler?: string;
 }
 

@@ -8,6 +8,7 @@ import { DDPMScheduler } from './ddpm.js';
 import { DPMSolverMultistepScheduler } from './dpm-solver-multistep.js';
 import { EulerAncestralDiscreteScheduler } from './euler-ancestral-discrete.js';
 import { EulerDiscreteScheduler } from './euler-discrete.js';
+import { LCMScheduler } from './lcm.js';
 import { SCHEDULER_NAMES, type Scheduler, type SchedulerName } from './scheduler.js';
 import { UniPCMultistepScheduler } from './unipc-multistep.js';
 
@@ -20,6 +21,7 @@ const CLASSES: Record<string, SchedulerClass> = {
   DDIMScheduler,
   DPMSolverMultistepScheduler,
   UniPCMultistepScheduler,
+  LCMScheduler,
 };
 
 /** The diffusers class names createScheduler accepts. */
@@ -40,10 +42,11 @@ export const SCHEDULER_PRESETS: Readonly<Record<SchedulerName, { className: stri
     overrides: { algorithm_type: 'dpmsolver++', solver_order: 2, use_karras_sigmas: true },
   },
   unipc: { className: 'UniPCMultistepScheduler', overrides: {} },
+  lcm: { className: 'LCMScheduler', overrides: {} },
 };
 
 /**
- * A scheduler by CLI name ('euler', 'euler-a', 'ddpm', 'ddim', 'dpm++2m', 'dpm++2m-karras', 'unipc') or
+ * A scheduler by CLI name ('euler', 'euler-a', 'ddpm', 'ddim', 'dpm++2m', 'dpm++2m-karras', 'unipc', 'lcm') or
  * diffusers class name ('DPMSolverMultistepScheduler', ...), configured from `config` (a diffusers
  * scheduler_config.json; keys starting with "_" and keys the class does not use are ignored).
  * Unknown names and unsupported values throw ConfigError.

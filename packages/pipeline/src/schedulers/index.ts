@@ -1,4 +1,4 @@
-// The schedulers' public face: six diffusers v0.26 schedulers behind one Scheduler interface, chosen by
+// The schedulers' public face: seven diffusers v0.26 schedulers behind one Scheduler interface, chosen by
 // CLI or class name (createScheduler), and the LatentOps algebra they run on (CPU: Float32LatentOps).
 export { SCHEDULER_NAMES } from './scheduler.js';
 export type { Scheduler, SchedulerName, SchedulerOutput, StepOptions } from './scheduler.js';
@@ -14,3 +14,4 @@ export { DDPMScheduler } from './ddpm.js';
 export { DDIMScheduler } from './ddim.js';
 export { DPMSolverMultistepScheduler } from './dpm-solver-multistep.js';
 export { UniPCMultistepScheduler } from './unipc-multistep.js';
+export { LCMScheduler } from './lcm.js';

@@ -24,13 +24,15 @@ export interface NoiseScheduleOptions {
   hasRescaleZeroSnr: boolean;
   /** Euler schedulers then set ᾱ_T to 2^-24 so the first sigma stays finite. */
   clampLastAlpha: boolean;
+  /** The class's __init__ defaults when they are not DDPM's (LCMScheduler: 0.00085, 0.012, scaled_linear). */
+  defaults?: { betaStart: number; betaEnd: number; betaSchedule: 'linear' | 'scaled_linear' | 'squaredcos_cap_v2' };
 }
 
 export function readNoiseSchedule(cfg: ConfigReader, opts: NoiseScheduleOptions): NoiseSchedule {
   const numTrainTimesteps = cfg.integer('num_train_timesteps', 1000, 2);
-  const betaStart = cfg.number('beta_start', 0.0001, finite);
-  const betaEnd = cfg.number('beta_end', 0.02, finite);
-  const schedule = cfg.choice('beta_schedule', 'linear', ['linear', 'scaled_linear', 'squaredcos_cap_v2'] as const, {
+  const betaStart = cfg.number('beta_start', opts.defaults?.betaStart ?? 0.0001, finite);
+  const betaEnd = cfg.number('beta_end', opts.defaults?.betaEnd ?? 0.02, finite);
+  const schedule = cfg.choice('beta_schedule', opts.defaults?.betaSchedule ?? 'linear', ['linear', 'scaled_linear', 'squaredcos_cap_v2'] as const, {
     sigmoid: 'the GeoDiff sigmoid schedule is not supported',
   });
   const trained = cfg.raw('trained_betas');

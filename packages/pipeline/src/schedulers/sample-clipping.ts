@@ -9,8 +9,9 @@ export type SampleClipping =
   | { readonly kind: 'clip'; readonly range: number }
   | { readonly kind: 'threshold'; readonly ratio: number; readonly maxValue: number };
 
-export function readSampleClipping(cfg: ConfigReader): SampleClipping {
-  const clip = cfg.boolean('clip_sample', true);
+/** `clipDefault`: the class's clip_sample default (true for DDPM/DDIM, false for LCMScheduler). */
+export function readSampleClipping(cfg: ConfigReader, clipDefault = true): SampleClipping {
+  const clip = cfg.boolean('clip_sample', clipDefault);
   const range = cfg.number('clip_sample_range', 1, (v) => (Number.isFinite(v) && v > 0 ? null : 'must be a finite number > 0'));
   const thresholding = cfg.boolean('thresholding', false);
   const ratio = cfg.number('dynamic_thresholding_ratio', 0.995, (v) => (v >= 0 && v <= 1 ? null : 'must be in [0, 1] (a quantile)'));

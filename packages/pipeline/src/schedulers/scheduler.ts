@@ -4,7 +4,7 @@
 import type { TorchGenerator } from '../random/torch-generator.js';
 import type { LatentOps } from './latent-ops.js';
 
-export const SCHEDULER_NAMES = ['euler', 'euler-a', 'ddpm', 'ddim', 'dpm++2m', 'dpm++2m-karras', 'unipc'] as const;
+export const SCHEDULER_NAMES = ['euler', 'euler-a', 'ddpm', 'ddim', 'dpm++2m', 'dpm++2m-karras', 'unipc', 'lcm'] as const;
 export type SchedulerName = (typeof SCHEDULER_NAMES)[number];
 
 export interface StepOptions {
@@ -29,10 +29,12 @@ export interface SchedulerOutput<T> {
   prevSample: T;
   /** x̂₀, the model's estimate of the clean sample (after clip_sample / thresholding), when asked for and defined. */
   predOriginalSample?: T;
+  /** LCM: c_out·x̂₀ + c_skip·x (diffusers' LCMSchedulerOutput.denoised), when asked for (withPredOriginal). */
+  denoised?: T;
 }
 
 export interface Scheduler {
-  /** CLI name: 'euler' | 'euler-a' | 'ddpm' | 'ddim' | 'dpm++2m' | 'dpm++2m-karras' | 'unipc'. */
+  /** CLI name: 'euler' | 'euler-a' | 'ddpm' | 'ddim' | 'dpm++2m' | 'dpm++2m-karras' | 'unipc' | 'lcm'. */
   readonly name: SchedulerName;
   /** The diffusers class name, e.g. 'EulerDiscreteScheduler'. */
   readonly className: string;
