@@ -108,7 +108,7 @@ async function readAll(file: string): Promise<Tensors> {
 
 const blob = (t: Tensors) => new Blob([encodeSafetensors(t) as BlobPart]);
 
-describe.skipIf(!hasFixtures('reference/lora.safetensors', 'models/loras/lora_peft.safetensors', 'models/loras/lora_kohya_diffusers.safetensors'))('LoRA files on the tiny SSD-1B UNet', () => {
+describe.skipIf(!hasFixtures('reference/lora.safetensors', 'models/loras/lora_peft.safetensors', 'models/loras/lora_kohya_diffusers.safetensors', 'models/loras/lcm_lora_kohya_diffusers.fp16.safetensors'))('LoRA files on the tiny SSD-1B UNet', () => {
   let ctx: GpuContext;
   let unet: UNet2DConditionModel;
   let ref: SafetensorsFile;
@@ -148,6 +148,14 @@ describe.skipIf(!hasFixtures('reference/lora.safetensors', 'models/loras/lora_pe
     expect(relL2(await out.read(), await ref.readFloat32('unet.lora_scale1.noise_pred'))).toBeLessThanOrEqual(1e-4);
     for (const t of [sample, ehs, te, out]) t.dispose();
     adapters.unload();
+  });
+
+  it('the LCM-LoRA fixture (kohya diffusers names, F16, UNet only) loads every module', async () => {
+    const adapters = new LoraAdapters({ unet });
+    const info = await adapters.load(join(LORAS, 'lcm_lora_kohya_diffusers.fp16.safetensors'));
+    expect(info).toMatchObject({ layout: 'kohya-diffusers', modules: { unet: 253, text_encoder: 0, text_encoder_2: 0 } });
+    adapters.unload();
+    expect(adapters.extraBytes).toBe(0);
   });
 
   it('a key that maps to no layer, a misfit shape or a missing half is a CheckpointError naming the layout', async () => {
