@@ -55,7 +55,7 @@ describe('SGM block names', () => {
 });
 
 describe('layout detection', () => {
-  it.skipIf(!hasFixtures('models/loras/lora_peft.safetensors'))('recognises every fixture file', async () => {
+  it.skipIf(!hasFixtures(...['lora_kohya_sgm', 'lora_kohya_sgm.fp16', 'lora_kohya_diffusers', 'lcm_lora_kohya_diffusers.fp16', 'lora_peft'].map((f) => `models/loras/${f}.safetensors`)))('recognises every fixture file', async () => {
     const expected: Record<string, string> = {
       'lora_kohya_sgm.safetensors': 'kohya-sgm',
       'lora_kohya_sgm.fp16.safetensors': 'kohya-sgm',
