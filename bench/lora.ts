@@ -1,13 +1,8 @@
 // pnpm bench:lora [--dtype f16|f32] [--rank 64] [--rounds 4] [--out file.json]
-//
-// LoRA side path vs merged copy (kernels LoraWeight), per forward and in GPU memory:
-//  tiny — the fixture SSD-1B-shaped UNet (models/tiny-ssd1b) with the fixture LoRA (rank 4, 253
-//         modules), batch 2, latent 16² (../shared/fixtures);
-//  mid  — one Vega/SDXL level-1 block at a 512² image (C = 640, 32×32 tokens, batch 2): the stacked
-//         self-attention q/k/v, to_out, the GEGLU feed-forward and a resnet's two 3×3 convs, every layer
-//         with a rank-`--rank` adapter (random), as a LoRA patches them.
-// For each: no adapter, side path (two small GEMMs per layer), merged copy (W + B·A kept per layer);
-// the first merged forward also pays the merge. Writes bench/results/lora-<adapter>.json.
+// LoRA side path vs merged copy (kernels LoraWeight): ms per forward and extra GPU memory, with no adapter,
+// side path, merged copy — on the fixture UNet + fixture LoRA (rank 4, batch 2, latent 16²) and on one
+// Vega/SDXL level-1 block at 512² (C 640, 32×32 tokens, batch 2: stacked q/k/v, to_out, GEGLU feed-forward,
+// two 3×3 convs) with rank-`--rank` adapters. Writes bench/results/lora-<adapter>.json.
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';

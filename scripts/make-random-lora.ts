@@ -1,12 +1,7 @@
 // pnpm make-random-lora --arch ssd-1b|vega --out <file> [--rank N] [--layout kohya-diffusers|sgm|peft] [--dtype f16|f32]
-//
-// Writes a full-size random LoRA for benchmarks: every module LCM-LoRA / Segmind-VegaRT patch (423 in
-// SSD-1B, 233 in Vega), rank N (default the published adapter's: 64 for ssd-1b = lcm-lora-ssd-1b's
-// 104.9 M parameters, 128 for vega = VegaRT's 119.6 M), in the kohya layout with diffusers module names
-// (the published LCM-LoRAs' layout, default), kohya with SGM names, or PEFT; F16 like the published
-// files. The file streams to disk (written under .partial, renamed when complete), then every key is
-// checked to load — name and shapes — against the architecture's UNet structure (its config and
-// reference key list), with @ssd/pipeline's LoRA loader; nothing is uploaded.
+// A full-size random LoRA for benchmarks on every module LCM-LoRA / VegaRT patch (423 in SSD-1B, 233 in
+// Vega); rank default = the published adapter's (ssd-1b 64: 104.9 M parameters, vega 128: 119.6 M); F16.
+// Streamed to disk, then every key is checked to load against the arch's UNet key list (bench/lib/random-lora.ts).
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';

@@ -1,11 +1,8 @@
-// kohya's SGM/LDM UNet module names (input_blocks_4_1_transformer_blocks_0_attn1_to_q,
-// middle_block_0_in_layers_2, output_blocks_2_2_conv) → diffusers module names, on the model's actual
-// block structure. diffusers' _maybe_map_sgm_blocks_to_diffusers (lora_conversion_utils.py, v0.26.3)
-// derives the numbering from layers_per_block; here every input/middle/output block index is
-// enumerated from the parsed config the way the LDM UNet builds them, which gives the same numbers
-// for SDXL and for pruned UNets (SSD-1B and Vega keep layers_per_block 2 and lose transformer
-// blocks, not block indices), handles per-level layers_per_block, and also maps an upsampler in a
-// level without attentions (output_blocks_N_1_conv), which diffusers would misname "attentions".
+// kohya's SGM/LDM UNet names (input_blocks_4_1_…, middle_block_0_in_layers_2, output_blocks_2_2_conv)
+// ↔ diffusers module names, on the model's actual block structure: where diffusers'
+// _maybe_map_sgm_blocks_to_diffusers (v0.26.3) derives indices from layers_per_block, every block index
+// is enumerated from the parsed config as the LDM UNet builds them — the same numbers for SDXL and pruned
+// UNets (SSD-1B/Vega lose transformer blocks, not block indices), plus per-level layers_per_block.
 import type { UNetSpec } from '@ssd/unet';
 
 /** Per SGM block index: the diffusers module of each of its inner indices. */
