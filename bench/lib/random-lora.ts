@@ -4,7 +4,8 @@
 // 200 MB file streams to disk without being held. With the published ranks the parameter counts are
 // the published ones: lcm-lora-ssd-1b (rank 64) 104,902,656; Segmind-VegaRT (rank 128) 119,562,240.
 import { resolve } from 'node:path';
-import { NodeFileSource, safetensorsHeader, shapeSize, f32BitsToF16Bits, type ByteSource, type KeyShape, type SafetensorsDType } from '@ssd/tensor';
+import { NodeFileSource, safetensorsHeader, shapeSize, f32BitsToF16Bits, type ByteSource, type SafetensorsDType } from '@ssd/tensor';
+import type { KeyShape } from '@ssd/tensor/testing';
 import { diffusersToSgm, openLoraFile, resolveLoraFile, sgmBlockTable, targetsFromKeys } from '@ssd/pipeline';
 import { parseUNetConfig, type UNetSpec } from '@ssd/unet';
 import { componentKeys, readUNetConfig, streamToFile } from './random-model.js';

@@ -189,5 +189,5 @@ function upload(ctx: GpuContext, values: Float32Array, shape: number[], dtype: D
     bytes = padded;
   }
   ctx.write(t, bytes, 0);
-  return ctx.keep(t);
+  return t;
 }
