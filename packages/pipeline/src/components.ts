@@ -4,41 +4,18 @@
 // checks a run must pass before anything is loaded, and the low-memory pool cap. The algorithm
 // (run.ts) asks for a stage's model and gives it back; it never decides where models live.
 import {
-  allInOrder, createContext, DeviceLimitError, InvalidArgumentError, openModelSource, readComponentConfig, readModelIndex, throwIfAborted,
-  type GpuContext, type LoadProgress, type ModelSource,
+  createContext, DeviceLimitError, InvalidArgumentError, openModelSource, readComponentConfig, readModelIndex, throwIfAborted,
+  type GpuContext, type ModelSource,
 } from '@ssd/tensor';
-import { CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer } from '@ssd/clip';
-import { parseUNetConfig, planUNetMemory, UNet2DConditionModel, type UNet2DConditionConfig, type UNetSpec } from '@ssd/unet';
-import { loadAutoencoder, type AutoencoderKL, type AutoencoderTiny } from '@ssd/vae';
+import type { CLIPTokenizer } from '@ssd/clip';
+import { parseUNetConfig, planUNetMemory, type UNet2DConditionConfig, type UNet2DConditionModel, type UNetSpec } from '@ssd/unet';
+import { SdxlComponentsLoader } from './component-loader.js';
+import type { ComponentSource, ComponentsOptions, TextEncoders, Vae } from './component-types.js';
+import { LoraAdapters } from './lora/index.js';
+import { PipelineLoras } from './pipeline-loras.js';
 import { componentWeightBytes } from './weight-bytes.js';
 
-export type Vae = AutoencoderKL | AutoencoderTiny;
-export type TextEncoders = readonly [CLIPTextModel, CLIPTextModelWithProjection];
-
-export interface ComponentLoadProgress extends LoadProgress {
-  component: string;
-}
-
-export interface ComponentsOptions {
-  /** 'f16' (default when the device has shader-f16) or 'f32'. The VAE decodes in f32 unless its config allows f16. */
-  dtype?: 'f16' | 'f32';
-  /** Weight variant to prefer, e.g. 'fp16' (falls back to the full weights with a notice). */
-  variant?: string;
-  /** Another VAE (AutoencoderKL such as the fp16-fix VAE, or AutoencoderTiny/TAESDXL): a folder, URL or source. */
-  vae?: string | ModelSource;
-  /**
-   * 'low': each component is loaded for its stage and released after it — text encoders, then the
-   * UNet, then the VAE (decoder only) — and the buffer pool is capped at 16 MiB while a run lasts, so
-   * the peak is the largest single stage (SSD-1B at 1024²: the UNet's 2.66 GB of fp16 weights plus
-   * its live activations). Every call re-reads the weights.
-   */
-  memory?: 'resident' | 'low';
-  /** A context to share (default: a new one, destroyed with the components). */
-  context?: GpuContext;
-  onLoadProgress?: (p: ComponentLoadProgress) => void;
-  onNotice?: (message: string) => void;
-  signal?: AbortSignal;
-}
+export type { ComponentLoadProgress, ComponentSource, ComponentsOptions, TextEncoders, Vae } from './component-types.js';
 
 /** The pool's cap during a low-memory run. */
 export const LOW_MEMORY_POOL_BYTES = 16 * 2 ** 20;
@@ -53,7 +30,8 @@ interface Init extends Resident {
   ctx: GpuContext;
   ownsContext: boolean;
   source: ModelSource;
-  vaeSource: { source: ModelSource; subfolder: string };
+  unetSource: ComponentSource;
+  vaeSource: ComponentSource;
   dtype: 'f16' | 'f32';
   options: Readonly<ComponentsOptions>;
   tokenizers: readonly [CLIPTokenizer, CLIPTokenizer];
@@ -62,6 +40,7 @@ interface Init extends Resident {
   forceZerosForEmptyPrompt: boolean;
   stageWeightBytes: { textEncoders: number; unet: number } | null;
   loadMs: number;
+  loras: PipelineLoras;
 }
 
 const REQUIRED = ['tokenizer', 'tokenizer_2', 'text_encoder', 'text_encoder_2', 'unet', 'scheduler'];
@@ -81,9 +60,14 @@ export class SdxlComponents {
   /** Low-memory mode: GPU bytes of each stage's weights, loaded per run (checked before a run starts). */
   readonly stageWeightBytes: { textEncoders: number; unet: number } | null;
   readonly loadMs: number;
+  /** The LoRA adapters (loadLoraWeights & co.), in either memory mode. */
+  readonly loras: PipelineLoras;
   private readonly resident: Resident;
+  /** Low-memory mode: the adapters attached to a model loaded for one stage. */
+  private readonly stageAdapters = new WeakMap<object, LoraAdapters>();
   private readonly ownsContext: boolean;
-  private readonly vaeSource: { source: ModelSource; subfolder: string };
+  private readonly unetSource: ComponentSource;
+  private readonly vaeSource: ComponentSource;
   private readonly options: Readonly<ComponentsOptions>;
   private disposed = false;
 
@@ -91,6 +75,7 @@ export class SdxlComponents {
     this.ctx = init.ctx;
     this.ownsContext = init.ownsContext;
     this.source = init.source;
+    this.unetSource = init.unetSource;
     this.vaeSource = init.vaeSource;
     this.dtype = init.dtype;
     this.options = init.options;
@@ -100,6 +85,7 @@ export class SdxlComponents {
     this.forceZerosForEmptyPrompt = init.forceZerosForEmptyPrompt;
     this.stageWeightBytes = init.stageWeightBytes;
     this.loadMs = init.loadMs;
+    this.loras = init.loras;
     this.resident = { textEncoders: init.textEncoders, unet: init.unet, vae: init.vae };
   }
 
@@ -125,14 +111,15 @@ export class SdxlComponents {
       dtype = 'f32';
     }
     const vaeSource = options.vae ? { source: openModelSource(options.vae), subfolder: '' } : { source: src, subfolder: 'vae' };
+    const unetSource = options.unet ? { source: openModelSource(options.unet), subfolder: '' } : { source: src, subfolder: 'unet' };
     const low = options.memory === 'low';
     const resident: Resident = { textEncoders: null, unet: null, vae: null };
-    const loader = new SdxlComponentsLoader(ctx, src, vaeSource, dtype, { ...options, onNotice: notice });
+    const loader = new SdxlComponentsLoader(ctx, src, unetSource, vaeSource, dtype, { ...options, onNotice: notice });
     try {
       const schedulerConfig = await readComponentConfig(src, 'scheduler');
       checkConfigs?.({ schedulerConfig });
       // the UNet config is parsed before any weight is read: a config we cannot run fails now
-      const unetSpec = parseUNetConfig((await readComponentConfig(src, 'unet')) as UNet2DConditionConfig);
+      const unetSpec = parseUNetConfig((await readComponentConfig(unetSource.source, unetSource.subfolder)) as UNet2DConditionConfig);
       const tokenizers = await loader.tokenizers();
       throwIfAborted(options.signal, 'loading the pipeline');
       if (!low) {
@@ -142,12 +129,17 @@ export class SdxlComponents {
       const stageWeightBytes = low
         ? {
             textEncoders: (await componentWeightBytes(src, 'text_encoder', options.variant, dtype)) + (await componentWeightBytes(src, 'text_encoder_2', options.variant, dtype)),
-            unet: await componentWeightBytes(src, 'unet', options.variant, dtype),
+            unet: await componentWeightBytes(unetSource.source, unetSource.subfolder, options.variant, dtype),
           }
         : null;
       if (!low) resident.vae = await loader.vae(options.signal, 'both');
+      const loras = new PipelineLoras(
+        low ? null : new LoraAdapters({ unet: resident.unet!, text_encoder: resident.textEncoders![0], text_encoder_2: resident.textEncoders![1] }),
+        { unet: { ...unetSource, spec: unetSpec }, textEncoders: src, variant: options.variant },
+      );
       return new SdxlComponents({
-        ...resident, ctx, ownsContext, source: src, vaeSource, dtype, options: { ...options, onNotice: notice }, tokenizers, unetSpec, schedulerConfig,
+        loras,
+        ...resident, ctx, ownsContext, source: src, unetSource, vaeSource, dtype, options: { ...options, onNotice: notice }, tokenizers, unetSpec, schedulerConfig,
         forceZerosForEmptyPrompt: index.extra.force_zeros_for_empty_prompt !== false, stageWeightBytes, loadMs: performance.now() - t0,
       });
     } catch (e) {
@@ -183,21 +175,29 @@ export class SdxlComponents {
   /** Text encoders for one stage (loaded now in low-memory mode; give back with releaseTextEncoders). */
   async acquireTextEncoders(signal?: AbortSignal): Promise<TextEncoders> {
     this.checkLive();
-    return this.resident.textEncoders ?? this.loader().textEncoders(signal);
+    if (this.resident.textEncoders) return this.resident.textEncoders;
+    const encoders = await this.loader().textEncoders(signal);
+    return this.withStageAdapters(encoders, { text_encoder: encoders[0], text_encoder_2: encoders[1] }, signal, () => encoders.forEach((e) => e.dispose()));
   }
 
   releaseTextEncoders(encoders: TextEncoders): void {
-    if (encoders !== this.resident.textEncoders) for (const e of encoders) e.dispose();
+    if (encoders === this.resident.textEncoders) return;
+    this.dropStageAdapters(encoders);
+    for (const e of encoders) e.dispose();
   }
 
   /** The UNet for one run (loaded now in low-memory mode; give back with releaseUNet). */
   async acquireUNet(signal?: AbortSignal): Promise<UNet2DConditionModel> {
     this.checkLive();
-    return this.resident.unet ?? this.loader().unet(signal);
+    if (this.resident.unet) return this.resident.unet;
+    const unet = await this.loader().unet(signal);
+    return this.withStageAdapters(unet, { unet }, signal, () => unet.dispose());
   }
 
   releaseUNet(unet: UNet2DConditionModel): void {
-    if (unet !== this.resident.unet) unet.dispose();
+    if (unet === this.resident.unet) return;
+    this.dropStageAdapters(unet);
+    unet.dispose();
   }
 
   /** The VAE for one stage: the resident one, or (low-memory mode) just the part the stage needs. */
@@ -275,10 +275,28 @@ export class SdxlComponents {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.loras.unload();
     this.resident.textEncoders?.forEach((e) => e.dispose());
     this.resident.unet?.dispose();
     this.resident.vae?.dispose();
     if (this.ownsContext) this.ctx.destroy();
+  }
+
+  /** Low-memory mode: the LoRA adapters on a model loaded for one stage (the model is freed if that fails). */
+  private async withStageAdapters<T extends object>(model: T, models: Parameters<PipelineLoras['attach']>[0], signal: AbortSignal | undefined, free: () => void): Promise<T> {
+    try {
+      const adapters = await this.loras.attach(models, signal);
+      if (adapters) this.stageAdapters.set(model, adapters);
+      return model;
+    } catch (e) {
+      free();
+      throw e;
+    }
+  }
+
+  private dropStageAdapters(model: object): void {
+    this.loras.detach(this.stageAdapters.get(model) ?? null);
+    this.stageAdapters.delete(model);
   }
 
   private checkLive(): void {
@@ -286,49 +304,6 @@ export class SdxlComponents {
   }
 
   private loader(): SdxlComponentsLoader {
-    return new SdxlComponentsLoader(this.ctx, this.source, this.vaeSource, this.dtype, this.options);
-  }
-}
-
-/** Loads one component of a pipeline folder with the pipeline's dtype, variant and progress reporting. */
-class SdxlComponentsLoader {
-  constructor(
-    private readonly ctx: GpuContext,
-    private readonly source: ModelSource,
-    private readonly vaeSource: { source: ModelSource; subfolder: string },
-    private readonly dtype: 'f16' | 'f32',
-    private readonly o: Readonly<ComponentsOptions>,
-  ) {}
-
-  private common(component: string, signal?: AbortSignal) {
-    return { context: this.ctx, variant: this.o.variant, signal, onNotice: this.o.onNotice, onProgress: (p: LoadProgress) => this.o.onLoadProgress?.({ ...p, component }) };
-  }
-
-  tokenizers(): Promise<[CLIPTokenizer, CLIPTokenizer]> {
-    return allInOrder<[CLIPTokenizer, CLIPTokenizer]>([CLIPTokenizer.fromPretrained(this.source, 'tokenizer'), CLIPTokenizer.fromPretrained(this.source, 'tokenizer_2')]);
-  }
-
-  async textEncoders(signal?: AbortSignal): Promise<TextEncoders> {
-    const te1 = await CLIPTextModel.fromPretrained(this.source, 'text_encoder', { ...this.common('text_encoder', signal), dtype: this.dtype });
-    try {
-      const te2 = await CLIPTextModelWithProjection.fromPretrained(this.source, 'text_encoder_2', { ...this.common('text_encoder_2', signal), dtype: this.dtype });
-      return [te1, te2];
-    } catch (e) {
-      te1.dispose();
-      throw e;
-    }
-  }
-
-  unet(signal?: AbortSignal): Promise<UNet2DConditionModel> {
-    return UNet2DConditionModel.fromPretrained(this.source, { ...this.common('unet', signal), subfolder: 'unet', dtype: this.dtype });
-  }
-
-  /**
-   * An AutoencoderKL or AutoencoderTiny folder (chosen by its config, @ssd/vae's loadAutoencoder);
-   * `parts` loads only the decoder or the encoder. In f32 pipelines the VAE runs in f32; in f16 ones it
-   * follows its config (f32 when force_upcast, as the SDXL VAE overflows in f16).
-   */
-  vae(signal: AbortSignal | undefined, parts: 'both' | 'decoder' | 'encoder'): Promise<Vae> {
-    return loadAutoencoder(this.vaeSource.source, { ...this.common('vae', signal), subfolder: this.vaeSource.subfolder, parts, dtype: this.dtype === 'f32' ? 'f32' : 'auto' });
+    return new SdxlComponentsLoader(this.ctx, this.source, this.unetSource, this.vaeSource, this.dtype, this.options);
   }
 }

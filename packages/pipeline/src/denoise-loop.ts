@@ -5,7 +5,7 @@
 // NaN costs no per-step readback yet is named exactly. Progress, previews and abort between steps.
 import { AbortError, NumericalError, TensorScope, type Tensor } from '@ssd/tensor';
 import { nonFiniteFlag } from '@ssd/kernels';
-import type { UNet2DConditionModel } from '@ssd/unet';
+import { guidanceScaleEmbedding, type UNet2DConditionModel } from '@ssd/unet';
 import { AutoencoderTiny, denormalize, toRgba8 } from '@ssd/vae';
 import { gatherBatch } from './batch.js';
 import type { Vae } from './components.js';
@@ -64,7 +64,8 @@ export async function denoise(a: DenoiseArgs): Promise<Tensor> {
         );
       }
     };
-    const guidanceCond = guidanceScaleCondition(a.unet, run, b);
+    const timestepCond = guidanceScaleCondition(a.unet, run, b);
+    if (timestepCond) scope.track(timestepCond);
     for (let i = 0; i < timesteps.length; i++) {
       if (run.signal?.aborted) throw new AbortError(`generation aborted at step ${i + 1} of ${timesteps.length}`, { cause: run.signal.reason });
       const ts = performance.now();
@@ -73,7 +74,7 @@ export async function denoise(a: DenoiseArgs): Promise<Tensor> {
       const scaled = scope.track(scheduler.scaleModelInput(ops, latents, t));
       const batched = run.guided ? scope.then(scaled, (x) => gatherBatch([x], [...Array(b).keys(), ...Array(b).keys()].map((row) => ({ from: 0, row })), 'cfg batch')) : scaled;
       const input = a.hooks?.unetInput ? scope.then(batched, (x) => a.hooks!.unetInput!(x)) : batched;
-      const eps = scope.track(a.unet.forward({ sample: input, timestep: t, encoderHiddenStates: a.cond.encoderHiddenStates, textEmbeds: a.cond.textEmbeds, timeIds: run.timeIds, ...guidanceCond }));
+      const eps = scope.track(a.unet.forward({ sample: input, timestep: t, encoderHiddenStates: a.cond.encoderHiddenStates, textEmbeds: a.cond.textEmbeds, timeIds: run.timeIds, timestepCond }));
       scope.drop(input);
       const noisePred = scope.track(await guidedNoise(eps, b, run.guided, run.guidanceScale, run.guidanceRescale));
       scope.drop(eps);
@@ -118,9 +119,11 @@ function wantsPreview(run: ResolvedRun, i: number, total: number): false | 'late
  * UNets with time_cond_proj_dim (LCM-distilled) embed the guidance scale instead of batching for CFG:
  * diffusers' get_guidance_scale_embedding(w − 1) per sample, fed through time_embedding.cond_proj.
  */
-function guidanceScaleCondition(unet: UNet2DConditionModel, run: ResolvedRun, b: number): Record<string, unknown> {
-  const dim = (unet.spec as { timeCondProjDim?: number | null }).timeCondProjDim;
-  return dim ? { timestepCond: Array(b).fill(run.guidanceScale - 1) } : {};
+function guidanceScaleCondition(unet: UNet2DConditionModel, run: ResolvedRun, b: number): Tensor | undefined {
+  const dim = unet.spec.timeCondProjDim;
+  if (dim === null) return undefined;
+  const w = guidanceScaleEmbedding(Array(b).fill(run.guidanceScale - 1), dim);
+  return unet.ctx.fromData(w, [b, dim], 'f32', 'guidance scale embedding');
 }
 
 /**

@@ -12,6 +12,7 @@ export { SdxlComponents, LOW_MEMORY_POOL_BYTES, type ComponentsOptions, type Com
 export type { GenerateOptions, Img2ImgOptions, StepInfo, RgbaImage, InitImage, Seed } from './options.js';
 export type { GenerateResult, RunReport, StageReport } from './report.js';
 export type { PromptEmbeddings } from './prompt-encoding.js';
+export { PipelineLoras, type LoadLoraOptions } from './pipeline-loras.js';
 export { encodePng, formatParameters, crc32, type PngImage, type GenerationParameters } from './png.js';
 export { decodePng } from './png-decode.js';
 export { latentPreview } from './image.js';

@@ -83,6 +83,12 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** Keep a constant or saturated result instead of raising NumericalError (default false). */
   allowDegenerate?: boolean;
+  /**
+   * The LoRA scale of this call (diffusers' cross_attention_kwargs={"scale": s}, default 1): scales the
+   * active adapters in the UNet and, as diffusers v0.26 does through encode_prompt(lora_scale), the text
+   * encoders; fused adapters are not affected.
+   */
+  loraScale?: number;
 }
 
 export interface Img2ImgOptions extends GenerateOptions {
@@ -134,6 +140,7 @@ export interface ResolvedRun {
   onStep?: GenerateOptions['onStep'];
   signal?: AbortSignal;
   allowDegenerate: boolean;
+  loraScale?: number;
   /** img2img: the image and strength (strength is 1 for text-to-image). */
   image?: InitImage;
   strength: number;
@@ -158,6 +165,7 @@ export function resolveRun(o: GenerateOptions, model: ModelFacts, img2img: Img2I
   const clipSkip = o.clipSkip;
   if (clipSkip !== undefined && (!Number.isInteger(clipSkip) || clipSkip < 0)) throw new InvalidArgumentError(`clipSkip = ${clipSkip}: must be an integer ≥ 0`);
   const eta = checkFinite('eta', o.eta ?? 0, 0);
+  const loraScale = o.loraScale === undefined ? undefined : checkFinite('loraScale', o.loraScale);
   const denoisingEnd = o.denoisingEnd === undefined ? undefined : checkFinite('denoisingEnd', o.denoisingEnd);
   if (denoisingEnd !== undefined && !(denoisingEnd > 0 && denoisingEnd < 1)) throw new InvalidArgumentError(`denoisingEnd = ${denoisingEnd}: must be in (0, 1) (a fraction of the schedule)`);
   const strength = img2img ? checkFinite('strength', img2img.strength ?? 0.3) : 1;
@@ -185,7 +193,7 @@ export function resolveRun(o: GenerateOptions, model: ModelFacts, img2img: Img2I
   return {
     prompt, clipSkip, numImagesPerPrompt: n, batch, steps, guidanceScale, guidanceRescale, guided, width, height, latentShape: [batch, h, w, c], seed,
     latents: o.latents, eta, denoisingEnd, timeIds: addTimeIds(o, width, height, batch, guided), outputType, preview, previewEvery, onStep: o.onStep,
-    signal: o.signal, image: img2img?.image, strength, allowDegenerate: o.allowDegenerate === true,
+    signal: o.signal, image: img2img?.image, strength, allowDegenerate: o.allowDegenerate === true, loraScale,
   };
 }
 

@@ -55,6 +55,7 @@ export async function runPipeline(c: SdxlComponents, r: ResolvedRun, rc: RunCont
   };
   c.checkFits(r.guided ? 2 * b : b, r.width, r.height);
   const endRun = c.beginRun();
+  c.loras.beginCall(r.loraScale);
   try {
     throwIfAborted(r.signal, 'generation');
     // 1. encode the prompt (the UNet's conditioning: [negatives…, prompts…] when guided)
@@ -118,6 +119,7 @@ export async function runPipeline(c: SdxlComponents, r: ResolvedRun, rc: RunCont
     scheduler.dispose(ops); // multistep schedulers keep earlier model outputs
     scope.dispose();
     if (!ctx.isLost) ctx.flush();
+    c.loras.endCall();
     endRun();
   }
 }

@@ -9,6 +9,8 @@ import { SdxlComponents, type ComponentsOptions } from './components.js';
 import { resolveRun, type GenerateOptions, type Img2ImgOptions, type ModelFacts } from './options.js';
 import { encodePromptStage, runPipeline, type GenerateResult } from './run.js';
 import type { PromptEmbeddings } from './prompt-encoding.js';
+import type { LoadLoraOptions } from './pipeline-loras.js';
+import type { LoadedLora, LoraSource } from './lora/index.js';
 import { createScheduler } from './schedulers/index.js';
 
 export interface PipelineOptions extends ComponentsOptions {
@@ -19,7 +21,7 @@ export interface PipelineOptions extends ComponentsOptions {
 export type { GenerateResult };
 
 /** encodePrompt's options: the prompt parts of GenerateOptions. */
-export type EncodePromptOptions = Pick<GenerateOptions, 'prompt' | 'prompt2' | 'negativePrompt' | 'negativePrompt2' | 'numImagesPerPrompt' | 'clipSkip' | 'signal'> & {
+export type EncodePromptOptions = Pick<GenerateOptions, 'prompt' | 'prompt2' | 'negativePrompt' | 'negativePrompt2' | 'numImagesPerPrompt' | 'clipSkip' | 'loraScale' | 'signal'> & {
   /** diffusers' do_classifier_free_guidance: also encode the negative (default true). */
   doClassifierFreeGuidance?: boolean;
 };
@@ -102,8 +104,39 @@ export class StableDiffusionXLPipeline {
     return this.enqueue(() => {
       const guided = options.doClassifierFreeGuidance ?? true;
       const r = resolveRun({ ...options, guidanceScale: guided ? 2 : 1, numInferenceSteps: 1 }, { ...this.modelFacts(), guidanceEmbedding: false }, null);
-      return encodePromptStage(this.components, r);
+      this.components.loras.beginCall(r.loraScale);
+      return encodePromptStage(this.components, r).finally(() => this.components.loras.endCall());
     });
+  }
+
+  /**
+   * diffusers' load_lora_weights: one LoRA `.safetensors` (a path, URL, File/Blob or ModelSource +
+   * path) in any layout people ship — kohya (SGM or diffusers names), PEFT, old diffusers; UNet and text
+   * encoders, LoCon convs. The first adapter loaded is active at weight 1; `scale` activates this one
+   * at that weight beside the others. Nothing of the base model is reloaded or written.
+   */
+  loadLoraWeights(source: LoraSource, options: LoadLoraOptions = {}): Promise<LoadedLora> {
+    return this.enqueue(() => this.components.loras.load(source, options));
+  }
+
+  /** diffusers' set_adapters: only these adapters run, each at its weight (default 1). */
+  setAdapters(names: string | readonly string[], weights?: number | readonly number[]): Promise<void> {
+    return this.enqueue(async () => this.components.loras.setAdapters(names, weights));
+  }
+
+  /** diffusers' fuse_lora: the active adapters merged, at loraScale, into copies of the weights they patch. */
+  fuseLora(options: { loraScale?: number } = {}): Promise<void> {
+    return this.enqueue(async () => this.components.loras.fuse(options.loraScale));
+  }
+
+  /** diffusers' unfuse_lora: the base weights again (bit for bit), adapters live. */
+  unfuseLora(): Promise<void> {
+    return this.enqueue(async () => this.components.loras.unfuse());
+  }
+
+  /** diffusers' unload_lora_weights (all) / delete_adapters (named): with none left, the base model, bit for bit. */
+  unloadLoraWeights(names?: string | readonly string[]): Promise<void> {
+    return this.enqueue(async () => this.components.loras.unload(names));
   }
 
   /** Text-to-image. */
@@ -125,8 +158,8 @@ export class StableDiffusionXLPipeline {
   }
 
   private modelFacts(): ModelFacts {
-    const spec = this.components.unetSpec as typeof this.components.unetSpec & { timeCondProjDim?: number | null };
-    return { defaultSize: this.components.defaultSize, latentChannels: spec.outChannels, guidanceEmbedding: !!spec.timeCondProjDim };
+    const spec = this.components.unetSpec;
+    return { defaultSize: this.components.defaultSize, latentChannels: spec.outChannels, guidanceEmbedding: spec.timeCondProjDim !== null };
   }
 
   private run(options: GenerateOptions, img2img: Img2ImgOptions | null): Promise<GenerateResult> {
