@@ -4,11 +4,14 @@ import { InvalidArgumentError } from '@ssd/tensor';
 
 export interface ParsedArgs {
   options: Map<string, string | true>;
+  /** Every value of a repeatable option, in order. */
+  lists: Map<string, string[]>;
   positionals: string[];
 }
 
-export function parseArgs(argv: readonly string[], spec: { values: readonly string[]; flags: readonly string[] }): ParsedArgs {
+export function parseArgs(argv: readonly string[], spec: { values: readonly string[]; flags: readonly string[]; repeatable?: readonly string[] }): ParsedArgs {
   const options = new Map<string, string | true>();
+  const lists = new Map<string, string[]>();
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -25,15 +28,16 @@ export function parseArgs(argv: readonly string[], spec: { values: readonly stri
     if (spec.flags.includes(name)) {
       if (eq >= 0) throw new InvalidArgumentError(`--${name} takes no value`);
       options.set(name, true);
-    } else if (spec.values.includes(name)) {
+    } else if (spec.values.includes(name) || spec.repeatable?.includes(name)) {
       const v = eq >= 0 ? a.slice(eq + 1) : argv[++i];
       if (v === undefined) throw new InvalidArgumentError(`--${name} needs a value`);
-      options.set(name, v);
+      if (spec.repeatable?.includes(name)) lists.set(name, [...(lists.get(name) ?? []), v]);
+      else options.set(name, v);
     } else {
       throw new InvalidArgumentError(`unknown option --${name} (see \`ssd help\`)`);
     }
   }
-  return { options, positionals };
+  return { options, lists, positionals };
 }
 
 export function num(args: ParsedArgs, name: string, kind: 'int' | 'float'): number | undefined {

@@ -12,15 +12,20 @@ import { encodePng, formatParameters } from './png.js';
 import { decodePng } from './png-decode.js';
 import { Progress } from './progress.js';
 import { createScheduler, SCHEDULER_NAMES } from './schedulers/index.js';
+import { loadCliLoras, loraHash, parseLoraArg } from './cli-lora.js';
 import { modelKind, openPipeline } from './cli-model.js';
 
 export const GENERATE_HELP = `ssd generate [--model <dir|url|file.safetensors> [--base <dir>]] --prompt <text> [--negative <text>] [--steps N] [--guidance G]
              [--width W] [--height H] [--seed S] [--scheduler ${SCHEDULER_NAMES.join('|')}]
              [--dtype f16|f32] [--num-images N] [--strength X --init-image <png>] [--vae <dir|url>]
              [--clip-skip N] [--guidance-rescale X] [--variant fp16] [--allow-degenerate]
+             [--lora <file|url>[:scale]]… [--lora-scale S] [--unet <dir|url>]
              [--out <file.png>] [--out-latents <file.safetensors>] [--report <file.json>] [--low-memory]
   Without --model, the bundled tiny test model is used (random weights: its images are noise).
   A single-file checkpoint (.safetensors, SGM layout) loads directly; --base gives a UNet-only file the rest.
+  --lora (repeatable) loads a LoRA in any common layout at its scale (default 1); --lora-scale scales them all
+  for the run (diffusers' cross_attention_kwargs scale); --unet swaps in another UNet (e.g. an LCM-distilled one).
+  Few-step: --scheduler lcm --steps 4 --guidance 1 with an LCM-LoRA (Segmind-VegaRT, lcm-lora-ssd-1b).
   --seed takes any integer torch's manual_seed accepts (up to 2^64 − 1).
 `;
 
@@ -36,7 +41,8 @@ export function bundledModel(): string | null {
 
 export async function generate(argv: string[]): Promise<void> {
   const args = parseArgs(argv, {
-    values: ['model', 'prompt', 'negative', 'steps', 'guidance', 'width', 'height', 'seed', 'scheduler', 'dtype', 'num-images', 'strength', 'init-image', 'vae', 'out', 'out-latents', 'report', 'guidance-rescale', 'variant', 'clip-skip', 'base'],
+    values: ['model', 'prompt', 'negative', 'steps', 'guidance', 'width', 'height', 'seed', 'scheduler', 'dtype', 'num-images', 'strength', 'init-image', 'vae', 'out', 'out-latents', 'report', 'guidance-rescale', 'variant', 'clip-skip', 'base', 'unet', 'lora-scale'],
+    repeatable: ['lora'],
     flags: ['low-memory', 'quiet', 'allow-degenerate'],
   });
   if (args.positionals.length) throw new InvalidArgumentError(`unexpected argument ${JSON.stringify(args.positionals[0])} (quote the prompt and pass it with --prompt)`);
@@ -85,7 +91,9 @@ export async function generate(argv: string[]): Promise<void> {
     clipSkip,
     numImagesPerPrompt: num(args, 'num-images', 'int'),
     allowDegenerate: args.options.has('allow-degenerate'),
+    loraScale: num(args, 'lora-scale', 'float'),
   };
+  const loras = (args.lists.get('lora') ?? []).map(parseLoraArg);
   // everything a run needs is checked before the model loads (minutes for SSD-1B): output paths,
   // the init image, and every option as the pipeline will check it
   for (const flag of ['out', 'out-latents', 'report']) {
@@ -111,12 +119,14 @@ export async function generate(argv: string[]): Promise<void> {
     variant: str(args, 'variant') ?? (dtype === 'f32' ? undefined : 'fp16'),
     scheduler,
     vae: str(args, 'vae'),
+    unet: str(args, 'unet'),
     memory: args.options.has('low-memory') ? 'low' : 'resident',
     onLoadProgress: (p) => loadBar.bytes(p.component, p.loadedBytes, p.totalBytes),
     onNotice: (m) => console.error(`note: ${m}`),
   }, str(args, 'base'));
   loadBar.done(`loaded ${model} in ${((performance.now() - loadStart) / 1000).toFixed(1)} s`);
   try {
+    await loadCliLoras(pipe, loras);
     const bar = new Progress('denoising', quiet);
     const onStep = ({ step, total }: { step: number; total: number }) => bar.step(step, total);
     const result = img2img ? await pipe.img2img({ ...img2img, onStep }) : await pipe.generate({ ...common, onStep });
@@ -133,6 +143,7 @@ export async function generate(argv: string[]): Promise<void> {
       height: result.report.height,
       model,
       strength: initImagePath ? strength ?? 0.3 : undefined,
+      loras: await Promise.all(loras.map(async (l) => ({ name: l.name, scale: l.scale * (common.loraScale ?? 1), hash: await loraHash(l.source) }))),
     };
     const files: string[] = [];
     for (let k = 0; k < result.images.length; k++) {

@@ -101,11 +101,14 @@ export interface GenerationParameters {
   height: number;
   model?: string;
   strength?: number;
+  /** LoRAs, written A1111-style: `<lora:name:scale>` on the prompt line and a `Lora hashes` field. */
+  loras?: readonly { name: string; scale: number; hash?: string }[];
 }
 
 /** The A1111-style `parameters` text: prompt, a Negative prompt line, then "Key: value" pairs. */
 export function formatParameters(p: GenerationParameters): string {
-  const lines = [p.prompt];
+  const loras = p.loras ?? [];
+  const lines = [[p.prompt, ...loras.map((l) => `<lora:${l.name}:${l.scale}>`)].join(' ')];
   if (p.negativePrompt) lines.push(`Negative prompt: ${p.negativePrompt}`);
   const kv: [string, string | number | undefined][] = [
     ['Steps', p.steps],
@@ -115,6 +118,7 @@ export function formatParameters(p: GenerationParameters): string {
     ['Size', `${p.width}x${p.height}`],
     ['Model', p.model],
     ['Denoising strength', p.strength],
+    ['Lora hashes', loras.some((l) => l.hash) ? `"${loras.filter((l) => l.hash).map((l) => `${l.name}: ${l.hash}`).join(', ')}"` : undefined],
   ];
   lines.push(kv.filter(([, v]) => v !== undefined && v !== '').map(([k, v]) => `${k}: ${v}`).join(', '));
   return lines.join('\n');
