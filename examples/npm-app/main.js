@@ -10,7 +10,7 @@ const status = document.querySelector('#status');
 try {
   const context = await createContext();
   const pipe = await StableDiffusionXLPipeline.fromPretrained(new URL('./models/tiny-ssd1b', location.href).href, { context, dtype: 'f32', onNotice: () => {} });
-  const ids = pipe.tokenizers.map((t) => t.encode('a lighthouse on a cliff at dusk!').ids);
+  const ids = pipe.components.tokenizers.map((t) => t.encode('a lighthouse on a cliff at dusk!').ids);
   const x = context.fromData(Float32Array.from({ length: 3 * 8 }, (_, i) => Math.sin(i)), [3, 8]);
   const w = context.fromData(Float32Array.from({ length: 4 * 8 }, (_, i) => Math.cos(i)), [4, 8]);
   const y = Array.from(await linear(x, w, { activation: 'gelu' }).read());
