@@ -73,6 +73,9 @@ describe('the packed packages, as npm installed them', () => {
       const text = JSON.stringify(manifest);
       expect(text, 'workspace: versions').not.toMatch(/workspace:/);
       expect(conditions(manifest.exports), 'export conditions').not.toContain('source');
+      // publishConfig.exports must follow the workspace's exports (a new subpath needs it there too)
+      const workspace = JSON.parse(readFileSync(join(repoRoot, 'packages', pkg, 'package.json'), 'utf8'));
+      expect(manifest.exports, 'packed exports = the workspace exports without "source"').toEqual(withoutSource(workspace.exports));
       for (const target of [manifest.main, manifest.types, ...exportTargets(manifest.exports), ...Object.values<string>(manifest.bin ?? {})]) {
         expect(existsSync(join(dir, target)), `${pkg}: ${target}`).toBe(true);
       }
@@ -191,6 +194,11 @@ describe('the installed packages at work', () => {
 function conditions(exp: unknown): string[] {
   if (!exp || typeof exp !== 'object') return [];
   return Object.entries(exp).flatMap(([k, v]) => [...(k.startsWith('.') ? [] : [k]), ...conditions(v)]);
+}
+
+function withoutSource(exp: unknown): unknown {
+  if (!exp || typeof exp !== 'object') return exp;
+  return Object.fromEntries(Object.entries(exp).filter(([k]) => k !== 'source').map(([k, v]) => [k, withoutSource(v)]));
 }
 
 function exportTargets(exp: unknown): string[] {
