@@ -49,7 +49,7 @@ const PY_SPLIT = /[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u
 export function parseTokenizerFiles(files: TokenizerFileTexts): TokenizerData {
   const where = (name: string) => (files.origin ? `${files.origin.replace(/\/+$/, '')}/${name}` : name);
   const vocab = parseVocab(files.vocab, where('vocab.json'));
-  const mergeRanks = parseMerges(files.merges, where('merges.txt'));
+  const mergeRanks = parseMerges(files.merges, where('merges.txt'), vocab);
   const config = files.tokenizerConfig === undefined ? {} : parseObject(files.tokenizerConfig, where('tokenizer_config.json'));
   const map = files.specialTokensMap === undefined ? {} : parseObject(files.specialTokensMap, where('special_tokens_map.json'));
 
@@ -95,28 +95,64 @@ function parseVocab(text: string, file: string): Map<string, number> {
   return vocab;
 }
 
-/** merges.txt as CLIPTokenizer reads it: strip, split on "\n", drop line 0 (the #version header). */
-function parseMerges(text: string, file: string): Map<string, number> {
+/**
+ * merges.txt as CLIPTokenizer reads it: strip, split on "\n", drop line 0 (the #version header). Then
+ * checked as transformers' fast tokenizer (tokenizers' BPE builder) checks it, so that a damaged or
+ * mismatched file is an error rather than a silently different tokenizer: both symbols of every merge
+ * and the token it makes are in vocab.json, and the number of merges fits the vocabulary.
+ */
+function parseMerges(text: string, file: string, vocab: Map<string, number>): Map<string, number> {
   const lines = text.replace(PY_STRIP, '').split('\n');
   const count = Math.min(lines.length - 1, MAX_MERGES);
   const ranks = new Map<string, number>();
   for (let i = 1; i <= count; i++) {
+    let left: string;
+    let right: string;
     // fast path: the line is already the "left right" key (what every real merges.txt holds)
     if (SIMPLE_PAIR.test(lines[i])) {
-      ranks.set(lines[i], i - 1);
-      continue;
+      const space = lines[i].indexOf(' ');
+      left = lines[i].slice(0, space);
+      right = lines[i].slice(space + 1);
+    } else {
+      const parts = lines[i].split(PY_SPLIT).filter((p) => p.length > 0);
+      if (parts.length !== 2) {
+        throw new ModelLoadError(
+          `${file}: line ${i + 1} must hold two symbols separated by a space, got ${JSON.stringify(lines[i].slice(0, 80))}`,
+        );
+      }
+      [left, right] = parts;
     }
-    const parts = lines[i].split(PY_SPLIT).filter((p) => p.length > 0);
-    if (parts.length !== 2) {
-      throw new ModelLoadError(
-        `${file}: line ${i + 1} must hold two symbols separated by a space, got ${JSON.stringify(lines[i].slice(0, 80))}`,
-      );
+    for (const token of [left, right, left + right]) {
+      if (!vocab.has(token)) {
+        throw new ModelLoadError(
+          `${file}: line ${i + 1} (${JSON.stringify(`${left} ${right}`.slice(0, 80))}) needs the token ${JSON.stringify(token.slice(0, 80))}, which vocab.json does not hold: the two files do not belong together or one is damaged`,
+        );
+      }
     }
     // a repeated pair keeps its last rank, as Python's dict(zip(merges, range(...))) does
-    ranks.set(`${parts[0]} ${parts[1]}`, i - 1);
+    ranks.set(`${left} ${right}`, i - 1);
   }
   if (ranks.size === 0) throw new ModelLoadError(`${file}: no merges after the header line`);
+  checkMergeCount(count, vocab.size, file);
   return ranks;
+}
+
+/**
+ * CLIP's vocabulary is the 256 byte symbols, the same 256 ending a word ("a</w>"), one token per merge
+ * and the two special tokens: openai/CLIP's 49,408 tokens with 48,894 merges. A merges.txt cut short at a
+ * line break passes every per-line check; its count gives it away. vocab.json may hold a few more tokens
+ * than that layout (added words), hence the 1% slack.
+ */
+function checkMergeCount(count: number, vocabSize: number, file: string): void {
+  const expected = vocabSize - 2 * 256 - 2;
+  if (Math.abs(count - expected) <= Math.max(1, Math.floor(vocabSize / 100))) return;
+  const firstBad = Math.min(count, expected) + 2; // 1-based, after the header line
+  throw new ModelLoadError(
+    `${file}: ${count.toLocaleString('en-US')} merges for the ${vocabSize.toLocaleString('en-US')} tokens of vocab.json, ` +
+      `which a CLIP tokenizer builds from ${expected.toLocaleString('en-US')} (256 bytes, 256 word-final bytes and 2 special tokens besides): ` +
+      (count < expected ? `the file ends at line ${firstBad - 1}, cut short` : `line ${firstBad} on are more merges than the vocabulary holds`) +
+      ', or the two files do not belong together',
+  );
 }
 
 type JsonObject = Record<string, unknown>;

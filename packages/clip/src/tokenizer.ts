@@ -7,6 +7,7 @@ import { allInOrder, InvalidArgumentError, openModelSource, type HttpOptions, ty
 import { cleanText } from './text-normalize.js';
 import { BytePairEncoder, fromByteSymbols, preTokenize } from './tokenizer-bpe.js';
 import { parseTokenizerFiles, type TokenizerData, type TokenizerFileTexts } from './tokenizer-files.js';
+import { readTokenizerText } from './tokenizer-file-text.js';
 
 export type { TokenizerFileTexts } from './tokenizer-files.js';
 
@@ -84,7 +85,7 @@ export class CLIPTokenizer {
     const path = (name: string) => (dir ? `${dir}/${name}` : name);
     // In file order, so a missing-file error always names vocab.json first, whichever read fails first.
     const [vocab, merges, specialTokensMap, tokenizerConfig] = await allInOrder(
-      FILES.map(async (name, i) => (i < 2 || (await src.exists(path(name))) ? src.readText(path(name)) : undefined)),
+      FILES.map(async (name, i) => (i < 2 || (await src.exists(path(name))) ? readTokenizerText(src, path(name)) : undefined)),
     );
     const origin = dir ? `${src.description.replace(/\/+$/, '')}/${dir}` : src.description;
     return CLIPTokenizer.fromFiles({ vocab: vocab!, merges: merges!, specialTokensMap, tokenizerConfig, origin });

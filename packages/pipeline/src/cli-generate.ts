@@ -6,6 +6,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeSafetensors, InvalidArgumentError } from '@ssd/tensor';
 import { num, parseArgs, str } from './cli-args.js';
+import { PROMPT_FILE_OPTIONS, readCliPrompts } from './cli-prompt.js';
 import { checkFinite, checkSize, checkSteps, parseSeed, resolveRun, type GenerateOptions, type Img2ImgOptions } from './options.js';
 import { prepareOutputPath } from './cli-output-paths.js';
 import { encodePng, formatParameters } from './png.js';
@@ -27,6 +28,9 @@ export const GENERATE_HELP = `ssd generate [--model <dir|url|file.safetensors> [
   for the run (diffusers' cross_attention_kwargs scale); --unet swaps in another UNet (e.g. an LCM-distilled one).
   Few-step: --scheduler lcm --steps 4 --guidance 1 with an LCM-LoRA (Segmind-VegaRT, lcm-lora-ssd-1b).
   --seed takes any integer torch's manual_seed accepts (up to 2^64 − 1).
+  --prompt-file <path|->, --negative-prompt-file <path|->: the prompt verbatim from a UTF-8 file or
+  stdin (-), for prompts with quotes, !, $ or newlines; only a BOM and one final line break are dropped.
+  --verbose (or SSD_VERBOSE=1): also show Dawn's start-up notes on stderr (generate, info).
 `;
 
 /** The bundled tiny test model (the repository's fixtures), when present. */
@@ -41,13 +45,12 @@ export function bundledModel(): string | null {
 
 export async function generate(argv: string[]): Promise<void> {
   const args = parseArgs(argv, {
-    values: ['model', 'prompt', 'negative', 'steps', 'guidance', 'width', 'height', 'seed', 'scheduler', 'dtype', 'num-images', 'strength', 'init-image', 'vae', 'out', 'out-latents', 'report', 'guidance-rescale', 'variant', 'clip-skip', 'base', 'unet', 'lora-scale'],
+    values: ['model', 'prompt', 'negative', 'steps', 'guidance', 'width', 'height', 'seed', 'scheduler', 'dtype', 'num-images', 'strength', 'init-image', 'vae', 'out', 'out-latents', 'report', 'guidance-rescale', 'variant', 'clip-skip', 'base', 'unet', 'lora-scale', ...PROMPT_FILE_OPTIONS],
     repeatable: ['lora'],
-    flags: ['low-memory', 'quiet', 'allow-degenerate'],
+    flags: ['low-memory', 'quiet', 'allow-degenerate', 'verbose'],
   });
   if (args.positionals.length) throw new InvalidArgumentError(`unexpected argument ${JSON.stringify(args.positionals[0])} (quote the prompt and pass it with --prompt)`);
-  const prompt = str(args, 'prompt');
-  if (prompt === undefined) throw new InvalidArgumentError('--prompt is required');
+  const { prompt, negativePrompt } = await readCliPrompts(args); // --prompt / --prompt-file (cli-prompt.ts)
   let model = str(args, 'model');
   if (!model) {
     model = bundledModel() ?? undefined;
@@ -81,7 +84,7 @@ export async function generate(argv: string[]): Promise<void> {
   const out = str(args, 'out') ?? 'out.png';
   const common: GenerateOptions = {
     prompt,
-    negativePrompt: str(args, 'negative'),
+    negativePrompt,
     numInferenceSteps: steps,
     guidanceScale: g,
     guidanceRescale: num(args, 'guidance-rescale', 'float'),
@@ -134,7 +137,7 @@ export async function generate(argv: string[]): Promise<void> {
     for (const t of result.report.truncated) console.error(`note: the prompt was cut to 77 tokens (${t[1]} tokens dropped): "${t[0].slice(0, 60)}…"`);
     const params = {
       prompt,
-      negativePrompt: str(args, 'negative'),
+      negativePrompt,
       steps: result.report.steps,
       scheduler: pipe.scheduler,
       guidanceScale: common.guidanceScale ?? 5,

@@ -8,6 +8,7 @@ import {
 import { generate, GENERATE_HELP } from './cli-generate.js';
 import { info, tokenize, TOKENIZE_HELP } from './cli-commands.js';
 import { convert, CONVERT_HELP } from './cli-convert.js';
+import { runWithQuietDawn } from './dawn-output.js';
 
 const HELP = `usage: ssd <command> [options]
 
@@ -34,6 +35,7 @@ export function exitCode(e: unknown): number {
 }
 
 async function main(argv: string[]): Promise<void> {
+  if (await runWithQuietDawn(argv, ['generate', 'info'])) return; // in a child without Dawn's notes, unless --verbose (dawn-output.ts)
   const [cmd = 'help', ...rest] = argv;
   switch (cmd) {
     case 'generate':

@@ -1,6 +1,7 @@
 // PNG decoding for init images: 8-bit greyscale, grey+alpha, RGB, RGBA and palette images, not
 // interlaced, with all five row filters — enough for any PNG a user is likely to pass to img2img.
-// Anything else is a clear InvalidArgumentError (16-bit, interlaced, corrupt).
+// Anything else is a clear InvalidArgumentError (16-bit, interlaced, corrupt). tEXt and iTXt chunks come
+// back as `text` (the `parameters` that encodePng writes).
 import { unzlibSync } from 'fflate';
 import { InvalidArgumentError } from '@ssd/tensor';
 import type { RgbaImage } from './options.js';
@@ -36,6 +37,8 @@ export function decodePng(bytes: Uint8Array, name = 'image'): RgbaImage & { text
     else if (type === 'tEXt') {
       const z = data.indexOf(0);
       text[String.fromCharCode(...data.subarray(0, z))] = String.fromCharCode(...data.subarray(z + 1));
+    } else if (type === 'iTXt') {
+      readInternationalText(data, text);
     } else if (type === 'IEND') break;
     pos += 12 + len;
   }
@@ -103,4 +106,18 @@ export function decodePng(bytes: Uint8Array, name = 'image'): RgbaImage & { text
     rgba.set([r, g, bl, al], p * 4);
   }
   return { width, height, data: rgba, text };
+}
+
+/** iTXt (what encodePng writes for a non-Latin-1 value): keyword\0 flag method language\0 translated\0 UTF-8 text. */
+function readInternationalText(data: Uint8Array, text: Record<string, string>): void {
+  const z = data.indexOf(0);
+  const lang = data.indexOf(0, z + 3);
+  const translated = lang < 0 ? -1 : data.indexOf(0, lang + 1);
+  if (z < 0 || translated < 0) return; // a malformed text chunk says nothing about the pixels: skipped
+  const body = data.subarray(translated + 1);
+  try {
+    text[String.fromCharCode(...data.subarray(0, z))] = new TextDecoder('utf-8', { fatal: true }).decode(data[z + 1] ? unzlibSync(body) : body);
+  } catch {
+    // undecodable text: skipped, as above
+  }
 }

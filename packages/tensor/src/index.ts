@@ -16,6 +16,9 @@
  *   single SGM checkpoint); `SingleFileSource` presents an SGM / A1111 / ComfyUI checkpoint as a
  *   diffusers folder, its architecture read from the keys and shapes.
  */
+// The public types use WebGPU's (GPUDevice, GPUBuffer …), which no TypeScript lib ships yet: the emitted
+// index.d.ts names @webgpu/types (a dependency) so that an installed @ssd type-checks without setup.
+/// <reference types="@webgpu/types" preserve="true" />
 export * from './errors.js';
 export * from './dtype.js';
 export { createContext, GpuContext, napBeforeWait } from './context.js';
