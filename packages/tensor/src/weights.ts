@@ -1,8 +1,8 @@
 // WeightStore: how a model's modules get their weights. While a model is built from its config, each
-// module asks for its parameters by checkpoint key and expected shape (`take`); the store allocates the
-// GPU tensor and remembers every problem. `finish()` then reports all missing, unexpected and
-// mis-shaped keys at once (CheckpointError); `load()` streams the data in, converting dtypes and
-// applying host-side re-layouts (conv weights for NHWC) on the way.
+// module asks for its parameters by checkpoint key and expected shape (`take`); the store checks the
+// shape against the file's header, allocates the GPU tensor only when it matches, and remembers every
+// problem. `finish()` then reports all missing, unexpected and mis-shaped keys at once
+// (CheckpointError); `load()` streams the data in, converting dtypes and re-laying out on the way.
 
 import type { GpuContext } from './context.js';
 import { formatShape, shapeSize, type DType } from './dtype.js';
@@ -10,7 +10,7 @@ import { CheckpointError, type CheckpointProblem } from './errors.js';
 import { openComponentTensors } from './component-tensors.js';
 import type { ModelSource } from './model-source.js';
 import { readEntryAs, uploadEntryInto, type TensorEntry, type TensorSource } from './tensor-source.js';
-import type { Tensor } from './tensor.js';
+import { Tensor } from './tensor.js';
 
 export type HostData = Float32Array | Uint16Array | Int32Array;
 
@@ -52,6 +52,7 @@ export class WeightStore {
   private readonly used = new Set<string>();
   private readonly problems: CheckpointProblem[] = [];
   private readonly pending: Pending[] = [];
+  private placeholderSeed: Tensor | null = null;
   readonly taken: Tensor[] = [];
 
   constructor(
@@ -90,11 +91,17 @@ export class WeightStore {
     return [...this.where.keys()];
   }
 
-  /** Allocates the parameter `key` with `shape` and queues its upload; problems are collected. */
+  /**
+   * Allocates the parameter `key` with `shape` and queues its upload; problems are collected. The
+   * shape is compared with the file's header first: a parameter the file cannot fill (and every one
+   * after the first problem) gets a placeholder instead of a buffer, so a config asking for absurd
+   * shapes (vocab_size 1e9) is a CheckpointError from finish(), never gigabytes allocated first.
+   */
   take(key: string, shape: readonly number[], opts: TakeOptions = {}): Tensor {
-    const tensor = this.ctx.weight(shape, opts.dtype ?? this.dtype, key);
-    this.taken.push(tensor);
-    this.queue(key, opts.fileShape ?? shape, tensor, 0, opts);
+    const dtype = opts.dtype ?? this.dtype;
+    const entry = this.check(key, opts.fileShape ?? shape, dtype, opts.alternateShapes);
+    const tensor = this.allocate(shape, dtype, key, !!entry);
+    if (entry && this.isReal(tensor)) this.pending.push({ key, entry, tensor, offsetElems: 0, transform: opts.transform });
     return tensor;
   }
 
@@ -103,13 +110,15 @@ export class WeightStore {
    * one [3C, C] projection). Each key must have `partShape`s; the result is [Σ rows, ...rest].
    */
   takeStacked(keys: readonly string[], partShapes: readonly (readonly number[])[], opts: Omit<TakeOptions, 'transform' | 'fileShape'> = {}): Tensor {
+    const dtype = opts.dtype ?? this.dtype;
     const rest = partShapes[0].slice(1);
     const rows = partShapes.reduce((a, s) => a + s[0], 0);
-    const tensor = this.ctx.weight([rows, ...rest], opts.dtype ?? this.dtype, keys.join('+'));
-    this.taken.push(tensor);
+    const entries = keys.map((k, i) => this.check(k, partShapes[i], dtype, opts.alternateShapes));
+    const tensor = this.allocate([rows, ...rest], dtype, keys.join('+'), entries.every((e) => e));
     let offset = 0;
-    keys.forEach((k, i) => {
-      this.queue(k, partShapes[i], tensor, offset, opts);
+    keys.forEach((key, i) => {
+      const entry = entries[i];
+      if (entry && this.isReal(tensor)) this.pending.push({ key, entry, tensor, offsetElems: offset });
       offset += shapeSize(partShapes[i]);
     });
     return tensor;
@@ -121,50 +130,66 @@ export class WeightStore {
    */
   takeRowChunks(key: string, shape: readonly [number, number], maxBytes: number, opts: Pick<TakeOptions, 'dtype'> = {}): { chunks: Tensor[]; rowStarts: number[] } {
     const dtype = opts.dtype ?? this.dtype;
+    const entry = this.check(key, shape, dtype);
+    if (!entry || this.problems.length) return { chunks: [this.allocate(shape, dtype, key, false)], rowStarts: [0] };
     const rowBytes = shape[1] * (dtype === 'f16' ? 2 : 4);
     const rowsPer = Math.max(1, Math.floor(maxBytes / rowBytes));
     const chunks: Tensor[] = [];
     const rowStarts: number[] = [];
     for (let r = 0; r < shape[0]; r += rowsPer) {
       const rows = Math.min(rowsPer, shape[0] - r);
-      const t = this.ctx.weight([rows, shape[1]], dtype, `${key}[${r}:${r + rows}]`);
-      this.taken.push(t);
+      const t = this.allocate([rows, shape[1]], dtype, `${key}[${r}:${r + rows}]`, true);
       chunks.push(t);
       rowStarts.push(r);
+      this.pending.push({ key, entry, tensor: t, offsetElems: 0, sourceOffsetElems: r * shape[1], countElems: t.size });
     }
-    const entry = this.where.get(key);
-    if (!entry) {
-      this.problems.push({ key, kind: 'missing', expected: formatShape(shape) });
-      return { chunks, rowStarts };
-    }
-    if (this.used.has(key)) throw new Error(`WeightStore: key ${key} taken twice (a model-building bug)`);
-    this.used.add(key);
-    if (!sameShape(shape, entry.shape)) {
-      this.problems.push({ key, kind: 'shape', expected: formatShape(shape), actual: formatShape(entry.shape) });
-      return { chunks, rowStarts };
-    }
-    chunks.forEach((t, i) => this.pending.push({ key, entry, tensor: t, offsetElems: 0, sourceOffsetElems: rowStarts[i] * shape[1], countElems: t.size }));
     return { chunks, rowStarts };
   }
 
-  private queue(key: string, fileShape: readonly number[], tensor: Tensor, offsetElems: number, opts: TakeOptions): void {
-    const info = this.where.get(key);
-    if (!info) {
+  /** Compares `key` in the file with the shape and dtype wanted; returns its entry, or null after recording the problem. */
+  private check(key: string, fileShape: readonly number[], dtype: DType, alternateShapes: readonly (readonly number[])[] = []): TensorEntry | null {
+    const entry = this.where.get(key);
+    if (!entry) {
       this.problems.push({ key, kind: 'missing', expected: formatShape(fileShape) });
-      return;
+      return null;
     }
     if (this.used.has(key)) throw new Error(`WeightStore: key ${key} taken twice (a model-building bug)`);
     this.used.add(key);
-    const ok = [fileShape, ...(opts.alternateShapes ?? [])].some((s) => sameShape(s, info.shape));
-    if (!ok) {
-      this.problems.push({ key, kind: 'shape', expected: formatShape(fileShape), actual: formatShape(info.shape) });
-      return;
+    if (![fileShape, ...alternateShapes].some((s) => sameShape(s, entry.shape))) {
+      this.problems.push({ key, kind: 'shape', expected: formatShape(fileShape), actual: formatShape(entry.shape) });
+      return null;
     }
-    if (!isFloatOrInt(info.dtype, tensor.dtype)) {
-      this.problems.push({ key, kind: 'dtype', expected: tensor.dtype, actual: info.dtype });
-      return;
+    if (!isFloatOrInt(entry.dtype, dtype)) {
+      this.problems.push({ key, kind: 'dtype', expected: dtype, actual: entry.dtype });
+      return null;
     }
-    this.pending.push({ key, entry: info, tensor, offsetElems, transform: opts.transform });
+    return entry;
+  }
+
+  private isReal(t: Tensor): boolean {
+    return t.storage !== this.placeholderSeed?.storage;
+  }
+
+  /**
+   * A weight tensor when `real` and no problem has been seen; otherwise a placeholder: the shape asked
+   * for over one shared 16-byte buffer. finish() throws whenever a placeholder exists, so none is ever
+   * computed with or loaded into; disposeAll() frees them with the rest.
+   */
+  private allocate(shape: readonly number[], dtype: DType, label: string, real: boolean): Tensor {
+    if (real && !this.problems.length) {
+      const t = this.ctx.weight(shape, dtype, label);
+      this.taken.push(t);
+      return t;
+    }
+    if (!this.placeholderSeed) {
+      this.placeholderSeed = this.ctx.weight([4], 'f32', 'placeholder (a weight the file cannot fill)');
+      this.taken.push(this.placeholderSeed);
+    }
+    const storage = this.placeholderSeed.storage;
+    storage.refs++;
+    const t = new Tensor(this.ctx, shape, dtype, storage, `${label} (placeholder)`);
+    this.taken.push(t);
+    return t;
   }
 
   /** The first of `keys` present in the file (e.g. new vs legacy attention names), else keys[0]. */
