@@ -304,8 +304,8 @@ describe('safetensors the reference reader rejects (item 11)', () => {
     writeFileSync(p, 'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n');
     const e = await errorOf(async () => SafetensorsFile.open(await new FolderSource(tmp).open('passwd.safetensors')));
     expect(e).toBeInstanceOf(SafetensorsError);
-    const leakedLength = String(readFileSync(p).readBigUInt64LE(0));
-    expect(e.message).not.toContain(leakedLength);
+    const first8 = readFileSync(p).readBigUInt64LE(0);
+    for (const shown of [String(first8), String(Number(first8)), Number(first8).toLocaleString('en-US')]) expect(e.message).not.toContain(shown);
     expect(e.message).not.toMatch(/root|daemon/);
     // a header whose JSON fails: the position, not a quote of the text
     const q = join(tmp, 'badjson.safetensors');
@@ -316,7 +316,7 @@ describe('safetensors the reference reader rejects (item 11)', () => {
     writeFileSync(q, out);
     const j = await errorOf(async () => SafetensorsFile.open(await new FolderSource(tmp).open('badjson.safetensors')));
     expect(j.message).toMatch(/the header is not valid JSON/);
-    expect(j.message).not.toContain('secret-token');
+    expect(j.message).not.toContain('secret');
   });
 });
 
