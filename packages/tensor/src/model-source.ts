@@ -100,27 +100,35 @@ export class FolderSource implements ModelSource {
 
   async checkContained(folder: string, path: string): Promise<void> {
     const fs = await nodeFs();
-    const real = async (p: string) => {
-      try {
-        return await fs.realpath(p);
-      } catch (e) {
-        const code = (e as { code?: string }).code;
-        throw new ModelLoadError(code === 'ENOENT' ? `file not found: ${p}` : `cannot resolve ${p}: ${(e as Error).message}`, { cause: e });
-      }
-    };
-    const target = await real(this.full(path));
-    const inside = (dir: string) => target.startsWith(dir.endsWith('/') ? dir : dir + '/');
-    if (inside(await real(this.full(folder || '.')))) return;
-    // huggingface_hub's cache links snapshots/<revision>/<file> to ../../blobs/<hash>: the blobs of
-    // the same repository are inside the model too
-    const root = await real(this.root);
-    const parent = root.slice(0, root.lastIndexOf('/'));
-    if (parent.endsWith('/snapshots')) {
-      const blobs = `${parent.slice(0, -'/snapshots'.length)}/blobs`;
-      if (inside(await real(blobs).catch(() => blobs))) return;
-    }
-    throw new ModelLoadError(`${this.full(path)} resolves to ${target}, outside ${this.full(folder || '.')}: a shard must lie inside its component folder`);
+    await checkRealPathInside((p) => fs.realpath(p), this.root, folder, path);
   }
+}
+
+/**
+ * ModelLoadError unless `root/path`, links resolved by `realpath`, lies inside `root/folder` — or, for
+ * a folder in the huggingface_hub cache (…/snapshots/<revision>, whose files link to ../../blobs/<hash>),
+ * inside that repository's blobs/.
+ */
+async function checkRealPathInside(realpath: (p: string) => Promise<string>, root: string, folder: string, path: string): Promise<void> {
+  const full = (p: string) => `${root.replace(/\/+$/, '')}/${p}`;
+  const real = async (p: string) => {
+    try {
+      return (await realpath(p)).replaceAll('\\', '/'); // Windows answers with backslashes
+    } catch (e) {
+      const code = (e as { code?: string; name?: string }).code ?? (e as { name?: string }).name;
+      throw new ModelLoadError(code === 'ENOENT' || code === 'NotFound' ? `file not found: ${p}` : `cannot resolve ${p}: ${(e as Error).message}`, { cause: e });
+    }
+  };
+  const target = await real(full(path));
+  const inside = (dir: string) => target.startsWith(dir.endsWith('/') ? dir : dir + '/');
+  if (inside(await real(full(folder || '.')))) return;
+  const rootReal = await real(root);
+  const parent = rootReal.slice(0, rootReal.lastIndexOf('/'));
+  if (parent.endsWith('/snapshots')) {
+    const blobs = `${parent.slice(0, -'/snapshots'.length)}/blobs`;
+    if (inside(await real(blobs).catch(() => blobs))) return;
+  }
+  throw new ModelLoadError(`${full(path)} resolves to ${target}, outside ${full(folder || '.')}: a shard must lie inside its component folder`);
 }
 
 /** A URL base (e.g. https://huggingface.co/segmind/SSD-1B/resolve/main). */
@@ -282,6 +290,9 @@ export class DenoFolderSource implements ModelSource {
     await this.regularFileSize(full);
     return new DenoFileSource(full);
   }
+  async checkContained(folder: string, path: string): Promise<void> {
+    await checkRealPathInside((p) => this.deno.realPath(p), this.root, folder, path);
+  }
   /** Checked before opening: Deno.open of a FIFO would wait for a writer. */
   private async regularFileSize(full: string): Promise<number> {
     let st: { isFile: boolean; isDirectory: boolean; size: number };
@@ -297,6 +308,7 @@ export class DenoFolderSource implements ModelSource {
 
 interface DenoApi {
   stat(p: string): Promise<{ isFile: boolean; isDirectory: boolean; size: number }>;
+  realPath(p: string): Promise<string>;
   readTextFile(p: string): Promise<string>;
 }
 
