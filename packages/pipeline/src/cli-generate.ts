@@ -111,7 +111,8 @@ export async function generate(argv: string[]): Promise<void> {
     } catch (e) {
       throw new InvalidArgumentError(`--init-image ${initImagePath}: cannot read it (${(e as Error).message})`);
     }
-    const image = decodePng(bytes, initImagePath);
+    // the PNG's header is checked against the size asked for before anything is inflated
+    const image = decodePng(bytes, initImagePath, { expectedWidth: w, expectedHeight: h });
     img2img = { ...common, width: common.width ?? image.width, height: common.height ?? image.height, image, strength };
   }
   resolveRun(img2img ?? common, { defaultSize: 1024, latentChannels: 4, guidanceEmbedding: false }, img2img);
@@ -134,7 +135,7 @@ export async function generate(argv: string[]): Promise<void> {
     const onStep = ({ step, total }: { step: number; total: number }) => bar.step(step, total);
     const result = img2img ? await pipe.img2img({ ...img2img, onStep }) : await pipe.generate({ ...common, onStep });
     bar.done(`${result.report.stepMs.length} steps, ${result.report.itPerSec.toFixed(2)} it/s`);
-    for (const t of result.report.truncated) console.error(`note: the prompt was cut to 77 tokens (${t[1]} tokens dropped): "${t[0].slice(0, 60)}…"`);
+    for (const t of result.report.truncated) console.error(`note: the prompt was cut to 77 tokens (${t[2] ? '' : 'at least '}${t[1]} tokens dropped): "${t[0].slice(0, 60)}…"`);
     const params = {
       prompt,
       negativePrompt,

@@ -7,7 +7,8 @@ import {
   createContext, DeviceLimitError, InvalidArgumentError, openModelSource, readComponentConfig, readModelIndex, throwIfAborted,
   type GpuContext, type ModelSource,
 } from '@ssd/tensor';
-import type { CLIPTokenizer } from '@ssd/clip';
+import { checkPromptLengthsMatch, checkTokenizerFitsEncoder, parseCLIPTextConfig, type CLIPTextConfig, type CLIPTokenizer } from '@ssd/clip';
+import { checkComponentClasses } from './component-classes.js';
 import { parseUNetConfig, planUNetMemory, type UNet2DConditionConfig, type UNet2DConditionModel, type UNetSpec } from '@ssd/unet';
 import { SdxlComponentsLoader } from './component-loader.js';
 import type { ComponentSource, ComponentsOptions, TextEncoders, Vae } from './component-types.js';
@@ -98,6 +99,7 @@ export class SdxlComponents {
     const t0 = performance.now();
     const src = openModelSource(source);
     const index = await readModelIndex(src);
+    checkComponentClasses(index, `${src.description}/model_index.json`);
     for (const c of REQUIRED) {
       if (!index.components[c]) throw new InvalidArgumentError(`${src.description}/model_index.json lists no "${c}": not an SDXL-family pipeline (components: ${Object.keys(index.components).join(', ')})`);
     }
@@ -121,6 +123,12 @@ export class SdxlComponents {
       // the UNet config is parsed before any weight is read: a config we cannot run fails now
       const unetSpec = parseUNetConfig((await readComponentConfig(unetSource.source, unetSource.subfolder)) as UNet2DConditionConfig);
       const tokenizers = await loader.tokenizers();
+      // the text encoders' configs against the tokenizers, before their weights (model_max_length, vocabulary)
+      for (const [i, sub] of (['text_encoder', 'text_encoder_2'] as const).entries()) {
+        const spec = parseCLIPTextConfig((await readComponentConfig(src, sub)) as CLIPTextConfig, `${sub}/config.json`);
+        checkTokenizerFitsEncoder(tokenizers[i], spec, i ? 'tokenizer_2' : 'tokenizer', `${sub}/config.json`);
+      }
+      checkPromptLengthsMatch(tokenizers[0], tokenizers[1]);
       throwIfAborted(options.signal, 'loading the pipeline');
       if (!low) {
         resident.textEncoders = await loader.textEncoders(options.signal);

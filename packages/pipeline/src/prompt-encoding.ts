@@ -18,7 +18,8 @@ export interface PromptEmbeddings {
   pooledPromptEmbeds: Tensor;
   negativePooledPromptEmbeds: Tensor | null;
   /** Prompts whose tokens were cut at 77 (for a warning): [text, number of tokens cut]. */
-  truncated: [string, number][];
+  /** Prompts whose tokens were cut at 77: [text, tokens cut, whether that count is exact] (a huge prompt is not tokenized to its end: the count is then a lower bound). */
+  truncated: [string, number, boolean][];
   dispose(): void;
 }
 
@@ -55,7 +56,7 @@ function zeroNegative(p: Omit<PromptInputs, 'numImagesPerPrompt'>): boolean {
 /** diffusers' encode_prompt. `enc` may be null when needsTextEncoders(p) is false. */
 export function encodePrompt(enc: TextEncoderSet | null, p: PromptInputs): PromptEmbeddings {
   const scope = new TensorScope();
-  const truncated: [string, number][] = [];
+  const truncated: [string, number, boolean][] = [];
   try {
     const b = p.given ? p.given.promptEmbeds.shape[0] : p.prompt!.length;
     // the negative texts to encode (none when zeroed or given)
@@ -75,7 +76,7 @@ export function encodePrompt(enc: TextEncoderSet | null, p: PromptInputs): Promp
       const tokenize = (tok: CLIPTokenizer, texts: string[]) =>
         texts.map((t) => {
           const e = tok.encode(t);
-          if (e.truncatedTokens > 0) truncated.push([t, e.truncatedTokens]);
+          if (e.truncatedTokens > 0) truncated.push([t, e.truncatedTokens, e.complete]);
           return e.ids;
         });
       const texts1 = [...neg1, ...(p.prompt ?? [])];

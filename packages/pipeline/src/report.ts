@@ -26,8 +26,8 @@ export interface RunReport {
   totalMs: number;
   itPerSec: number;
   peakBytes: number;
-  /** Prompts cut at 77 tokens: [prompt, tokens cut]. */
-  truncated: [string, number][];
+  /** Prompts cut at 77 tokens: [prompt, tokens cut, whether the count is exact (else a lower bound)]. */
+  truncated: [string, number, boolean][];
   notices: string[];
 }
 

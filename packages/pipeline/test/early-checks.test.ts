@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, encodeSafetensors, NodeFileSource, NumericalError, SafetensorsFile } from '@ssd/tensor';
-import { encodePng, StableDiffusionXLPipeline, type GenerateOptions } from '@ssd/pipeline';
+import { crc32, encodePng, StableDiffusionXLPipeline, type GenerateOptions } from '@ssd/pipeline';
 import { fixturesDir, repoRoot, testContext } from '../../../testing/index.js';
 
 const model = join(fixturesDir, 'models/tiny-ssd1b');
@@ -32,7 +32,17 @@ describe('ssd generate checks before loading anything', () => {
   writeFileSync(file, 'x');
   const img = join(tmp, 'in.png');
   writeFileSync(img, encodePng({ width: 32, height: 32, data: new Uint8ClampedArray(32 * 32 * 4).fill(200) }));
+  // a decompression bomb: a valid small PNG whose IHDR claims 16384×16384
+  const bomb = join(tmp, 'bomb.png');
+  const png = encodePng({ width: 16, height: 16, data: new Uint8ClampedArray(16 * 16 * 4) });
+  const dv = new DataView(png.buffer, png.byteOffset);
+  dv.setUint32(16, 16384);
+  dv.setUint32(20, 16384);
+  dv.setUint32(29, crc32(png.subarray(12, 29)));
+  writeFileSync(bomb, png);
   const cases: [string, string[], RegExp][] = [
+    ['an init image claiming 16384² (refused from its header)', ['--init-image', bomb], /image is 16384×16384 but the output size is 64×64/],
+    ['an init image claiming 16384² without --width/--height', ['--init-image', bomb, '--width', '1024'], /image is 16384×16384/],
     ['--out is a directory', ['--out', dir], /--out ".*a-folder": is a directory/],
     ['--out-latents is a directory', ['--out-latents', dir], /--out-latents ".*a-folder": is a directory/],
     ['--report under a file', ['--report', join(file, 'r.json')], /--report ".*": .*a-file is not a directory/],
