@@ -78,7 +78,10 @@ export function getCropRegion(maskL: Image8, width: number, height: number, pad:
   return [x1, y1, x2, y2];
 }
 
-/** _resize_and_fill: fit inside width×height keeping the aspect, centre, fill the rest by stretching the edge rows/columns. RGB. */
+/**
+ * _resize_and_fill: fit inside width×height keeping the aspect, centre, fill the rest by stretching
+ * the edge rows/columns. RGB. The stretches call PIL's resize without a filter: Pillow's default, bicubic.
+ */
 function resizeAndFill(img: Image8, width: number, height: number): Image8 {
   const ratio = width / height;
   const srcRatio = img.width / img.height;
@@ -90,14 +93,14 @@ function resizeAndFill(img: Image8, width: number, height: number): Image8 {
   if (ratio < srcRatio) {
     const fill = Math.floor(height / 2) - Math.floor(srcH / 2);
     if (fill > 0) {
-      paste(res, pilResize(resized, width, fill, [0, 0, width, 0]), 0, 0);
-      paste(res, pilResize(resized, width, fill, [0, resized.height, width, resized.height]), 0, fill + srcH);
+      paste(res, pilResize(resized, width, fill, [0, 0, width, 0], 'bicubic'), 0, 0);
+      paste(res, pilResize(resized, width, fill, [0, resized.height, width, resized.height], 'bicubic'), 0, fill + srcH);
     }
   } else if (ratio > srcRatio) {
     const fill = Math.floor(width / 2) - Math.floor(srcW / 2);
     if (fill > 0) {
-      paste(res, pilResize(resized, fill, height, [0, 0, 0, height]), 0, 0);
-      paste(res, pilResize(resized, fill, height, [resized.width, 0, resized.width, height]), fill + srcW, 0);
+      paste(res, pilResize(resized, fill, height, [0, 0, 0, height], 'bicubic'), 0, 0);
+      paste(res, pilResize(resized, fill, height, [resized.width, 0, resized.width, height], 'bicubic'), fill + srcW, 0);
     }
   }
   return res;

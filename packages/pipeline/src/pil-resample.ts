@@ -1,6 +1,7 @@
-// Pillow's Image.resize for 8-bit images with its Lanczos filter, reproduced bit for bit: diffusers'
-// VaeImageProcessor resizes PIL images (init images, masks) with PIL_INTERPOLATION["lanczos"], so a
-// mask of another size is binarized from exactly these values. Follows Pillow's
+// Pillow's Image.resize for 8-bit images with its Lanczos and bicubic filters, reproduced bit for bit:
+// diffusers' VaeImageProcessor resizes PIL images (init images, masks) with PIL_INTERPOLATION["lanczos"]
+// (and, in resize_mode "fill", stretches the edges with Pillow's default, bicubic), so a mask of another
+// size is binarized from exactly these values. Follows Pillow's
 // src/libImaging/Resample.c (precompute_coeffs, 22-bit fixed-point coefficients, horizontal pass
 // then vertical, clip8) and Image.resize (RGBA resampled premultiplied, as RGBa).
 import { InvalidArgumentError } from '@ssd/tensor';
@@ -18,7 +19,8 @@ export interface Image8 {
 export type ResizeBox = readonly [number, number, number, number];
 
 const PRECISION_BITS = 32 - 8 - 2;
-const LANCZOS_SUPPORT = 3;
+
+export type ResampleFilter = 'lanczos' | 'bicubic';
 
 function sinc(x: number): number {
   if (x === 0) return 1;
@@ -30,6 +32,20 @@ function lanczos(x: number): number {
   return -3 <= x && x < 3 ? sinc(x) * sinc(x / 3) : 0;
 }
 
+/** Keys' cubic convolution with a = −0.5 (Pillow's bicubic_filter). */
+function bicubic(x: number): number {
+  const a = -0.5;
+  const t = Math.abs(x);
+  if (t < 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
+  if (t < 2) return (((t - 5) * t + 8) * t - 4) * a;
+  return 0;
+}
+
+const FILTERS: Record<ResampleFilter, { fn: (x: number) => number; support: number }> = {
+  lanczos: { fn: lanczos, support: 3 },
+  bicubic: { fn: bicubic, support: 2 },
+};
+
 interface Coeffs {
   ksize: number;
   /** [xmin, count] per output pixel. */
@@ -39,10 +55,11 @@ interface Coeffs {
 }
 
 /** precompute_coeffs + normalize_coeffs_8bpc: in0/in1 are C floats, the arithmetic C doubles. */
-function coeffs(inSize: number, in0: number, in1: number, outSize: number): Coeffs {
+function coeffs(inSize: number, in0: number, in1: number, outSize: number, filter: ResampleFilter): Coeffs {
+  const f = FILTERS[filter];
   const scale = Math.fround(Math.fround(in1) - Math.fround(in0)) / outSize;
   const filterscale = Math.max(scale, 1);
-  const support = LANCZOS_SUPPORT * filterscale;
+  const support = f.support * filterscale;
   const ksize = Math.ceil(support) * 2 + 1;
   const bounds = new Int32Array(outSize * 2);
   const k = new Int32Array(outSize * ksize);
@@ -54,7 +71,7 @@ function coeffs(inSize: number, in0: number, in1: number, outSize: number): Coef
     const xmax = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
     let ww = 0;
     for (let x = 0; x < xmax; x++) {
-      w[x] = lanczos((x + xmin - center + 0.5) * invFilterscale);
+      w[x] = f.fn((x + xmin - center + 0.5) * invFilterscale);
       ww += w[x];
     }
     for (let x = 0; x < xmax; x++) {
@@ -96,34 +113,35 @@ function pass(src: Uint8Array, w: number, h: number, bands: number, c: Coeffs, o
   return out;
 }
 
-/** ImagingResample with the Lanczos filter, per band (no premultiplication). */
-function resampleBands(img: Image8, width: number, height: number, box: ResizeBox): Uint8Array {
+/** ImagingResample, per band (no premultiplication). */
+function resampleBands(img: Image8, width: number, height: number, box: ResizeBox, filter: ResampleFilter): Uint8Array {
   const needH = width !== img.width || box[0] !== 0 || box[2] !== width;
   const needV = height !== img.height || box[1] !== 0 || box[3] !== height;
   let data = img.data;
   let w = img.width;
   if (needH) {
-    data = pass(data, w, img.height, img.bands, coeffs(img.width, box[0], box[2], width), width, img.height, true);
+    data = pass(data, w, img.height, img.bands, coeffs(img.width, box[0], box[2], width, filter), width, img.height, true);
     w = width;
   }
-  if (needV) data = pass(data, w, img.height, img.bands, coeffs(img.height, box[1], box[3], height), w, height, false);
+  if (needV) data = pass(data, w, img.height, img.bands, coeffs(img.height, box[1], box[3], height, filter), w, height, false);
   return data === img.data ? new Uint8Array(img.data) : data;
 }
 
 /**
- * PIL's `image.resize((width, height), Image.LANCZOS, box)`. The same size and the whole box is a copy;
- * RGBA is resampled premultiplied (Pillow converts to RGBa and back).
+ * PIL's `image.resize((width, height), filter, box)` (Lanczos unless said: what diffusers asks for;
+ * Pillow's own default is bicubic). The same size and the whole box is a copy; RGBA is resampled
+ * premultiplied (Pillow converts to RGBa and back).
  */
-export function pilResize(img: Image8, width: number, height: number, box: ResizeBox = [0, 0, img.width, img.height]): Image8 {
+export function pilResize(img: Image8, width: number, height: number, box: ResizeBox = [0, 0, img.width, img.height], filter: ResampleFilter = 'lanczos'): Image8 {
   if (!(Number.isInteger(width) && width > 0 && Number.isInteger(height) && height > 0)) throw new InvalidArgumentError(`resize: size ${width}×${height} must be positive integers`);
   if (width === img.width && height === img.height && box[0] === 0 && box[1] === 0 && box[2] === img.width && box[3] === img.height) {
     return { ...img, data: new Uint8Array(img.data) };
   }
   if (img.bands === 4) {
     const pre = premultiply(img);
-    return unpremultiply({ width, height, bands: 4, data: resampleBands(pre, width, height, box) });
+    return unpremultiply({ width, height, bands: 4, data: resampleBands(pre, width, height, box, filter) });
   }
-  return { width, height, bands: img.bands, data: resampleBands(img, width, height, box) };
+  return { width, height, bands: img.bands, data: resampleBands(img, width, height, box, filter) };
 }
 
 /** Pillow's MULDIV255 and DIV255 (rounded division by 255 in integers). */
