@@ -109,4 +109,33 @@ describe.skipIf(!hasInpaintFixtures())('inpainting (reference/inpaint.*)', () =>
       await st.source.close();
     });
   }
+
+  it('paddingMaskCrop: the crop is generated at full size and pasted back; where the mask is 0 the original stays exact', async () => {
+    const run = runs[0];
+    const pipe = await pipeline(modelFor(run));
+    pipe.setScheduler(run.scheduler.class);
+    const o = { ...options(run), paddingMaskCrop: 8, numInferenceSteps: 2 };
+    const r = await pipe.inpaint(o);
+    const img = r.images[0];
+    expect([img.width, img.height]).toEqual([192, 128]);
+    const src = o.image as { data: Uint8ClampedArray };
+    const m = o.maskImage as { data: Uint8ClampedArray };
+    let kept = 0;
+    let changed = 0;
+    for (let p = 0; p < 192 * 128; p++) {
+      const same = [0, 1, 2].every((c) => img.data[p * 4 + c] === src.data[p * 4 + c]);
+      if (m.data[p * 4] === 0) expect(same).toBe(true), kept++;
+      else if (m.data[p * 4] === 255 && !same) changed++;
+    }
+    expect(kept).toBe(18871);
+    expect(changed).toBeGreaterThan(2000);
+  });
+
+  it('an inpainting UNet with generate or img2img is refused before any GPU work', async () => {
+    const pipe = await pipeline(modelFor(runs.find((r) => r.unet_in_channels === 9)!));
+    const live = pipe.ctx.memory.liveBytes;
+    await expect(pipe.generate({ prompt: 'x', width: 64, height: 64 })).rejects.toThrow(/needs an image and a mask/);
+    await expect(pipe.img2img({ prompt: 'x', image: options(runs[0]).image })).rejects.toThrow(/needs an image and a mask/);
+    expect(pipe.ctx.memory.liveBytes).toBe(live);
+  });
 });
