@@ -16,9 +16,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createContext } from '@ssd/tensor';
 import { StableDiffusionXLPipeline, type GenerateResult } from '@ssd/pipeline';
-import { makeRandomModel } from '../scripts/make-random-model.js';
+import { makeRandomModel } from './lib/make-random-model.js';
 import { ARCHS, repoRoot, type Arch } from './lib/random-model.js';
-import { adapterRecord, fmtMs, hostRecord, isCpuAdapter, mib, resultSlug } from './lib/timing.js';
+import { adapterRecord, fmtMs, hostRecord, mib, resultSlug } from './lib/timing.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const { values: args } = parseArgs({
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   const arch = args.arch as Arch;
   if (!ARCHS.includes(arch)) throw new Error(`--arch ${JSON.stringify(args.arch)}: use ${ARCHS.join(', ')}`);
   const ctx = await createContext();
-  const cpu = isCpuAdapter(ctx);
+  const cpu = ctx.info.isCpu;
   const size = Number(args.size ?? (cpu ? 256 : 1024));
   const steps = Number(args.steps);
   const strength = Number(args.strength);
