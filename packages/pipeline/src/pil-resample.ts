@@ -1,9 +1,8 @@
-// Pillow's Image.resize for 8-bit images with its Lanczos and bicubic filters, reproduced bit for bit:
-// diffusers' VaeImageProcessor resizes PIL images (init images, masks) with PIL_INTERPOLATION["lanczos"]
-// (and, in resize_mode "fill", stretches the edges with Pillow's default, bicubic), so a mask of another
-// size is binarized from exactly these values. Follows Pillow's
-// src/libImaging/Resample.c (precompute_coeffs, 22-bit fixed-point coefficients, horizontal pass
-// then vertical, clip8) and Image.resize (RGBA resampled premultiplied, as RGBa).
+// Pillow's Image.resize for 8-bit images, Lanczos and bicubic, bit for bit: diffusers' VaeImageProcessor
+// resizes PIL images (init images, masks) with PIL_INTERPOLATION["lanczos"] (resize_mode "fill" stretches
+// edges with Pillow's default, bicubic), so a mask of another size binarizes exactly as there. Follows
+// Pillow's Resample.c (precompute_coeffs, 22-bit fixed-point coefficients, horizontal then vertical
+// pass, clip8) and Image.resize (RGBA resampled premultiplied, as RGBa).
 import { InvalidArgumentError } from '@ssd/tensor';
 
 /** An 8-bit PIL-like image: `bands` interleaved channels per pixel, rows top to bottom. */
