@@ -89,7 +89,7 @@ function clip8(ss: number): number {
 }
 
 /** One pass along x (rows) or y (columns) of an interleaved 8-bit image. */
-function pass(src: Uint8Array, w: number, h: number, bands: number, c: Coeffs, outW: number, outH: number, horizontal: boolean): Uint8Array {
+function pass(src: Uint8Array, w: number, bands: number, c: Coeffs, outW: number, outH: number, horizontal: boolean): Uint8Array {
   const out = new Uint8Array(outW * outH * bands);
   const half = 1 << (PRECISION_BITS - 1);
   for (let y = 0; y < outH; y++) {
@@ -108,7 +108,6 @@ function pass(src: Uint8Array, w: number, h: number, bands: number, c: Coeffs, o
       }
     }
   }
-  void h;
   return out;
 }
 
@@ -119,10 +118,10 @@ function resampleBands(img: Image8, width: number, height: number, box: ResizeBo
   let data = img.data;
   let w = img.width;
   if (needH) {
-    data = pass(data, w, img.height, img.bands, coeffs(img.width, box[0], box[2], width, filter), width, img.height, true);
+    data = pass(data, w, img.bands, coeffs(img.width, box[0], box[2], width, filter), width, img.height, true);
     w = width;
   }
-  if (needV) data = pass(data, w, img.height, img.bands, coeffs(img.height, box[1], box[3], height, filter), w, height, false);
+  if (needV) data = pass(data, w, img.bands, coeffs(img.height, box[1], box[3], height, filter), w, height, false);
   return data === img.data ? new Uint8Array(img.data) : data;
 }
 
