@@ -280,7 +280,7 @@ export function setupGenerateTab(worker: Worker, onCacheChanged: () => void): Ge
             loaded = false;
           } else $('step-status').textContent = 'Generation failed.';
           if (m.error.kind === 'device-lost') loaded = false;
-          explain(m.op, m.error);
+          explain(m.op === 'load' ? 'load' : 'generate', m.error);
           setBusy(null);
           onCacheChanged();
           break;

@@ -1,9 +1,10 @@
 // The demo page: tabs, the WebGPU probe (adapter name and features in the header, or why there is
-// no WebGPU), and the wiring between the pipeline worker and the Generate tab.
+// no WebGPU), and the wiring between the pipeline worker and the Generate and Inpaint tabs.
 import { $, logEvent, showMessage } from './dom.js';
 import { setupBenchTab } from './bench-tab.js';
 import { setupCachePanel } from './cache-panel.js';
 import { setupGenerateTab } from './generate-tab.js';
+import { setupInpaintTab } from './inpaint-tab.js';
 import type { FromWorker, ToWorker } from './protocol.js';
 
 for (const tab of document.querySelectorAll<HTMLButtonElement>('[data-tab]')) {
@@ -20,6 +21,7 @@ setupBenchTab();
 
 const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
 const generate = setupGenerateTab(worker, () => void cache.refresh());
+const inpaint = setupInpaintTab(worker);
 worker.onmessage = (e: MessageEvent<FromWorker>) => {
   const m = e.data;
   if (m.type === 'adapter') {
@@ -38,7 +40,11 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       'webgpu',
     );
     generate.setAdapter(null);
-  } else generate.onWorkerMessage(m);
+  } else {
+    inpaint.onWorkerMessage(m);
+    // the Inpaint tab's own messages stay there
+    if (!m.type.startsWith('inpaint') && !((m.type === 'error' || m.type === 'cancelled') && m.op === 'inpaint')) generate.onWorkerMessage(m);
+  }
 };
 worker.onerror = (e) => showMessage('error', 'The pipeline worker failed to start', e.message || 'see the browser console', 'worker');
 // ?gpuBudgetMiB=N caps the GPU memory the pipeline may allocate, to see how the page behaves on a smaller GPU

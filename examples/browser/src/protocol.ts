@@ -26,6 +26,20 @@ export interface GenerateParams {
   scheduler: string;
 }
 
+/** The Inpaint tab's request: the image, the painted mask (one byte per pixel, 255 repaints) and the settings. */
+export interface InpaintParams {
+  prompt: string;
+  negativePrompt: string;
+  steps: number;
+  guidanceScale: number;
+  strength: number;
+  seed: number;
+  image: Rgba;
+  mask: { width: number; height: number; data: Uint8Array };
+  /** Paste the result into the image where the mask is black (diffusers' apply_overlay), so that region stays exactly as it was. */
+  composite: boolean;
+}
+
 export interface Rgba {
   width: number;
   height: number;
@@ -44,6 +58,7 @@ export type ToWorker =
   | { type: 'probe'; memoryBudgetBytes?: number }
   | { type: 'load'; model: ModelChoice; dtype: 'f16' | 'f32' }
   | { type: 'generate'; params: GenerateParams }
+  | { type: 'inpaint'; params: InpaintParams }
   | { type: 'cancel' };
 
 export type FromWorker =
@@ -55,5 +70,7 @@ export type FromWorker =
   | { type: 'loaded'; model: string; dtype: 'f16' | 'f32'; storage: string; loadMs: number; weightBytes: number; defaultSize: number; scheduler: string }
   | { type: 'step'; step: number; total: number; timestep: number; elapsedMs: number; preview?: Rgba }
   | { type: 'result'; image: Rgba; png: Uint8Array; seed: number; parameters: string; totalMs: number; stepMs: number[]; peakBytes: number; adapter: string; dtype: string }
-  | { type: 'cancelled'; op: 'load' | 'generate'; message: string }
-  | { type: 'error'; op: 'load' | 'generate'; error: ErrorInfo };
+  | { type: 'inpaint-step'; step: number; total: number }
+  | { type: 'inpaint-result'; image: Rgba; png: Uint8Array; seed: number; totalMs: number; composite: boolean }
+  | { type: 'cancelled'; op: 'load' | 'generate' | 'inpaint'; message: string }
+  | { type: 'error'; op: 'load' | 'generate' | 'inpaint'; error: ErrorInfo };

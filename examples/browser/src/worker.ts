@@ -1,10 +1,10 @@
 // The pipeline worker: owns the WebGPU context and the StableDiffusionXLPipeline, so that loading
 // (downloads, safetensors parsing, uploads) and the denoising loop never block the page. One request
 // runs at a time; 'cancel' aborts the running one between steps (or between files while loading).
-import { encodePng, formatParameters, StableDiffusionXLPipeline } from '@ssd/pipeline';
+import { applyOverlay, encodePng, formatParameters, StableDiffusionXLPipeline } from '@ssd/pipeline';
 import { CachedUrlSource, fmtBytes } from '@ssd/pipeline/browser';
 import { createContext, FileListSource, UrlSource, type GpuContext, type ModelSource } from '@ssd/tensor';
-import type { ErrorInfo, FromWorker, GenerateParams, ModelChoice, ToWorker } from './protocol.js';
+import type { ErrorInfo, FromWorker, GenerateParams, InpaintParams, ModelChoice, ToWorker } from './protocol.js';
 
 const scope = self as unknown as {
   postMessage(m: FromWorker, transfer?: Transferable[]): void;
@@ -35,6 +35,7 @@ async function handle(msg: ToWorker): Promise<void> {
   }
   else if (msg.type === 'load') await load(msg.model, msg.dtype);
   else if (msg.type === 'generate') await generate(msg.params);
+  else if (msg.type === 'inpaint') await inpaint(msg.params);
 }
 
 async function context(): Promise<GpuContext> {
@@ -168,7 +169,7 @@ async function generate(params: GenerateParams): Promise<void> {
     const png = encodePng(image, { text: { parameters, Software: '@ssd (WebGPU)' } });
     post(
       {
-        type: 'result', image, png, seed: r.seed, parameters, totalMs: r.report.totalMs, stepMs: r.report.stepMs,
+        type: 'result', image, png, seed: Number(r.seed), parameters, totalMs: r.report.totalMs, stepMs: r.report.stepMs,
         peakBytes: r.report.peakBytes, adapter: r.report.adapter, dtype: r.report.dtype,
       },
       [image.data.buffer, png.buffer],
@@ -180,6 +181,34 @@ async function generate(params: GenerateParams): Promise<void> {
       if (info.kind === 'device-lost') pipe = null; // the weights went with the device: load again
       post({ type: 'error', op: 'generate', error: info });
     }
+  } finally {
+    running = null;
+  }
+}
+
+/** The Inpaint tab: pipe.inpaint with the painted mask; optionally composited back into the image. */
+async function inpaint(p: InpaintParams): Promise<void> {
+  if (!pipe) {
+    post({ type: 'error', op: 'inpaint', error: { kind: 'input', code: 'NO_MODEL', message: 'load a model first (Generate tab)' } });
+    return;
+  }
+  const abort = (running = new AbortController());
+  try {
+    const maskImage = { ...p.mask, channels: 1 as const };
+    const r = await pipe.inpaint({
+      prompt: p.prompt, negativePrompt: p.negativePrompt || undefined, guidanceScale: p.guidanceScale, numInferenceSteps: p.steps, strength: p.strength, seed: p.seed,
+      image: p.image, maskImage, signal: abort.signal, onStep: (s) => post({ type: 'inpaint-step', step: s.step, total: s.total }),
+    });
+    const image = p.composite ? applyOverlay(maskImage, p.image, r.images[0]) : r.images[0];
+    const parameters = formatParameters({
+      prompt: p.prompt, negativePrompt: p.negativePrompt || undefined, steps: p.steps, scheduler: pipe.scheduler, guidanceScale: p.guidanceScale, seed: r.seed,
+      width: image.width, height: image.height, model: modelName, strength: p.strength,
+    });
+    const png = encodePng(image, { text: { parameters, Software: '@ssd (WebGPU)' } });
+    post({ type: 'inpaint-result', image, png, seed: Number(r.seed), totalMs: r.report.totalMs, composite: p.composite }, [image.data.buffer, png.buffer]);
+  } catch (e) {
+    if (abort.signal.aborted) post({ type: 'cancelled', op: 'inpaint', message: (e as Error).message });
+    else post({ type: 'error', op: 'inpaint', error: describe(e) });
   } finally {
     running = null;
   }

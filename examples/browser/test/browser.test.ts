@@ -3,22 +3,22 @@
 // model, and every test talks to it the way a user would. Checks: the adapter is shown; loading
 // reports every file's bytes exactly; Cancel stops a run between steps; a fixed-seed image equals
 // Node's (Dawn on lavapipe) within 2/255 with one progress event per step; an interrupted download
-// resumes and gives the same image; a missing weight file is named; a second visit loads from the
+// resumes and gives the same image; the Inpaint tab paints a mask with the pointer and matches Node; a missing weight file is named; a second visit loads from the
 // cache with no request to the model server (OPFS, and the Cache API fallback); the cache panel
 // lists and clears; a GPU memory limit too small for the size is explained; the benchmark tab
 // fills its table. A screenshot after
 // the run is kept in test-artifacts/browser/ (not committed).
 import { execFile } from 'node:child_process';
-import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { decodePng, StableDiffusionXLPipeline, type GenerateResult } from '@ssd/pipeline';
+import { applyOverlay, decodePng, encodePng, StableDiffusionXLPipeline, type GenerateResult } from '@ssd/pipeline';
 import { maxAbsDiff, repoRoot, testContext } from '../../../testing/index.js';
 import { serveStatic, type StaticServer } from '../server/static.js';
 import { launch, type Browser } from './chromium.js';
-import { downloadedPng, eventCount, events, fillSettings, loadModel, waitForEvent, type RunSettings } from './demo-page.js';
+import { downloadedPng, eventCount, events, fillSettings, loadModel, paintedMask, paintMask, waitForEvent, type RunSettings } from './demo-page.js';
 
 const here = fileURLToPath(new URL('..', import.meta.url));
 const modelsDir = join(repoRoot, 'fixtures/models');
@@ -161,6 +161,68 @@ describe('browser demo in headless Chromium (SwiftShader)', () => {
     mkdirSync(artifacts, { recursive: true });
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: join(artifacts, 'demo-after-run.png'), fullPage: true });
+  }, LONG);
+
+  it('Inpaint tab: a mask painted with the pointer, the Node result composited; outside the mask the image is unchanged', async () => {
+    // a synthetic 128² image; the tiny 4-channel model loaded above (the 9-channel fixture UNet lives only in ../shared)
+    const w = 128;
+    const src = new Uint8ClampedArray(w * w * 4).map((_, i) => (i % 4 === 3 ? 255 : (((i >> 2) % w) * 2 + Math.floor((i >> 2) / w) * (i % 4) * 3) & 255));
+    await page.click('[data-tab=inpaint]');
+    const from = await eventCount(page);
+    await page.setInputFiles('#inpaint-file', { name: 'in.png', mimeType: 'image/png', buffer: Buffer.from(encodePng({ width: w, height: w, data: src })) });
+    await waitForEvent(page, ['inpaint-image'], from, 60_000);
+    await paintMask(page, [[0.2, 0.5], [0.8, 0.5], [0.8, 0.3]], { size: 60 });
+    await paintMask(page, [[0.75, 0.3], [0.85, 0.3]], { size: 20, erase: true });
+    const mask = await paintedMask(page);
+    expect([mask.width, mask.height]).toEqual([w, w]);
+    expect(mask.data[Math.round(0.5 * w) * w + Math.round(0.5 * w)]).toBe(255); // painted
+    expect(mask.data[Math.round(0.3 * w) * w + Math.round(0.8 * w)]).toBe(0); // painted, then erased
+    expect(mask.data[5 * w + 5]).toBe(0);
+    const s = { prompt: 'a lighthouse', negativePrompt: 'blurry', steps: 3, guidanceScale: 5, strength: 0.75, seed: 7 };
+    await page.fill('#inpaint-prompt', s.prompt);
+    await page.fill('#inpaint-negative', s.negativePrompt);
+    await page.fill('#inpaint-steps', String(s.steps));
+    await page.fill('#inpaint-guidance', String(s.guidanceScale));
+    await page.fill('#inpaint-strength', String(s.strength));
+    await page.fill('#inpaint-seed', String(s.seed));
+    const start = await eventCount(page);
+    await page.click('#inpaint-run');
+    const end = await waitForEvent(page, ['inpaint-result', 'error', 'cancelled'], start);
+    expect(end.type, JSON.stringify(end)).toBe('inpaint-result');
+    expect((await events(page)).slice(start).filter((e) => e.type === 'inpaint-step').map((e) => e.step)).toEqual([1, 2]); // ⌊3 · 0.75⌋ steps
+    const bytes = await page.evaluate(async () => Array.from(new Uint8Array(await (await fetch((document.getElementById('inpaint-download') as HTMLAnchorElement).href)).arrayBuffer())));
+    const png = decodePng(Uint8Array.from(bytes), 'inpainted PNG');
+    expect(png.text.parameters).toContain('Denoising strength: 0.75');
+    // Node (Dawn on lavapipe), same image, mask and settings, composited the same way
+    const ctx = await testContext();
+    const pipe = await StableDiffusionXLPipeline.fromPretrained(tinyDir, { context: ctx, dtype: 'f32', scheduler: RUN.scheduler, onNotice: () => {} });
+    let node: GenerateResult;
+    try {
+      node = await pipe.inpaint({ ...s, numInferenceSteps: s.steps, image: { width: w, height: w, data: src }, maskImage: { ...mask, channels: 1 } });
+    } finally {
+      await pipe.dispose();
+    }
+    const want = applyOverlay({ ...mask, channels: 1 }, { width: w, height: w, data: src }, node.images[0]);
+    const diff = rgbDiff(png, want);
+    console.log(`browser vs node inpaint (composited): image max |Δ| ${diff}/255`);
+    mkdirSync(artifacts, { recursive: true });
+    writeFileSync(join(artifacts, 'inpaint-page.png'), Uint8Array.from(bytes));
+    writeFileSync(join(artifacts, 'inpaint-node.png'), encodePng(want));
+    writeFileSync(join(artifacts, 'inpaint-node-raw.png'), encodePng(node.images[0]));
+    writeFileSync(join(artifacts, 'inpaint-mask.png'), encodePng({ width: w, height: w, data: Uint8ClampedArray.from({ length: w * w * 4 }, (_, i) => (i % 4 === 3 ? 255 : mask.data[i >> 2])) }));
+    expect(diff).toBeLessThanOrEqual(2);
+    // diffusers' raw output keeps nothing exactly (the VAE round trip); the composite keeps every pixel the mask leaves black
+    let kept = 0, worst = 0, changed = 0;
+    for (let p = 0; p < w * w; p++) {
+      const d = Math.max(...[0, 1, 2].map((c) => Math.abs(png.data[p * 4 + c] - src[p * 4 + c])));
+      if (mask.data[p] === 0) (kept++, (worst = Math.max(worst, d)));
+      else if (mask.data[p] === 255 && d > 2) changed++;
+    }
+    expect(kept).toBeGreaterThan(w * w * 0.3);
+    expect(worst).toBeLessThanOrEqual(2);
+    expect(changed).toBeGreaterThan(100);
+    await page.screenshot({ path: join(artifacts, 'demo-inpaint.png'), fullPage: true });
+    await page.click('[data-tab=generate]');
   }, LONG);
 
   it('resumes an interrupted download, keeps no half-written entry, and the resumed weights give the same image', async () => {

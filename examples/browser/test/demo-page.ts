@@ -62,3 +62,25 @@ export async function downloadedPng(page: Page): Promise<Uint8Array> {
   });
   return Uint8Array.from(bytes);
 }
+
+/** Drags the mouse over the Inpaint tab's mask canvas through `points` (fractions of its size), brush `size` px, erasing or painting. */
+export async function paintMask(page: Page, points: [number, number][], o: { size: number; erase?: boolean }): Promise<void> {
+  await page.fill('#brush-size', String(o.size));
+  if ((o.erase ?? false) !== (await page.isChecked('#brush-erase'))) await page.click('#brush-erase');
+  const box = (await page.locator('#inpaint-mask').boundingBox())!;
+  const xy = ([fx, fy]: [number, number]) => [box.x + fx * box.width, box.y + fy * box.height] as const;
+  await page.mouse.move(...xy(points[0]));
+  await page.mouse.down();
+  for (const p of points.slice(1)) await page.mouse.move(...xy(p), { steps: 4 });
+  await page.mouse.up();
+}
+
+/** The painted mask as the page will send it: the mask canvas's alpha, one byte per pixel. */
+export async function paintedMask(page: Page): Promise<{ width: number; height: number; data: Uint8Array }> {
+  const m = await page.evaluate(() => {
+    const c = document.getElementById('inpaint-mask') as HTMLCanvasElement;
+    const px = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+    return { width: c.width, height: c.height, data: Array.from({ length: c.width * c.height }, (_, p) => px[p * 4 + 3]) };
+  });
+  return { ...m, data: Uint8Array.from(m.data) };
+}

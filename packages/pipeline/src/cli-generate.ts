@@ -1,16 +1,17 @@
-// `ssd generate`: text-to-image, or img2img with --init-image. Every option is checked before the
+// `ssd generate`: text-to-image, img2img with --init-image, inpainting with --mask or --outpaint. Every option is checked before the
 // model loads (minutes for SSD-1B); the PNG carries the generation parameters A1111-style.
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encodeSafetensors, InvalidArgumentError } from '@ssd/tensor';
+import { encodeSafetensors, InvalidArgumentError, openModelSource, readComponentConfig } from '@ssd/tensor';
+import { inpaintFromFlags, readPngFlag } from './cli-inpaint.js';
+import { resolveInpaint, type InpaintOptions } from './inpaint-options.js';
 import { num, parseArgs, str } from './cli-args.js';
 import { PROMPT_FILE_OPTIONS, readCliPrompts } from './cli-prompt.js';
 import { checkFinite, checkSize, checkSteps, parseSeed, resolveRun, type GenerateOptions, type Img2ImgOptions } from './options.js';
 import { prepareOutputPath } from './cli-output-paths.js';
 import { encodePng, formatParameters } from './png.js';
-import { decodePng } from './png-decode.js';
 import { Progress } from './progress.js';
 import { createScheduler, SCHEDULER_NAMES } from './schedulers/index.js';
 import { loadCliLoras, loraHash, parseLoraArg } from './cli-lora.js';
@@ -19,6 +20,7 @@ import { modelKind, openPipeline } from './cli-model.js';
 export const GENERATE_HELP = `ssd generate [--model <dir|url|file.safetensors> [--base <dir>]] --prompt <text> [--negative <text>] [--steps N] [--guidance G]
              [--width W] [--height H] [--seed S] [--scheduler ${SCHEDULER_NAMES.join('|')}]
              [--dtype f16|f32] [--num-images N] [--strength X --init-image <png>] [--vae <dir|url>]
+             [--mask <png> | --outpaint L,R,T,B] (with --init-image: inpaint; white repaints)
              [--clip-skip N] [--guidance-rescale X] [--variant fp16] [--allow-degenerate]
              [--lora <file|url>[:scale]]… [--lora-scale S] [--unet <dir|url>]
              [--out <file.png>] [--out-latents <file.safetensors>] [--report <file.json>] [--low-memory]
@@ -45,7 +47,7 @@ export function bundledModel(): string | null {
 
 export async function generate(argv: string[]): Promise<void> {
   const args = parseArgs(argv, {
-    values: ['model', 'prompt', 'negative', 'steps', 'guidance', 'width', 'height', 'seed', 'scheduler', 'dtype', 'num-images', 'strength', 'init-image', 'vae', 'out', 'out-latents', 'report', 'guidance-rescale', 'variant', 'clip-skip', 'base', 'unet', 'lora-scale', ...PROMPT_FILE_OPTIONS],
+    values: ['model', 'prompt', 'negative', 'steps', 'guidance', 'width', 'height', 'seed', 'scheduler', 'dtype', 'num-images', 'strength', 'init-image', 'vae', 'out', 'out-latents', 'report', 'guidance-rescale', 'variant', 'clip-skip', 'base', 'unet', 'lora-scale', 'mask', 'outpaint', ...PROMPT_FILE_OPTIONS],
     repeatable: ['lora'],
     flags: ['low-memory', 'quiet', 'allow-degenerate', 'verbose'],
   });
@@ -66,6 +68,7 @@ export async function generate(argv: string[]): Promise<void> {
   const initImagePath = str(args, 'init-image');
   const strength = num(args, 'strength', 'float');
   if (strength !== undefined && !initImagePath) throw new InvalidArgumentError('--strength needs --init-image');
+  for (const f of ['mask', 'outpaint']) if (args.options.has(f) && !initImagePath) throw new InvalidArgumentError(`--${f} needs --init-image (the image to ${f === 'mask' ? 'inpaint' : 'outpaint'})`);
   const seedArg = args.options.get('seed');
   if (seedArg === true) throw new InvalidArgumentError('--seed needs a value');
   const seed = seedArg === undefined ? undefined : parseSeed(seedArg, '--seed');
@@ -104,18 +107,20 @@ export async function generate(argv: string[]): Promise<void> {
     if (file !== undefined) await prepareOutputPath(flag, file);
   }
   let img2img: Img2ImgOptions | null = null;
+  let inpaint: InpaintOptions | null = null;
   if (initImagePath) {
-    let bytes: Uint8Array;
-    try {
-      bytes = new Uint8Array(await readFile(initImagePath));
-    } catch (e) {
-      throw new InvalidArgumentError(`--init-image ${initImagePath}: cannot read it (${(e as Error).message})`);
-    }
-    // the PNG's header is checked against the size asked for before anything is inflated
-    const image = decodePng(bytes, initImagePath, { expectedWidth: w, expectedHeight: h });
-    img2img = { ...common, width: common.width ?? image.width, height: common.height ?? image.height, image, strength };
+    // the PNG's header is checked before anything is inflated (img2img: against the output size; inpainting resizes)
+    const image = await readPngFlag('init-image', initImagePath, str(args, 'mask') || str(args, 'outpaint') ? {} : { expectedWidth: w, expectedHeight: h });
+    inpaint = await inpaintFromFlags(common, image, strength, str(args, 'mask'), str(args, 'outpaint'));
+    if (!inpaint) img2img = { ...common, width: common.width ?? image.width, height: common.height ?? image.height, image, strength };
   }
-  resolveRun(img2img ?? common, { defaultSize: 1024, latentChannels: 4, guidanceEmbedding: false }, img2img);
+  // the UNet's config says whether it is an inpainting UNet (9 input channels), which needs --mask
+  const unetDir = str(args, 'unet');
+  const unetConfig = unetDir ? openModelSource(unetDir).readText('config.json').then(JSON.parse) : modelKind(model) === 'folder' ? readComponentConfig(openModelSource(model), 'unet') : Promise.reject();
+  const unetInChannels = await unetConfig.then((c) => (c as { in_channels?: number }).in_channels, () => undefined);
+  const facts = { defaultSize: 1024, latentChannels: 4, guidanceEmbedding: false, unetInChannels };
+  if (inpaint) resolveInpaint(inpaint, facts);
+  else resolveRun(img2img ?? common, facts, img2img);
   const loadStart = performance.now();
   const loadBar = new Progress('loading', quiet);
   const pipe = await openPipeline(model, {
@@ -133,7 +138,7 @@ export async function generate(argv: string[]): Promise<void> {
     await loadCliLoras(pipe, loras);
     const bar = new Progress('denoising', quiet);
     const onStep = ({ step, total }: { step: number; total: number }) => bar.step(step, total);
-    const result = img2img ? await pipe.img2img({ ...img2img, onStep }) : await pipe.generate({ ...common, onStep });
+    const result = inpaint ? await pipe.inpaint({ ...inpaint, onStep }) : img2img ? await pipe.img2img({ ...img2img, onStep }) : await pipe.generate({ ...common, onStep });
     bar.done(`${result.report.stepMs.length} steps, ${result.report.itPerSec.toFixed(2)} it/s`);
     for (const t of result.report.truncated) console.error(`note: the prompt was cut to 77 tokens (${t[2] ? '' : 'at least '}${t[1]} tokens dropped): "${t[0].slice(0, 60)}…"`);
     const params = {
@@ -146,7 +151,7 @@ export async function generate(argv: string[]): Promise<void> {
       width: result.report.width,
       height: result.report.height,
       model,
-      strength: initImagePath ? strength ?? 0.3 : undefined,
+      strength: inpaint ? strength ?? 0.9999 : initImagePath ? strength ?? 0.3 : undefined,
       loras: await Promise.all(loras.map(async (l) => ({ name: l.name, scale: l.scale * (common.loraScale ?? 1), hash: await loraHash(l.source) }))),
     };
     const files: string[] = [];

@@ -10,6 +10,9 @@
 export { StableDiffusionXLPipeline, type PipelineOptions, type EncodePromptOptions } from './stable-diffusion-xl.js';
 export { SdxlComponents, LOW_MEMORY_POOL_BYTES, type ComponentsOptions, type ComponentLoadProgress, type Vae, type TextEncoders } from './components.js';
 export type { GenerateOptions, Img2ImgOptions, StepInfo, RgbaImage, InitImage, Seed } from './options.js';
+export type { InpaintOptions, MaskImage } from './inpaint-options.js';
+export { padForOutpaint, type OutpaintPadding, type PaddedImage } from './outpaint.js';
+export { applyOverlay } from './image-overlay.js';
 export type { GenerateResult, RunReport, StageReport } from './report.js';
 export type { PromptEmbeddings } from './prompt-encoding.js';
 export { PipelineLoras, type LoadLoraOptions } from './pipeline-loras.js';

@@ -4,7 +4,7 @@
 // are what inpainting builds on too (diffusers' prepare_latents of the three SDXL pipelines).
 import { InvalidArgumentError, type GpuContext, type Tensor } from '@ssd/tensor';
 import { gatherBatch } from './batch.js';
-import type { SdxlComponents } from './components.js';
+import type { SdxlComponents, Vae } from './components.js';
 import { randnNHWC, uploadNCHW, type GpuLatentOps } from './gpu-latent-ops.js';
 import type { InitImage, ResolvedRun } from './options.js';
 import type { TorchGenerator } from './random/torch-generator.js';
@@ -86,28 +86,40 @@ export function imagePixels(image: InitImage): Float32Array {
 }
 
 /**
- * VAE-encodes an image (NHWC RGB in [-1, 1], one image or one per row) and returns scaled NHWC latents
- * for a batch of b: the posterior's sample drawn from the generator (diffusers'
- * retrieve_latents(..., sample_mode="sample")), × scaling_factor.
+ * VAE-encodes an image (NHWC RGB in [-1, 1]) once and returns scaled NHWC latents repeated to a batch
+ * of b: the posterior's sample drawn from the generator (diffusers' retrieve_latents(...,
+ * sample_mode="sample")), × scaling_factor. Like diffusers' prepare_latents, one image is encoded
+ * (one draw of [1, C, h, w]) and its latents repeated, whatever the batch.
  */
 export async function encodeImage(c: SdxlComponents, image: InitImage | Float32Array, b: number, generator: TorchGenerator, signal: AbortSignal | undefined, size?: { width: number; height: number }): Promise<Tensor> {
-  const ctx = c.ctx;
+  const vae = await c.acquireVae(signal, 'encoder');
+  try {
+    return await encodeWith(vae, image, b, generator, signal, size);
+  } finally {
+    c.releaseVae(vae);
+  }
+}
+
+/** encodeImage with a VAE the caller holds. */
+export async function encodeWith(vae: Vae, image: InitImage | Float32Array, b: number, generator: TorchGenerator, signal: AbortSignal | undefined, size?: { width: number; height: number }): Promise<Tensor> {
   const px = image instanceof Float32Array ? image : imagePixels(image);
   const { width, height } = image instanceof Float32Array ? size! : image;
-  const one = ctx.fromData(px, [1, height, width, 3], 'f32', 'init image');
-  let batch = one;
-  if (b > 1) {
-    batch = gatherBatch([one], Array.from({ length: b }, () => ({ from: 0, row: 0 })), 'init images');
+  const one = vae.ctx.fromData(px, [1, height, width, 3], 'f32', 'init image');
+  let latents: Tensor;
+  try {
+    latents = await vae.encodeLatents(one, { generator, signal });
+  } finally {
     one.dispose();
   }
+  return repeatRows(latents, b);
+}
+
+/** A [1, …] tensor as [b, …] (taken over; the same tensor when b is 1). */
+export function repeatRows(t: Tensor, b: number): Tensor {
+  if (b === 1) return t;
   try {
-    const vae = await c.acquireVae(signal, 'encoder');
-    try {
-      return await vae.encodeLatents(batch, { generator, signal });
-    } finally {
-      c.releaseVae(vae);
-    }
+    return gatherBatch([t], Array.from({ length: b }, () => ({ from: 0, row: 0 })), t.label);
   } finally {
-    batch.dispose();
+    t.dispose();
   }
 }

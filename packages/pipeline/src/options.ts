@@ -105,6 +105,11 @@ export interface ModelFacts {
   latentChannels: number;
   /** The UNet embeds the guidance scale (time_cond_proj_dim: LCM-distilled UNets): no CFG batch then. */
   guidanceEmbedding: boolean;
+  /**
+   * The UNet's in_channels: latentChannels, or 9 for an inpainting UNet (latents + mask + masked-image
+   * latents), which only `inpaint` can feed (default: latentChannels).
+   */
+  unetInChannels?: number;
 }
 
 /** Where the prompt's embeddings come from. */
@@ -149,9 +154,19 @@ export interface ResolvedRun {
 export const MAX_SIDE = 4096;
 const MAX_IMAGES = 64;
 
-/** Validates `o` and applies diffusers' defaults; nothing is loaded or run. */
-export function resolveRun(o: GenerateOptions, model: ModelFacts, img2img: Img2ImgOptions | null): ResolvedRun {
+/**
+ * Validates `o` and applies diffusers' defaults; nothing is loaded or run. `inpainting`: the call is
+ * pipe.inpaint (which resolves its image and mask itself and passes the processed image as img2img's).
+ */
+export function resolveRun(o: GenerateOptions, model: ModelFacts, img2img: Img2ImgOptions | null, inpainting = false): ResolvedRun {
   if (!o || typeof o !== 'object') throw new InvalidArgumentError('generate: options must be an object ({ prompt, … })');
+  const unetIn = model.unetInChannels ?? model.latentChannels;
+  if (unetIn !== model.latentChannels && !inpainting) {
+    throw new InvalidArgumentError(
+      `this UNet takes ${unetIn} input channels (an inpainting UNet: ${model.latentChannels} latent + 1 mask + ${model.latentChannels} masked-image channels), so it needs an image and a mask: ` +
+        `call pipe.inpaint({ image, maskImage, … }) (CLI: --init-image and --mask), or load a text-to-image UNet`,
+    );
+  }
   const prompt = resolvePrompt(o);
   const steps = checkSteps(o.numInferenceSteps ?? 50);
   const guidanceScale = checkFinite('guidanceScale', o.guidanceScale ?? 5.0);

@@ -8,6 +8,9 @@ import { withSdxlTokenizers } from '@ssd/clip';
 import { SdxlComponents, type ComponentsOptions } from './components.js';
 import { resolveRun, type GenerateOptions, type Img2ImgOptions, type ModelFacts } from './options.js';
 import { encodePromptStage, runPipeline, type GenerateResult } from './run.js';
+import { applyOverlay } from './image-overlay.js';
+import { prepareInpaintLatents } from './inpaint.js';
+import { resolveInpaint, type InpaintOptions } from './inpaint-options.js';
 import type { PromptEmbeddings } from './prompt-encoding.js';
 import type { LoadLoraOptions } from './pipeline-loras.js';
 import type { LoadedLora, LoraSource } from './lora/index.js';
@@ -103,7 +106,7 @@ export class StableDiffusionXLPipeline {
   encodePrompt(options: EncodePromptOptions): Promise<PromptEmbeddings> {
     return this.enqueue(() => {
       const guided = options.doClassifierFreeGuidance ?? true;
-      const r = resolveRun({ ...options, guidanceScale: guided ? 2 : 1, numInferenceSteps: 1 }, { ...this.modelFacts(), guidanceEmbedding: false }, null);
+      const r = resolveRun({ ...options, guidanceScale: guided ? 2 : 1, numInferenceSteps: 1 }, { ...this.modelFacts(), guidanceEmbedding: false, unetInChannels: undefined }, null);
       this.components.loras.beginCall(r.loraScale);
       return encodePromptStage(this.components, r).finally(() => this.components.loras.endCall());
     });
@@ -149,6 +152,22 @@ export class StableDiffusionXLPipeline {
     return this.enqueue(() => this.run(options, options));
   }
 
+  /**
+   * Inpainting (diffusers' StableDiffusionXLInpaintPipeline): repaint where `maskImage` is white. A
+   * 4-channel UNet blends the kept region back every step; a 9-channel inpainting UNet gets the mask
+   * and the masked image's latents as extra input channels.
+   */
+  inpaint(options: InpaintOptions): Promise<GenerateResult> {
+    return this.enqueue(async () => {
+      const { run: r, inpaint } = resolveInpaint(options, this.modelFacts());
+      const scheduler = createScheduler(this.schedulerName, { ...this.components.schedulerConfig, ...this.schedulerOverrides });
+      const result = await runPipeline(this.components, r, { scheduler, schedulerName: this.schedulerName, latents: (s) => prepareInpaintLatents(s, inpaint) });
+      const o = inpaint.overlay;
+      // padding_mask_crop: the generated crop goes back into the original image (diffusers' apply_overlay)
+      return o ? { ...result, images: result.images.map((img) => applyOverlay(o.mask, o.image, img, o.crop)) } : result;
+    });
+  }
+
   /** Frees every component (and the context, when the pipeline made it). Pending calls finish first. */
   async dispose(): Promise<void> {
     if (this.disposed) return;
@@ -159,7 +178,7 @@ export class StableDiffusionXLPipeline {
 
   private modelFacts(): ModelFacts {
     const spec = this.components.unetSpec;
-    return { defaultSize: this.components.defaultSize, latentChannels: spec.outChannels, guidanceEmbedding: spec.timeCondProjDim !== null };
+    return { defaultSize: this.components.defaultSize, latentChannels: spec.outChannels, guidanceEmbedding: spec.timeCondProjDim !== null, unetInChannels: spec.inChannels };
   }
 
   private run(options: GenerateOptions, img2img: Img2ImgOptions | null): Promise<GenerateResult> {

@@ -126,9 +126,12 @@ export abstract class BaseScheduler implements Scheduler {
     return hits.length > 1 ? hits[1] : hits[0];
   }
 
-  /** The index add_noise uses: begin_index when set (img2img), else the timestep's position. */
+  /**
+   * The index add_noise uses: the timestep's position in the schedule, as in diffusers v0.26 (not
+   * begin_index: inpainting noises the image latents to every later timestep, timesteps[i + 1]).
+   */
   protected noiseIndex(t: number): number {
-    return this.beginIdx ?? this.indexForTimestep(t);
+    return this.indexForTimestep(t);
   }
 
   /** A scheduler-owned copy of a caller's array (diffusers keeps references; we may not). */
