@@ -72,6 +72,17 @@ export class SafetensorsError extends ModelLoadError {
   }
 }
 
+/** A GGUF file whose header or layout is invalid, or that holds a tensor type we cannot read. */
+export class GgufError extends ModelLoadError {
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+    readonly tensor?: string,
+  ) {
+    super(`${file}: ${tensor ? `tensor "${tensor}": ` : ''}${problem}`);
+  }
+}
+
 export interface CheckpointProblem {
   key: string;
   kind: 'missing' | 'unexpected' | 'shape' | 'dtype';
