@@ -2,15 +2,19 @@
 // module asks for its parameters by checkpoint key and expected shape (`take`); the store allocates the
 // GPU tensor and remembers every problem. `finish()` then reports all missing, unexpected and
 // mis-shaped keys at once (CheckpointError); `load()` streams the data in, converting dtypes and
-// applying host-side re-layouts (conv weights for NHWC) on the way.
+// applying host-side re-layouts (conv weights for NHWC) on the way. A tensor stored quantized (GGUF) is
+// dequantized on the host chunk by chunk — unless the module takes it with `allowQuantized`, which
+// hands over its blocks as a QuantizedWeight (weights-quantized.ts).
 
 import type { GpuContext } from './context.js';
 import { formatShape, shapeSize, type DType } from './dtype.js';
 import { CheckpointError, type CheckpointProblem } from './errors.js';
 import { openComponentTensors } from './component-tensors.js';
 import type { ModelSource } from './model-source.js';
-import { readEntryAs, uploadEntryInto, type TensorEntry, type TensorSource } from './tensor-source.js';
+import type { QuantizedWeight } from './quantized.js';
+import { concatRowsEntry, readEntryAs, uploadEntryInto, type QuantizedBlocks, type TensorEntry, type TensorSource } from './tensor-source.js';
 import type { Tensor } from './tensor.js';
+import { allocQuantizedWeight, uploadBlocksInto } from './weights-quantized.js';
 
 export type HostData = Float32Array | Uint16Array | Int32Array;
 
@@ -22,7 +26,15 @@ export interface TakeOptions {
   alternateShapes?: readonly (readonly number[])[];
   /** Host-side re-layout of the (already dtype-converted) data; must keep the element count. */
   transform?: (data: HostData, fileShape: readonly number[]) => HostData;
+  /**
+   * A tensor the file stores quantized is returned as a QuantizedWeight (its blocks, PyTorch shape
+   * `fileShape ?? shape`) for a kernel that dequantizes in the tile load; `dtype` and `transform`
+   * then do not apply. Other tensors load as without it.
+   */
+  allowQuantized?: boolean;
 }
+
+type QuantizedTake = TakeOptions & { allowQuantized: true };
 
 interface Pending {
   key: string;
@@ -34,6 +46,8 @@ interface Pending {
   sourceOffsetElems?: number;
   countElems?: number;
   transform?: TakeOptions['transform'];
+  /** Quantized blocks copied as they are (a QuantizedWeight's data). */
+  blocks?: QuantizedBlocks;
 }
 
 export interface LoadProgress {
@@ -91,20 +105,30 @@ export class WeightStore {
   }
 
   /** Allocates the parameter `key` with `shape` and queues its upload; problems are collected. */
-  take(key: string, shape: readonly number[], opts: TakeOptions = {}): Tensor {
+  take(key: string, shape: readonly number[], opts: QuantizedTake): Tensor | QuantizedWeight;
+  take(key: string, shape: readonly number[], opts?: TakeOptions & { allowQuantized?: false }): Tensor;
+  take(key: string, shape: readonly number[], opts?: TakeOptions): Tensor | QuantizedWeight;
+  take(key: string, shape: readonly number[], opts: TakeOptions = {}): Tensor | QuantizedWeight {
+    const fileShape = opts.fileShape ?? shape;
+    if (opts.allowQuantized && this.quantizedAs([key], [fileShape], opts.alternateShapes)) return this.takeBlocks([key], fileShape);
     const tensor = this.ctx.weight(shape, opts.dtype ?? this.dtype, key);
     this.taken.push(tensor);
-    this.queue(key, opts.fileShape ?? shape, tensor, 0, opts);
+    this.queue(key, fileShape, tensor, 0, opts);
     return tensor;
   }
 
   /**
    * Several parameters stacked along their first axis into one tensor (e.g. to_q, to_k, to_v →
-   * one [3C, C] projection). Each key must have `partShape`s; the result is [Σ rows, ...rest].
+   * one [3C, C] projection). Each key must have `partShapes`; the result is [Σ rows, ...rest] — with
+   * `allowQuantized`, a QuantizedWeight when every part is stored quantized in the same type.
    */
-  takeStacked(keys: readonly string[], partShapes: readonly (readonly number[])[], opts: Omit<TakeOptions, 'transform' | 'fileShape'> = {}): Tensor {
+  takeStacked(keys: readonly string[], partShapes: readonly (readonly number[])[], opts: Omit<QuantizedTake, 'transform' | 'fileShape'>): Tensor | QuantizedWeight;
+  takeStacked(keys: readonly string[], partShapes: readonly (readonly number[])[], opts?: Omit<TakeOptions, 'transform' | 'fileShape'> & { allowQuantized?: false }): Tensor;
+  takeStacked(keys: readonly string[], partShapes: readonly (readonly number[])[], opts?: Omit<TakeOptions, 'transform' | 'fileShape'>): Tensor | QuantizedWeight;
+  takeStacked(keys: readonly string[], partShapes: readonly (readonly number[])[], opts: Omit<TakeOptions, 'transform' | 'fileShape'> = {}): Tensor | QuantizedWeight {
     const rest = partShapes[0].slice(1);
     const rows = partShapes.reduce((a, s) => a + s[0], 0);
+    if (opts.allowQuantized && this.quantizedAs(keys, partShapes, opts.alternateShapes)) return this.takeBlocks(keys, [rows, ...rest]);
     const tensor = this.ctx.weight([rows, ...rest], opts.dtype ?? this.dtype, keys.join('+'));
     this.taken.push(tensor);
     let offset = 0;
@@ -113,6 +137,24 @@ export class WeightStore {
       offset += shapeSize(partShapes[i]);
     });
     return tensor;
+  }
+
+  /** Whether every key is present, untaken, of an accepted shape (same rows) and stored quantized in one type. */
+  private quantizedAs(keys: readonly string[], shapes: readonly (readonly number[])[], alternates: TakeOptions['alternateShapes'] = []): boolean {
+    const entries = keys.map((k) => this.where.get(k));
+    const type = entries[0]?.quantized?.type;
+    return entries.every((e, i) => !!e && e.quantized?.type === type && !this.used.has(keys[i]) && e.shape[0] === shapes[i][0] && [shapes[i], ...alternates].some((s) => sameShape(s, e.shape)));
+  }
+
+  /** The keys' blocks, stacked by rows, as one QuantizedWeight of PyTorch shape `shape`. */
+  private takeBlocks(keys: readonly string[], shape: readonly number[]): QuantizedWeight {
+    const entry = keys.length === 1 ? this.where.get(keys[0])! : concatRowsEntry(keys.map((k) => this.where.get(k)!));
+    const blocks = entry.quantized!;
+    const w = allocQuantizedWeight(this.ctx, keys.join('+'), blocks.type, shape, blocks.byteLength);
+    this.taken.push(w.data);
+    for (const k of keys) this.used.add(k);
+    this.pending.push({ key: keys.join('+'), entry, tensor: w.data, offsetElems: 0, blocks });
+    return w;
   }
 
   /**
@@ -203,17 +245,22 @@ export class WeightStore {
     };
     for (const p of this.pending) {
       const info = p.entry;
-      if (!p.transform) {
+      const progress = (b: number) => {
+        loaded += b;
+        opts.onProgress?.({ loadedBytes: loaded, totalBytes: total, key: p.key });
+      };
+      // a quantized tensor loaded dequantized reads its blocks: count those bytes
+      const fileBytes = info.quantized ? info.quantized.byteLength / info.byteLength : 1;
+      if (p.blocks) {
+        await uploadBlocksInto(p.blocks, p.key, p.tensor, { signal: opts.signal, drain, onBytes: progress });
+      } else if (!p.transform) {
         await uploadEntryInto(p.entry, p.key, p.tensor, {
           targetOffsetElems: p.offsetElems,
           sourceOffsetElems: p.sourceOffsetElems,
           countElems: p.countElems,
           signal: opts.signal,
           drain,
-          onBytes: (b) => {
-            loaded += b;
-            opts.onProgress?.({ loadedBytes: loaded, totalBytes: total, key: p.key });
-          },
+          onBytes: (b) => progress(b * fileBytes),
         });
       } else {
         const data = await readEntryAs(p.entry, p.key, p.tensor.dtype, opts.signal);
@@ -222,8 +269,7 @@ export class WeightStore {
         const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
         this.ctx.write(p.tensor, bytes.byteLength % 4 ? padTo4(bytes) : bytes, p.offsetElems * (out.BYTES_PER_ELEMENT));
         await drain(bytes.byteLength);
-        loaded += info.byteLength;
-        opts.onProgress?.({ loadedBytes: loaded, totalBytes: total, key: p.key });
+        progress(info.byteLength * fileBytes);
       }
     }
     this.pending.length = 0;
@@ -241,7 +287,8 @@ export class WeightStore {
 }
 
 function pendingBytes(p: Pending): number {
-  const all = p.entry.byteLength;
+  if (p.blocks) return p.blocks.byteLength;
+  const all = p.entry.quantized?.byteLength ?? p.entry.byteLength;
   return p.countElems === undefined ? all : (all / shapeSize(p.entry.shape)) * p.countElems;
 }
 
