@@ -76,7 +76,7 @@ export class HeaderCursor {
 
   async string(what: string): Promise<string> {
     const n = await this.u64(`the length of ${what}`);
-    if (n > this.remaining) throw new GgufError(this.file, `${what}: a string of ${n} bytes at byte ${this.pos} is longer than the rest of the file (${this.remaining} bytes)`);
+    if (n > this.remaining) throw new GgufError(this.file, `${what}: a string of ${n} bytes at byte ${this.pos} runs past the end of the file (${this.remaining} bytes left): the file is truncated or corrupt`);
     const b = await this.bytes(n, what);
     try {
       return new TextDecoder('utf-8', { fatal: true }).decode(b);
