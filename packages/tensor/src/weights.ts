@@ -143,7 +143,7 @@ export class WeightStore {
   private quantizedAs(keys: readonly string[], shapes: readonly (readonly number[])[], alternates: TakeOptions['alternateShapes'] = []): boolean {
     const entries = keys.map((k) => this.where.get(k));
     const type = entries[0]?.quantized?.type;
-    return entries.every((e, i) => !!e && e.quantized?.type === type && !this.used.has(keys[i]) && e.shape[0] === shapes[i][0] && [shapes[i], ...alternates].some((s) => sameShape(s, e.shape)));
+    return !!type && entries.every((e, i) => !!e && e.quantized?.type === type && !this.used.has(keys[i]) && e.shape[0] === shapes[i][0] && [shapes[i], ...alternates].some((s) => sameShape(s, e.shape)));
   }
 
   /** The keys' blocks, stacked by rows, as one QuantizedWeight of PyTorch shape `shape`. */
