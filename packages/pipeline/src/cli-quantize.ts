@@ -29,6 +29,7 @@ export async function quantize(argv: string[]): Promise<void> {
   const kind = modelKind(model);
   await prepareOutputPath('out', out);
   const bar = new Progress('quantizing', args.options.has('quiet'));
+  const start = performance.now();
   const source = kind === 'single-file' ? model : openModelSource(model);
   const r = await quantizeModelToGguf(source, new NodeFileSink(out), {
     type, typeRules: rules, sourceVariant: str(args, 'variant'),
@@ -36,5 +37,6 @@ export async function quantize(argv: string[]): Promise<void> {
     onProgress: (p) => bar.bytes(out, p.writtenBytes, p.totalBytes),
   });
   const types = Object.entries(r.types).map(([t, n]) => `${n} ${t}`).join(', ');
-  bar.done(`wrote ${out} (${r.bytes.toLocaleString('en-US')} bytes; tensors: ${types})`);
+  bar.done(`quantized in ${((performance.now() - start) / 1000).toFixed(1)} s`);
+  console.log(`wrote ${out} (${r.bytes.toLocaleString('en-US')} bytes; tensors: ${types})`);
 }
