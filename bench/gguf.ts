@@ -1,6 +1,6 @@
 // pnpm bench:gguf --fp16 <single file.safetensors> --gguf <a.gguf> [--gguf <b.gguf> …] [--size 1024]
 //                 [--memory resident,low] [--decode] [--latent 16] [--dtype f16|f32] [--name ssd-1b] [--out file.json]
-// pnpm bench:gguf --plan [--arch ssd-1b|vega|sdxl]
+// pnpm bench:gguf --plan [--arch ssd-1b|vega|sdxl]   (also with ssd quantize --quantize-convs)
 //
 // Issue 21's measurements on one fp16 single file and its GGUFs (`make-random-model --single-file`, then
 // `ssd quantize`): per file and memory mode, peak GPU memory of one denoising step (CFG) at --size² — with
@@ -55,11 +55,11 @@ async function plan(): Promise<void> {
   if (!ARCHS.includes(arch)) throw new Error(`--arch: use ${ARCHS.join(', ')}`);
   const out: Record<string, unknown> = { arch, rules: "stable-diffusion.cpp 97d2990 tensor_should_be_converted (convs, biases, embeddings, time/label embeddings keep f16)", types: {} };
   console.log(`| ${arch} | ${['unet', 'text_encoder', 'text_encoder_2', 'vae'].join(' | ')} | total |\n|---|---|---|---|---|---|`);
-  for (const type of ['f16', 'q8_0', 'q5_0', 'q4_0', 'q4_K']) {
-    const p = await ggufPlan(arch, type);
-    (out.types as Record<string, unknown>)[type] = p;
+  for (const [type, convs] of [['f16', false], ['q8_0', false], ['q5_0', false], ['q4_0', false], ['q4_K', false], ['q8_0', true], ['q4_K', true]] as const) {
+    const p = await ggufPlan(arch, type, convs);
+    (out.types as Record<string, unknown>)[`${type}${convs ? ' --quantize-convs' : ''}`] = p;
     const total = p.reduce((a, c) => a + c.bytes, 0);
-    console.log(`| ${type} | ${p.map((c) => `${(c.bytes / 1e9).toFixed(3)} GB${type === 'f16' ? '' : ` (${((100 * c.quantizedParams) / c.params).toFixed(0)}% of params ${type})`}`).join(' | ')} | ${(total / 1e9).toFixed(3)} GB |`);
+    console.log(`| ${type}${convs ? ' + convs' : ''} | ${p.map((c) => `${(c.bytes / 1e9).toFixed(3)} GB${type === 'f16' ? '' : ` (${((100 * c.quantizedParams) / c.params).toFixed(0)}% of params quantized)`}`).join(' | ')} | ${(total / 1e9).toFixed(3)} GB |`);
   }
   const file = args.out ?? `${here}results/gguf-plan-${arch}.json`;
   await mkdir(`${here}results`, { recursive: true });

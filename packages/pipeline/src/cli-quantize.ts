@@ -8,13 +8,15 @@ import { prepareOutputPath } from './cli-output-paths.js';
 import { Progress } from './progress.js';
 
 export const QUANTIZE_HELP = `ssd quantize --model <folder|file.safetensors|file.gguf> --type ${WRITABLE_TYPES.join('|')} --out <file.gguf>
-             [--tensor-type-rules "regex=type,…"] [--variant fp16] [--quiet]
+             [--tensor-type-rules "regex=type,…"] [--variant fp16] [--quantize-convs] [--quiet]
   What sd.cpp's -M convert writes: a folder under SGM names, a single file under its own; biases, embeddings,
   convolutions (and any row that is not whole blocks) keep their type, as sd.cpp keeps them.
+  --quantize-convs also quantizes the UNet's convolutions (a smaller file and GPU footprint; ComfyUI-GGUF's
+  comfy.gguf.orig_shape layout, which stable-diffusion.cpp cannot read).
 `;
 
 export async function quantize(argv: string[]): Promise<void> {
-  const args = parseArgs(argv, { values: ['model', 'type', 'out', 'tensor-type-rules', 'variant'], flags: ['quiet'] });
+  const args = parseArgs(argv, { values: ['model', 'type', 'out', 'tensor-type-rules', 'variant'], flags: ['quiet', 'quantize-convs'] });
   if (args.positionals.length) throw new InvalidArgumentError(`unexpected argument ${JSON.stringify(args.positionals[0])}`);
   const model = str(args, 'model');
   if (!model) throw new InvalidArgumentError('--model is required (a diffusers folder or a single-file checkpoint)');
@@ -32,7 +34,7 @@ export async function quantize(argv: string[]): Promise<void> {
   const start = performance.now();
   const source = kind === 'single-file' ? model : openModelSource(model);
   const r = await quantizeModelToGguf(source, new NodeFileSink(out), {
-    type, typeRules: rules, sourceVariant: str(args, 'variant'),
+    type, typeRules: rules, sourceVariant: str(args, 'variant'), quantizeConvs: args.options.has('quantize-convs'),
     onNotice: (m) => console.error(`note: ${m}`),
     onProgress: (p) => bar.bytes(out, p.writtenBytes, p.totalBytes),
   });

@@ -1,7 +1,7 @@
 // The tiny pipeline from GGUF files that `ssd quantize` writes: the final latents against the fp16
-// folder's run, reported per type (q4_K quantizes no tensor of the tiny model — no row is whole 256-value
-// blocks — so its run is the fp16 run bit for bit), and the CLI: `ssd quantize` then `ssd generate
-// --model x.gguf`, with its argument errors.
+// folder's run, per type and with --quantize-convs (q4_K quantizes no tensor of the tiny model — no row
+// is whole 256-value blocks — so its run is the fp16 run bit for bit), and the CLI: `ssd quantize` then
+// `ssd generate --model x.gguf`, with its argument errors.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,34 +15,36 @@ const FOLDER = 'models/tiny-ssd1b';
 const tmp = mkdtempSync(join(tmpdir(), 'ssd-gguf-pipe-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const run: GenerateOptions = { prompt: 'a lighthouse on a cliff at dusk', negativePrompt: 'blurry', seed: 1234, numInferenceSteps: 3, guidanceScale: 5, width: 64, height: 64, outputType: 'latent' };
+const RUN: GenerateOptions = { prompt: 'a lighthouse on a cliff at dusk', negativePrompt: 'blurry', seed: 1234, numInferenceSteps: 3, guidanceScale: 5, width: 64, height: 64, outputType: 'latent' };
 
 /** Measured on lavapipe; each bound is about twice its type's error, and the error grows as bits shrink. */
-const BOUNDS: Record<string, number> = { q8_0: 4e-3, q5_0: 3e-2, q4_0: 6e-2, q4_K: 0 };
+const BOUNDS: Record<string, number> = { q8_0: 4e-3, 'q8_0 --quantize-convs': 6e-3, q5_0: 3e-2, q4_0: 6e-2, q4_K: 0 };
 
 describe.skipIf(!hasFixtures(`${FOLDER}/unet/diffusion_pytorch_model.fp16.safetensors`))('the tiny pipeline from GGUF', () => {
   it('final latents against the fp16 folder, per type', async () => {
     const ctx = await testContext();
     const folder = join(fixturesDir, FOLDER);
     const fp16 = await StableDiffusionXLPipeline.fromPretrained(folder, { context: ctx, dtype: 'f32', variant: 'fp16', onNotice: () => {} });
-    const ref = (await fp16.generate(run)).latents.data;
+    const ref = (await fp16.generate(RUN)).latents.data;
     await fp16.dispose();
     const errors: Record<string, number> = {};
-    for (const type of Object.keys(BOUNDS)) {
-      const file = join(tmp, `tiny-${type}.gguf`);
-      const r = await quantizeModelToGguf(new FolderSource(folder), new NodeFileSink(file), { type, sourceVariant: 'fp16' });
+    for (const run of Object.keys(BOUNDS)) {
+      const [type, convs] = run.split(' ');
+      const file = join(tmp, `tiny-${type}${convs ? '-convs' : ''}.gguf`);
+      const r = await quantizeModelToGguf(new FolderSource(folder), new NodeFileSink(file), { type, sourceVariant: 'fp16', quantizeConvs: !!convs });
       // fromPretrained takes a .gguf path too
       const pipe = await StableDiffusionXLPipeline.fromPretrained(file, { context: ctx, dtype: 'f32', onNotice: () => {} });
       try {
-        errors[type] = relL2((await pipe.generate(run)).latents.data, ref);
+        errors[run] = relL2((await pipe.generate(RUN)).latents.data, ref);
       } finally {
         await pipe.dispose();
       }
-      console.log(`tiny pipeline ${type}: ${Object.entries(r.types).map(([t, n]) => `${n} ${t}`).join(', ')} tensors, ${r.bytes} bytes; final latents rel-L2 vs fp16 ${errors[type].toExponential(2)}`);
+      console.log(`tiny pipeline ${run}: ${Object.entries(r.types).map(([t, n]) => `${n} ${t}`).join(', ')} tensors, ${r.bytes} bytes; final latents rel-L2 vs fp16 ${errors[run].toExponential(2)}`);
     }
     for (const [type, bound] of Object.entries(BOUNDS)) expect(errors[type], type).toBeLessThanOrEqual(bound);
     expect(errors.q8_0).toBeGreaterThan(0); // quantized weights did reach the run
     expect(errors.q8_0).toBeLessThan(errors.q4_0);
+    expect(errors['q8_0 --quantize-convs']).toBeGreaterThan(errors.q8_0); // the convs' weights did change
   });
 });
 

@@ -37,7 +37,7 @@ export { GGML_TYPES, ggmlTypeByName, type GgmlType } from './gguf/ggml-types.js'
 export { dequantizeBlocks } from './gguf/dequantize.js';
 export { quantizeBlocks } from './gguf/quantize.js';
 export { writeGguf, ggufHeader, type GgufTensorToWrite, type WriteGgufOptions } from './gguf/gguf-writer.js';
-export { exportType, parseTypeRules, sdcppConverts, WRITABLE_TYPES, type TypeRule, type WritableType } from './gguf/type-rules.js';
+export { convExportType, exportType, parseTypeRules, sdcppConverts, WRITABLE_TYPES, type TypeRule, type WritableType } from './gguf/type-rules.js';
 export { quantizeModelToGguf, type QuantizeModelOptions, type QuantizeModelResult } from './gguf/quantize-model.js';
 export { sizeClass, type MemoryStats } from './pool.js';
 export { prologue, packUniforms, specKey, foldWorkgroups } from './program.js';
@@ -48,7 +48,7 @@ export type { ByteSource, HttpOptions } from './byte-source.js';
 export { SafetensorsFile, SAFETENSORS_DTYPE_BYTES, MAX_HEADER_BYTES } from './safetensors.js';
 export type { TensorInfo, SafetensorsDType, SafetensorsArray, UploadOptions } from './safetensors.js';
 export {
-  fileRangeEntry, reshapedEntry, rowSliceEntry, concatRowsEntry, transposedEntry, readEntryBytes, readEntry, readEntryFloat32, readEntryAs,
+  fileRangeEntry, reshapedEntry, rowSliceEntry, rowsOfBlocks, concatRowsEntry, transposedEntry, readEntryBytes, readEntry, readEntryFloat32, readEntryAs,
   uploadEntry, uploadEntryInto, entryError, TensorMap, mergeTensorSources,
 } from './tensor-source.js';
 export type { TensorEntry, TensorSource, QuantizedBlocks } from './tensor-source.js';

@@ -13,17 +13,23 @@ import {
   type SafetensorsArray, type SafetensorsDType,
 } from './tensor-data.js';
 import type { Tensor } from './tensor.js';
-import type { QuantType } from './quantized.js';
+import { QUANT_BLOCKS, type QuantType } from './quantized.js';
 
 /**
  * A tensor stored as ggml blocks (GGUF): its bytes exactly as stored, for kernels that dequantize in
- * the tile load. Rows (the first dim) are whole blocks, so a row range of blocks is a row range of values.
+ * the tile load when its rows (the first dim; `rowsOfBlocks`) are whole blocks — then a row range of
+ * blocks is a row range of values.
  */
 export interface QuantizedBlocks {
   readonly type: QuantType;
   /** Bytes of all blocks: shape[0] rows of (row length / values per block) blocks. */
   readonly byteLength: number;
   read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>;
+}
+
+/** Whether each row of `shape` (2-D or more: the first dim) is a whole number of `type`'s blocks. */
+export function rowsOfBlocks(shape: readonly number[], type: QuantType): boolean {
+  return shape.length >= 2 && shape.slice(1).reduce((a, b) => a * b, 1) % QUANT_BLOCKS[type].values === 0;
 }
 
 /** One named tensor: its dtype, shape and a way to read any byte range of its row-major data. */
@@ -67,7 +73,8 @@ export function fileRangeEntry(source: ByteSource, key: string, dtype: Safetenso
 /** The same bytes under another shape (an LDM 1×1 conv [C, C, 1, 1] read as a linear [C, C]). */
 export function reshapedEntry(e: TensorEntry, shape: readonly number[]): TensorEntry {
   if (shapeSize(shape) !== shapeSize(e.shape)) throw new RangeError(`reshapedEntry: ${formatShape(e.shape)} → ${formatShape(shape)} changes the element count (${origin(e)})`);
-  const quantized = e.quantized && shape[0] === e.shape[0] ? e.quantized : undefined; // same rows, same blocks
+  // the same rows of whole blocks: the same blocks; otherwise the reshaped view reads values only
+  const quantized = e.quantized && shape[0] === e.shape[0] && rowsOfBlocks(e.shape, e.quantized.type) && rowsOfBlocks(shape, e.quantized.type) ? e.quantized : undefined;
   return { ...where(e), dtype: e.dtype, shape, byteLength: e.byteLength, read: (o, l, s) => e.read(o, l, s), quantized };
 }
 
@@ -82,7 +89,7 @@ export function rowSliceEntry(e: TensorEntry, start: number, rows: number): Tens
       checkRange(this, offset, length);
       return e.read(start * rowBytes + offset, length, signal);
     },
-    quantized: e.quantized && rowSliceBlocks(e.quantized, e.shape[0], start, rows),
+    quantized: e.quantized && rowsOfBlocks(e.shape, e.quantized.type) ? rowSliceBlocks(e.quantized, e.shape[0], start, rows) : undefined,
   };
 }
 
@@ -108,7 +115,7 @@ export function concatRowsEntry(parts: readonly TensorEntry[]): TensorEntry {
   const shape = [parts.reduce((a, p) => a + p.shape[0], 0), ...rest];
   const byteLength = parts.reduce((a, p) => a + p.byteLength, 0);
   const blocks = parts.map((p) => p.quantized);
-  const sameType = blocks.every((b) => b && b.type === blocks[0]!.type);
+  const sameType = blocks.every((b, i) => b && b.type === blocks[0]!.type && rowsOfBlocks(parts[i].shape, b.type));
   const blockBytes = sameType ? blocks.reduce((a, b) => a + b!.byteLength, 0) : 0;
   return {
     dtype: parts[0].dtype, shape, byteLength, file: parts[0].file, stored: `cat(${parts.map((p) => p.stored).join(', ')})`,

@@ -12,7 +12,7 @@ import { CheckpointError, type CheckpointProblem } from './errors.js';
 import { openComponentTensors } from './component-tensors.js';
 import type { ModelSource } from './model-source.js';
 import type { QuantizedWeight } from './quantized.js';
-import { concatRowsEntry, readEntryAs, uploadEntryInto, type QuantizedBlocks, type TensorEntry, type TensorSource } from './tensor-source.js';
+import { concatRowsEntry, readEntryAs, rowsOfBlocks, uploadEntryInto, type QuantizedBlocks, type TensorEntry, type TensorSource } from './tensor-source.js';
 import type { Tensor } from './tensor.js';
 import { allocQuantizedWeight, uploadBlocksInto } from './weights-quantized.js';
 
@@ -139,11 +139,11 @@ export class WeightStore {
     return tensor;
   }
 
-  /** Whether every key is present, untaken, of an accepted shape (same rows) and stored quantized in one type. */
+  /** Whether every key is present, untaken, of an accepted shape (same rows), stored quantized in one type in rows of whole blocks. */
   private quantizedAs(keys: readonly string[], shapes: readonly (readonly number[])[], alternates: TakeOptions['alternateShapes'] = []): boolean {
     const entries = keys.map((k) => this.where.get(k));
     const type = entries[0]?.quantized?.type;
-    return !!type && entries.every((e, i) => !!e && e.quantized?.type === type && !this.used.has(keys[i]) && e.shape[0] === shapes[i][0] && [shapes[i], ...alternates].some((s) => sameShape(s, e.shape)));
+    return !!type && entries.every((e, i) => !!e && e.quantized?.type === type && rowsOfBlocks(e.shape, type) && !this.used.has(keys[i]) && e.shape[0] === shapes[i][0] && [shapes[i], ...alternates].some((s) => sameShape(s, e.shape)));
   }
 
   /** The keys' blocks, stacked by rows, as one QuantizedWeight of PyTorch shape `shape`. */

@@ -41,7 +41,7 @@ describe('WeightStore with quantized entries', () => {
     const k4 = store.take('k4.weight', [3, 256], { allowQuantized: true }) as QuantizedWeight;
     // a conv's PyTorch shape [O, I, kh, kw] is the one given as fileShape
     const conv = store.take('conv.weight', [2, 1, 1, 32], { allowQuantized: true, fileShape: [2, 1, 1, 32] }) as QuantizedWeight;
-    const norm = store.take('norm.weight', [64]);
+    const norm = store.take('norm.weight', [64], { allowQuantized: true }); // 1-D: no rows of blocks, so a Tensor
     const bias = store.take('lin.bias', [5], { allowQuantized: true });
     store.finish();
     const progress: number[] = [];
@@ -54,8 +54,9 @@ describe('WeightStore with quantized entries', () => {
     expect(await bytesOf(qkv.data, 308)).toEqual(new Uint8Array([...stacked, 0, 0])); // zero-padded to 4 bytes
     expect(await bytesOf(k4.data, 3 * 144)).toEqual(blocks('q4_K', values['k4.weight']));
     expect(await bytesOf(conv.data, 2 * 22)).toEqual(blocks('q5_0', values['conv.weight']));
-    // a norm weight stored q4_0 and taken plainly: dequantized on the host, into f32
-    expect([...((await norm.read()) as Float32Array)]).toEqual([...dequantizeBlocks('q4_0', blocks('q4_0', values['norm.weight']))]);
+    // a norm weight stored q4_0: dequantized on the host, into f32
+    expect('kind' in norm).toBe(false);
+    expect([...((await (norm as Tensor).read()) as Float32Array)]).toEqual([...dequantizeBlocks('q4_0', blocks('q4_0', values['norm.weight']))]);
     expect('kind' in bias).toBe(false);
     expect([...((await (bias as Tensor).read()) as Float32Array)]).toEqual([...f16ArrayToF32(f32ArrayToF16(values['lin.bias']))]);
     // progress counts the file's bytes: blocks, and the f16 bias

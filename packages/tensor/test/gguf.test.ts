@@ -1,10 +1,11 @@
 // GGUF files: written by writeGguf and read back by GgufFile for every type (values, blocks, layout);
 // key/values of every GGUF value type; and damaged files — each a GgufError naming the problem (and the
-// tensor), raised from the header alone, never a hang, a RangeError or a read outside the file.
+// tensor), raised from the header alone, never a hang, a RangeError or a read outside the file; and
+// tensors stored reshaped with ComfyUI-GGUF's comfy.gguf.orig_shape (ssd quantize --quantize-convs).
 import { describe, expect, it } from 'vitest';
 import {
   BlobSource, dequantizeBlocks, encodeSafetensors, f16ArrayToF32, f32ArrayToF16, GGML_TYPES, ggmlTypeByName, GgufError, GgufFile, ggufHeader,
-  quantizeBlocks, readEntryFloat32, SafetensorsFile, writeGguf, type ByteSource, type GgufTensorToWrite, type TensorEntry,
+  quantizeBlocks, readEntryFloat32, rowsOfBlocks, SafetensorsFile, writeGguf, type ByteSource, type GgufTensorToWrite, type TensorEntry,
 } from '@ssd/tensor';
 import { MemoryByteSink as MemorySink, randomArray } from '../../../testing/index.js';
 
@@ -246,5 +247,33 @@ describe('ggufHeader', () => {
     expect(header.length % 32).toBe(0);
     expect(offsets).toEqual([0, 32]);
     expect(dataBytes).toBe(32 + 2 * 34);
+  });
+});
+
+describe('reshaped tensors (comfy.gguf.orig_shape)', () => {
+  it('a conv stored as rows of whole blocks reads back under its own shape, its blocks a QuantizedWeight', async () => {
+    const x = randomArray(6 * 4 * 3 * 3 * 8, 'conv-rows');
+    const entries = await entriesOf({ 'c.weight': { shape: [6, 32, 3, 3], data: x.subarray(0, 6 * 32 * 9) }, 'd.weight': { shape: [4, 2, 3, 3], data: x.subarray(0, 72) } });
+    const sink = new MemorySink();
+    await writeGguf(sink, [
+      { name: 'c.weight', entry: entries.get('c.weight')!, type: ggmlTypeByName('q8_0')!, storedShape: [6, 288] },
+      // ComfyUI-GGUF flattens to rows of 256 that cut across the output rows: values only, no blocks
+      { name: 'd.weight', entry: entries.get('d.weight')!, type: ggmlTypeByName('f32')!, storedShape: [9, 8] },
+    ]);
+    const g = await GgufFile.open(guarded(sink.bytes));
+    expect(g.kv.get('comfy.gguf.orig_shape.c.weight')).toEqual({ type: 'array', value: [6, 32, 3, 3] });
+    expect([g.info('c.weight').ne, g.info('c.weight').shape]).toEqual([[288, 6], [6, 32, 3, 3]]);
+    const c = g.get('c.weight')!;
+    expect(c.quantized?.byteLength).toBe(6 * 9 * 34);
+    expect(rowsOfBlocks(c.shape, 'q8_0')).toBe(true); // 288-value rows: a QuantizedWeight for the conv
+    expect([...(await readEntryFloat32(c))]).toEqual([...dequantizeBlocks('q8_0', quantizeBlocks('q8_0', x.subarray(0, 6 * 32 * 9)))]);
+    expect(g.info('d.weight').shape).toEqual([4, 2, 3, 3]);
+    expect([...(await readEntryFloat32(g.get('d.weight')!))]).toEqual([...x.subarray(0, 72)]);
+  });
+
+  it('an orig_shape that does not hold the values is a GgufError', async () => {
+    const r = head(1, 1).str('comfy.gguf.orig_shape.blk.w').u32(9).u32(5).u64(2).u32(3).u32(3);
+    tensor(r, 'blk.w', [32, 2], 0, 0).pad(32).u8(...new Uint8Array(256));
+    expect((await openError(r.bytes())).message).toMatch(/tensor "blk.w": comfy.gguf.orig_shape.blk.w = \[3,3\] is not a shape of its 64 values/);
   });
 });

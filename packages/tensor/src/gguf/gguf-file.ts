@@ -19,7 +19,7 @@ export interface GgufTensorInfo {
   readonly type: GgmlType;
   /** ggml's dims, ne[0] innermost. */
   readonly ne: readonly number[];
-  /** The PyTorch shape: ne reversed. */
+  /** The PyTorch shape: ne reversed (or ComfyUI-GGUF's comfy.gguf.orig_shape). */
   readonly shape: readonly number[];
   /** Absolute byte range in the file. */
   readonly begin: number;
@@ -84,7 +84,7 @@ export class GgufFile implements TensorSource {
     }
     const alignment = readAlignment(file, kv.get('general.alignment'));
 
-    const infos: { name: string; type: GgmlType; ne: number[]; offset: number }[] = [];
+    const infos: RawInfo[] = [];
     const seen = new Set<string>();
     for (let i = 0; i < nTensors; i++) {
       const name = await c.string(`the name of tensor ${i}`);
@@ -105,8 +105,9 @@ export class GgufFile implements TensorSource {
       if (ne.length && ne[0] % type.blockValues) {
         throw new GgufError(file, `a row of ${ne[0]} values (ne[0]) is not a whole number of ${type.name} blocks of ${type.blockValues}`, name);
       }
-      infos.push({ name, type, ne, offset: await c.u64(`the offset of "${name}"`) });
+      infos.push({ name, type, ne, shape: [...ne].reverse(), offset: await c.u64(`the offset of "${name}"`) });
     }
+    for (const t of infos) t.shape = origShape(file, t, kv.get(`comfy.gguf.orig_shape.${t.name}`));
     const dataOffset = nTensors ? Math.ceil(c.pos / alignment) * alignment : c.pos;
     if (dataOffset > size) throw new GgufError(file, `truncated: the data section would start at byte ${dataOffset}, past the end of the file (${size} bytes)`);
     const tensors = checkLayout(file, infos, alignment, dataOffset, size);
@@ -145,13 +146,35 @@ function readAlignment(file: string, a: GgufKeyValue | undefined): number {
 }
 
 /** Offsets aligned, inside the data section, not overlapping; a file that ends early is "truncated". */
-function checkLayout(file: string, infos: readonly { name: string; type: GgmlType; ne: number[]; offset: number }[], alignment: number, dataOffset: number, size: number): Map<string, GgufTensorInfo> {
+interface RawInfo {
+  name: string;
+  type: GgmlType;
+  ne: number[];
+  shape: number[];
+  offset: number;
+}
+
+/**
+ * The PyTorch shape: ne reversed, or ComfyUI-GGUF's `comfy.gguf.orig_shape.<name>` (an integer array with
+ * the same element count) for a tensor it stored reshaped (a conv as rows of whole blocks).
+ */
+function origShape(file: string, t: RawInfo, kv: GgufKeyValue | undefined): number[] {
+  if (!kv) return t.shape;
+  const v = kv.value;
+  const dims = Array.isArray(v) && v.every((d) => (typeof d === 'number' || typeof d === 'bigint') && Number(d) >= 0) ? v.map(Number) : null;
+  if (!dims || dims.reduce((a, b) => a * b, 1) !== t.ne.reduce((a, b) => a * b, 1)) {
+    throw new GgufError(file, `comfy.gguf.orig_shape.${t.name} = ${ggufValueText(v)} is not a shape of its ${t.ne.reduce((a, b) => a * b, 1)} values`, t.name);
+  }
+  return dims;
+}
+
+function checkLayout(file: string, infos: readonly RawInfo[], alignment: number, dataOffset: number, size: number): Map<string, GgufTensorInfo> {
   const dataSize = size - dataOffset;
   const tensors = new Map<string, GgufTensorInfo>();
   for (const t of infos) {
     const byteLength = (t.ne.reduce((a, b) => a * b, 1) / t.type.blockValues) * t.type.blockBytes;
     if (t.offset % alignment) throw new GgufError(file, `data offset ${t.offset} is not a multiple of the alignment ${alignment}: the file is corrupt`, t.name);
-    tensors.set(t.name, { name: t.name, type: t.type, ne: t.ne, shape: [...t.ne].reverse(), begin: dataOffset + t.offset, byteLength });
+    tensors.set(t.name, { name: t.name, type: t.type, ne: t.ne, shape: t.shape, begin: dataOffset + t.offset, byteLength });
   }
   const sorted = [...tensors.values()].sort((a, b) => a.begin - b.begin);
   const end = sorted.reduce((m, t) => Math.max(m, t.begin + t.byteLength - dataOffset), 0);

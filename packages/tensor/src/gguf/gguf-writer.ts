@@ -17,6 +17,12 @@ export interface GgufTensorToWrite {
   readonly entry: TensorEntry;
   /** The type to store: the entry's own (copied, or converted between float types) or a block type. */
   readonly type: GgmlType;
+  /**
+   * The shape to store when it differs from the entry's (a conv [O, I, kh, kw] as [O, I·kh·kw], so that
+   * its rows are whole blocks): the entry's shape is then kept in `comfy.gguf.orig_shape.<name>`, as
+   * ComfyUI-GGUF writes and reads it.
+   */
+  readonly storedShape?: readonly number[];
 }
 
 export interface WriteGgufOptions {
@@ -62,6 +68,7 @@ class Bytes {
 }
 
 const pad = (n: number, a: number) => Math.ceil(n / a) * a;
+const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
 /** ggml dims of a PyTorch shape, trailing 1s dropped as ggml_n_dims does (at least one dim). */
 export function ggmlDims(shape: readonly number[]): number[] {
@@ -73,20 +80,30 @@ export function ggmlDims(shape: readonly number[]): number[] {
 /** The header of a GGUF file holding `tensors` in this order, and each tensor's data offset. */
 export function ggufHeader(tensors: readonly GgufTensorToWrite[], metadata: Readonly<Record<string, string>> = {}): { header: Uint8Array; offsets: number[]; dataBytes: number } {
   const h = new Bytes();
+  const origShapes = tensors.filter((t) => t.storedShape && !sameShape(t.storedShape, t.entry.shape));
   h.push(new TextEncoder().encode('GGUF'));
   h.u32(3);
   h.u64(tensors.length);
-  h.u64(Object.keys(metadata).length);
+  h.u64(Object.keys(metadata).length + origShapes.length);
   for (const [k, v] of Object.entries(metadata)) {
     h.string(k);
     h.u32(8); // string
     h.string(v);
   }
+  for (const t of origShapes) {
+    h.string(`comfy.gguf.orig_shape.${t.name}`);
+    h.u32(9); // array
+    h.u32(5); // of i32
+    h.u64(t.entry.shape.length);
+    for (const d of t.entry.shape) h.u32(d);
+  }
   const offsets: number[] = [];
   let at = 0;
   for (const t of tensors) {
-    const ne = ggmlDims(t.entry.shape);
-    if (ne.length > 4) throw new InvalidArgumentError(`${t.name}: ${t.entry.shape.length} dims; GGUF tensors have at most 4`);
+    const stored = t.storedShape ?? t.entry.shape;
+    if (stored.reduce((a, b) => a * b, 1) !== t.entry.shape.reduce((a, b) => a * b, 1)) throw new InvalidArgumentError(`${t.name}: stored shape [${stored.join(', ')}] does not hold the tensor's [${t.entry.shape.join(', ')}]`);
+    const ne = ggmlDims(stored);
+    if (ne.length > 4) throw new InvalidArgumentError(`${t.name}: ${stored.length} dims; GGUF tensors have at most 4`);
     if (ne[0] % t.type.blockValues) throw new InvalidArgumentError(`${t.name}: a row of ${ne[0]} values is not whole ${t.type.name} blocks of ${t.type.blockValues}`);
     h.string(t.name);
     h.u32(ne.length);

@@ -12,13 +12,19 @@ import { openByteSource, openTensorFile, SDXL_COMPONENTS } from '../sgm/single-f
 import { pipelineToSgm } from '../sgm/to-sgm.js';
 import { GGML_TYPES, ggmlTypeByName, type GgmlType } from './ggml-types.js';
 import { writeGguf, type GgufTensorToWrite } from './gguf-writer.js';
-import { exportType, parseTypeRules, writableType } from './type-rules.js';
+import { convExportType, exportType, parseTypeRules, writableType } from './type-rules.js';
 
 export interface QuantizeModelOptions {
   /** The target type: 'q8_0', 'q5_0', 'q4_0', 'q4_K', 'f16', … (sd.cpp's `--type`). */
   type: string;
   /** sd.cpp's `--tensor-type-rules`: "regex=type,…", the first match overriding `type`. */
   typeRules?: string;
+  /**
+   * Also quantize the UNet's convolutions, by output rows (stored 2-D, their shape in
+   * `comfy.gguf.orig_shape.*`): about a quarter (SSD-1B) to two fifths (Vega) of the UNet's weights that
+   * sd.cpp's rules keep in f16. stable-diffusion.cpp cannot read such a file; @ssd and ComfyUI-GGUF can.
+   */
+  quantizeConvs?: boolean;
   /** A folder's weight variant to read (e.g. 'fp16'; falls back to the full weights). */
   sourceVariant?: string;
   metadata?: Readonly<Record<string, string>>;
@@ -43,9 +49,10 @@ export async function quantizeModelToGguf(model: ModelSource | string | Blob | B
     const named = isModelSource(model) ? await folderTensors(model, opts, opened) : await fileTensors(model, opened);
     const types: Record<string, number> = {};
     const plan: GgufTensorToWrite[] = named.map(([name, entry]) => {
-      const type = exportType(name, entry.shape, storedType(name, entry), target, rules);
+      const conv = opts.quantizeConvs ? convExportType(name, entry.shape, target, rules) : null;
+      const type = conv ?? exportType(name, entry.shape, storedType(name, entry), target, rules);
       types[type.name] = (types[type.name] ?? 0) + 1;
-      return { name, entry, type };
+      return { name, entry, type, storedShape: conv ? [entry.shape[0], entry.shape.slice(1).reduce((a, b) => a * b, 1)] : undefined };
     });
     const bytes = await writeGguf(sink, plan, { metadata: opts.metadata, signal: opts.signal, onProgress: opts.onProgress });
     return { bytes, types };

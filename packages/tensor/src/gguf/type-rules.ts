@@ -55,3 +55,22 @@ export function exportType(name: string, shape: readonly number[], stored: GgmlT
   const ne0 = shape.length ? shape[shape.length - 1] : 1;
   return sdcppConverts(name, ne0, dst) ? dst : stored;
 }
+
+/** llama.cpp's fallback for rows that are not whole 256-value super-blocks. */
+const K_FALLBACK: Readonly<Record<string, string>> = { q4_K: 'q5_0', q5_K: 'q5_1', q6_K: 'q8_0' };
+
+/**
+ * `--quantize-convs` (beyond sd.cpp, which keeps convs as they are): the type of a UNet conv weight
+ * [O, I, kh, kw], quantized by output rows of I·kh·kw values — stored 2-D with its shape in
+ * `comfy.gguf.orig_shape.<name>` as ComfyUI-GGUF does; a K-quant whose blocks do not fit a row falls back
+ * as llama.cpp does (q4_K → q5_0, q5_K → q5_1, q6_K → q8_0). Null: not such a conv, or no type fits.
+ */
+export function convExportType(name: string, shape: readonly number[], target: GgmlType, rules: readonly TypeRule[] = []): GgmlType | null {
+  if (shape.length !== 4 || !name.endsWith('.weight') || name.startsWith('first_stage_model.') || name.startsWith('vae.')) return null;
+  const dst = rules.find((r) => r.pattern.test(name))?.type ?? target;
+  if (!dst.quant) return null;
+  const row = shape[1] * shape[2] * shape[3];
+  if (row % dst.blockValues === 0) return dst;
+  const fallback = K_FALLBACK[dst.name] ? ggmlTypeByName(K_FALLBACK[dst.name])! : null;
+  return fallback && row % fallback.blockValues === 0 ? fallback : null;
+}
