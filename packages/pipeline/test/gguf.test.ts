@@ -75,6 +75,7 @@ describe.skipIf(!hasFixtures(`${FOLDER}/unet/diffusion_pytorch_model.fp16.safete
       [['--model', model, '--type', 'q2_K', '--out', 'x.gguf'], /--type "q2_K": must be one of f32, f16, bf16, q8_0/, 2],
       [['--model', model, '--type', 'q8_0', '--out', 'x.safetensors'], /must end in \.gguf/, 2],
       [['--model', model, '--type', 'q8_0'], /--out is required/, 2],
+      [['--model', model, '--type', 'q8_0', '--out', join(tmp, 'q.gguf'), '--quantizer', 'fast'], /--quantizer "fast": use ref .* or sdcpp/, 2],
       [['--model', model, '--type', 'q8_0', '--out', join(tmp, 'r.gguf'), '--tensor-type-rules', 'vae=q3'], /the type of rule "vae=q3" = "q3"/, 2],
       [['--model', join(tmp, 'missing'), '--type', 'q8_0', '--out', join(tmp, 'm.gguf')], /model folder not found/, 4],
     ];

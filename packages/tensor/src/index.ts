@@ -36,6 +36,7 @@ export type { GgufValue } from './gguf/gguf-header.js';
 export { GGML_TYPES, ggmlTypeByName, type GgmlType } from './gguf/ggml-types.js';
 export { dequantizeBlocks } from './gguf/dequantize.js';
 export { quantizeBlocks } from './gguf/quantize.js';
+export { quantizeRowsSdcpp } from './gguf/quantize-sdcpp.js';
 export { writeGguf, ggufHeader, type GgufTensorToWrite, type WriteGgufOptions } from './gguf/gguf-writer.js';
 export { convExportType, exportType, parseTypeRules, sdcppConverts, WRITABLE_TYPES, type TypeRule, type WritableType } from './gguf/type-rules.js';
 export { quantizeModelToGguf, type QuantizeModelOptions, type QuantizeModelResult } from './gguf/quantize-model.js';

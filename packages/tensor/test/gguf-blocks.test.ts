@@ -1,11 +1,11 @@
 // ggml's block formats: the quantizers and dequantizers against ggml itself (hashes of what ggml-quants.c
 // at ggml 8e800ce — stable-diffusion.cpp 97d2990's — produces from the same input, compiled from source:
-// quantize_q*(…, NULL) = quantize_row_*_ref, dequantize_row_*), and float64 checks of every value: an
-// independent float64 decoder of each layout agrees with the f32 dequantizer bit for bit, and each
-// round-tripped value is the nearest point of its block's grid.
+// quantize_q*(…, NULL) = the reference quantizers, quantize_q*(…, ones) = sd.cpp's convert, and
+// dequantize_row_*), and float64 checks of every value: an independent float64 decoder of each layout
+// agrees with the f32 dequantizer bit for bit, and each round-tripped value is its grid's nearest point.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { dequantizeBlocks, f16BitsToF32, QUANT_BLOCKS, quantizeBlocks, type QuantType } from '@ssd/tensor';
+import { dequantizeBlocks, f16BitsToF32, QUANT_BLOCKS, quantizeBlocks, quantizeRowsSdcpp, type QuantType } from '@ssd/tensor';
 import { prng, randomArray } from '../../../testing/index.js';
 
 const TYPES: QuantType[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_K', 'q5_K', 'q6_K'];
@@ -36,6 +36,11 @@ const GGML: Record<QuantType, [string, string]> = {
   q5_K: ['4562a1e26914f605', '8d7263ba6c571189'],
   q6_K: ['f4a1f159dad70e61', '34a7e1c0e8e0052f'],
 };
+/** sha256 of ggml's quantize_q*(x, 512 per row, an importance of ones): stable-diffusion.cpp's convert. */
+const GGML_UNIT_IMPORTANCE: Record<QuantType, string> = {
+  q8_0: '7b182e536b697329', q4_0: '5ddc441f5a1e4bf2', q4_1: '7064a7c5be1c9e7f', q5_0: '7302dd2ba4072625',
+  q5_1: 'ca021c5f3a345287', q4_K: '4e72858107974ee3', q5_K: 'b68b79852b38d3ad', q6_K: '30809d75ba881992',
+};
 const sha = (b: ArrayBufferView) => createHash('sha256').update(new Uint8Array(b.buffer, b.byteOffset, b.byteLength)).digest('hex').slice(0, 16);
 
 describe("ggml's block formats", () => {
@@ -43,6 +48,14 @@ describe("ggml's block formats", () => {
     const blocks = quantizeBlocks(type, goldenInput());
     expect(sha(blocks)).toBe(GGML[type][0]);
     expect(sha(dequantizeBlocks(type, blocks))).toBe(GGML[type][1]);
+  });
+
+  it.each(TYPES)("%s: sd.cpp's quantizer (importance of ones) gives ggml's bytes, and no larger an error than the reference one", (type) => {
+    const x = goldenInput();
+    const q = quantizeRowsSdcpp(type, x, 512);
+    expect(sha(q)).toBe(GGML_UNIT_IMPORTANCE[type]);
+    const err = (y: Float32Array) => y.reduce((a, v, i) => a + (v - x[i]) ** 2, 0);
+    expect(err(dequantizeBlocks(type, q))).toBeLessThanOrEqual(err(dequantizeBlocks(type, quantizeBlocks(type, x))) * 1.001);
   });
 
   it.each(TYPES)('%s: a float64 decoder agrees with the dequantizer, and every value rounds to its nearest grid point', (type) => {

@@ -1,7 +1,8 @@
 // Cross-checks with the real stable-diffusion.cpp (97d2990, CPU build at ../shared/peers/sdcpp/sd-cli;
 // skipped where it is absent): GGUFs it converts load here (its names too) with its own dequantized
-// values, our q8_0 file of the fixture is byte-identical to its own, and it reads every GGUF we write
-// to the same floats as we do, with sd.cpp's type for every tensor.
+// values, our q8_0 file of the fixture is byte-identical to its own, it reads every GGUF we write to the
+// same floats as we do, with sd.cpp's type for every tensor, and with quantizer 'sdcpp' our files of every
+// type are its files byte for byte.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -79,6 +80,9 @@ describe.skipIf(!existsSync(SDCPP))('stable-diffusion.cpp reads ours, we read it
       await sameFloats(t, await SafetensorsFile.open(new NodeFileSource(theirsBack)));
       await sameFloats(o, await SafetensorsFile.open(new NodeFileSource(oursBack)));
       if (type === 'q8_0') expect(readFileSync(ours).equals(readFileSync(theirs))).toBe(true);
+      const same = join(tmp, `same-${type}.gguf`);
+      await quantizeModelToGguf(synth, new NodeFileSink(same), { type, quantizer: 'sdcpp' });
+      expect(readFileSync(same).equals(readFileSync(theirs)), type).toBe(true);
       await Promise.all([t.close(), o.close()]);
     }
   });

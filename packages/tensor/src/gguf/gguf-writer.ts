@@ -11,6 +11,7 @@ import type { TensorEntry } from '../tensor-source.js';
 import { ggmlBytes, type GgmlType } from './ggml-types.js';
 import { GGUF_DEFAULT_ALIGNMENT } from './gguf-file.js';
 import { quantizeBlocks } from './quantize.js';
+import { quantizeRowsSdcpp } from './quantize-sdcpp.js';
 
 export interface GgufTensorToWrite {
   readonly name: string;
@@ -28,8 +29,13 @@ export interface GgufTensorToWrite {
 export interface WriteGgufOptions {
   /** String key/values for the header (none by default, as sd.cpp writes). */
   metadata?: Readonly<Record<string, string>>;
-  /** Source values per quantization chunk (default 4 Mi). */
+  /** Source values per quantization chunk (default 4 Mi; whole rows). */
   chunkValues?: number;
+  /**
+   * 'reference' (default): ggml's reference quantizers. 'sdcpp': the importance-weighted search with
+   * an importance of ones that stable-diffusion.cpp's convert runs (the same bytes as its files).
+   */
+  quantizer?: 'reference' | 'sdcpp';
   signal?: AbortSignal;
   onProgress?: (p: WriteProgress) => void;
 }
@@ -163,18 +169,20 @@ async function* tensorData(t: GgufTensorToWrite, opts: WriteGgufOptions): AsyncG
   }
   if (!['F32', 'F16', 'BF16', 'F64'].includes(e.dtype)) throw new InvalidArgumentError(`${t.name}: ${e.dtype} tensors cannot be written as ${t.type.name}`);
   const el = SAFETENSORS_DTYPE_BYTES[e.dtype];
-  const per = Math.max(256, Math.floor((opts.chunkValues ?? 4 << 20) / 256) * 256); // whole blocks of any type
+  const stored = t.storedShape ?? e.shape;
+  const row = stored.length ? stored[stored.length - 1] : 1; // ggml's ne[0]
+  const per = Math.max(1, Math.floor((opts.chunkValues ?? 4 << 20) / row)) * row; // whole rows, so whole blocks
   const count = e.byteLength / el;
   for (let v = 0; v < count; v += per) {
     throwIfAborted(opts.signal, `writing ${t.name}`);
     const n = Math.min(per, count - v);
     const f32 = toFloat32(e.dtype, decodeTensorBytes(e.dtype, await e.read(v * el, n * el, opts.signal)));
-    yield floatsAs(t.type, f32);
+    yield floatsAs(t.type, f32, row, opts.quantizer);
   }
 }
 
-function floatsAs(type: GgmlType, f32: Float32Array): Uint8Array {
-  if (type.quant) return quantizeBlocks(type.quant, f32);
+function floatsAs(type: GgmlType, f32: Float32Array, row: number, quantizer: WriteGgufOptions['quantizer']): Uint8Array {
+  if (type.quant) return quantizer === 'sdcpp' ? quantizeRowsSdcpp(type.quant, f32, row) : quantizeBlocks(type.quant, f32);
   if (type.dtype === 'F32') return new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
   if (type.dtype === 'F16') {
     const h = f32ArrayToF16(f32);

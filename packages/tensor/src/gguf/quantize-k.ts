@@ -6,20 +6,21 @@ import { scaleMinK4 } from './dequantize.js';
 import { putHalf, type BlockQuantizer } from './quantize-legacy.js';
 
 const f = Math.fround;
-const GROUP_MAX_EPS = f(1e-15);
+export const GROUP_MAX_EPS = f(1e-15);
 
 /** ggml's nearest_int: the f32 sum with 1.5·2^23 rounds to the nearest integer, ties to even. */
 export function nearestInt(v: number): number {
   return f(v + 12582912) - 12582912;
 }
 
-const half = (y: Uint8Array, o: number) => f16BitsToF32(y[o] | (y[o + 1] << 8));
+export const half = (y: Uint8Array, o: number) => f16BitsToF32(y[o] | (y[o + 1] << 8));
 
 /**
  * make_qkx2_quants: a scale and a min for n values (weighted least squares over nstep+1 trial scales);
- * writes the levels 0..nmax to L[lAt..] and returns [scale, -min].
+ * writes the levels 0..nmax to L[lAt..] and returns [scale, -min]. `qkx3`: make_qkx3_quants, the same
+ * but for its test of a constant block.
  */
-function makeQkx2Quants(n: number, nmax: number, x: Float32Array, at: number, weights: Float32Array, L: Uint8Array, lAt: number, laux: Uint8Array, rmin: number, rdelta: number, nstep: number): [number, number] {
+export function makeQkx2Quants(n: number, nmax: number, x: Float32Array, at: number, weights: Float32Array, L: Uint8Array, lAt: number, laux: Uint8Array, rmin: number, rdelta: number, nstep: number, qkx3 = false): [number, number] {
   let min = x[at];
   let max = x[at];
   let sumW = weights[0];
@@ -32,7 +33,7 @@ function makeQkx2Quants(n: number, nmax: number, x: Float32Array, at: number, we
     sumX = f(sumX + f(w * x[at + i]));
   }
   if (min > 0) min = 0;
-  if (max === min) {
+  if (qkx3 ? max <= min : max === min) { // make_qkx3_quants (the importance-weighted path) tests <=
     for (let i = 0; i < n; i++) L[lAt + i] = 0;
     return [0, -min];
   }
@@ -80,8 +81,8 @@ function makeQkx2Quants(n: number, nmax: number, x: Float32Array, at: number, we
   return [scale, -min];
 }
 
-/** make_qx_quants with rmse_type 1 and no weights (q6_K's): levels L = l + nmax for l in [-nmax, nmax). */
-function makeQxQuants(n: number, nmax: number, x: Float32Array, at: number, L: Uint8Array, lAt: number): number {
+/** make_qx_quants with rmse_type 1 (weights x², or `qw`): levels L = l + nmax for l in [-nmax, nmax). */
+export function makeQxQuants(n: number, nmax: number, x: Float32Array, at: number, L: Uint8Array, lAt: number, qw?: Float32Array): number {
   let max = 0;
   let amax = 0;
   for (let i = 0; i < n; i++) {
@@ -100,7 +101,7 @@ function makeQxQuants(n: number, nmax: number, x: Float32Array, at: number, L: U
     let sumlx = 0, suml2 = 0;
     for (let i = 0; i < n; i++) {
       const l = level(iscale, i);
-      const w = f(x[at + i] * x[at + i]);
+      const w = qw ? qw[i] : f(x[at + i] * x[at + i]);
       sumlx = f(sumlx + f(f(w * x[at + i]) * l));
       suml2 = f(suml2 + f(f(w * l) * l));
     }
@@ -143,43 +144,48 @@ function quantizeScaleMinK(x: Float32Array, at: number, y: Uint8Array, o: number
   }
   const invScale = maxScale > 0 ? f(63 / maxScale) : 0;
   const invMin = maxMin > 0 ? f(63 / maxMin) : 0;
+  const ls = Array.from(scales, (v) => Math.min(63, nearestInt(f(invScale * v)) & 0xff));
+  const lm = Array.from(mins, (v) => Math.min(63, nearestInt(f(invMin * v)) & 0xff));
+  writeScaleMinK(x, at, y, o, nmax, L, ls, lm, f(maxScale / 63), f(maxMin / 63));
+}
+
+/**
+ * The end every q4_K/q5_K quantizer shares: the 6-bit scales and mins packed into scales[12], the f16
+ * super-block scales, and every value re-quantized with the stored scales (a sub-block whose scale is 0
+ * keeps the levels it had).
+ */
+export function writeScaleMinK(x: Float32Array, at: number, y: Uint8Array, o: number, nmax: number, L: Uint8Array, ls: readonly number[], lm: readonly number[], d: number, dmin: number): void {
   const s = o + 4; // scales[12]
   for (let j = 0; j < 8; j++) {
-    const ls = Math.min(63, nearestInt(f(invScale * scales[j])) & 0xff);
-    const lm = Math.min(63, nearestInt(f(invMin * mins[j])) & 0xff);
     if (j < 4) {
-      y[s + j] = ls;
-      y[s + j + 4] = lm;
+      y[s + j] = ls[j];
+      y[s + j + 4] = lm[j];
     } else {
-      y[s + j + 4] = (ls & 0xf) | ((lm & 0xf) << 4);
-      y[s + j - 4] |= (ls >> 4) << 6;
-      y[s + j] |= (lm >> 4) << 6;
+      y[s + j + 4] = (ls[j] & 0xf) | ((lm[j] & 0xf) << 4);
+      y[s + j - 4] |= (ls[j] >> 4) << 6;
+      y[s + j] |= (lm[j] >> 4) << 6;
     }
   }
-  putHalf(y, o, f(maxScale / 63));
-  putHalf(y, o + 2, f(maxMin / 63));
+  putHalf(y, o, d);
+  putHalf(y, o + 2, dmin);
   for (let j = 0; j < 8; j++) {
     const [sc, m] = scaleMinK4(j, y, s);
-    const d = f(half(y, o) * sc);
-    if (!d) continue; // ggml keeps make_qkx2_quants' levels here
+    const dj = f(half(y, o) * sc);
+    if (!dj) continue;
     const dm = f(half(y, o + 2) * m);
-    for (let ii = 0; ii < 32; ii++) L[32 * j + ii] = Math.max(0, Math.min(nmax, nearestInt(f(f(x[at + 32 * j + ii] + dm) / d))));
+    for (let ii = 0; ii < 32; ii++) L[32 * j + ii] = Math.max(0, Math.min(nmax, nearestInt(f(f(x[at + 32 * j + ii] + dm) / dj))));
   }
 }
 
-// block_q4_K: d, dmin, scales[12], qs[128]
-export const quantizeQ4_K: BlockQuantizer = (x, at, y, o) => {
-  const L = new Uint8Array(256);
-  quantizeScaleMinK(x, at, y, o, 15, -1, 20, L);
+/** q4_K's qs[128]: levels j and j + 32 of each 64 as low and high nibbles. */
+export function packQ4K(y: Uint8Array, o: number, L: Uint8Array): void {
   for (let j = 0, q = o + 16; j < 256; j += 64, q += 32) {
     for (let l = 0; l < 32; l++) y[q + l] = L[j + l] | (L[j + l + 32] << 4);
   }
-};
+}
 
-// block_q5_K: d, dmin, scales[12], qh[32], qs[128]
-export const quantizeQ5_K: BlockQuantizer = (x, at, y, o) => {
-  const L = new Uint8Array(256);
-  quantizeScaleMinK(x, at, y, o, 31, -0.5, 15, L);
+/** q5_K's qh[32] (the 5th bits) and qs[128]. */
+export function packQ5K(y: Uint8Array, o: number, L: Uint8Array): void {
   const qh = o + 16;
   y.fill(0, qh, qh + 32);
   let m1 = 1, m2 = 2;
@@ -198,17 +204,35 @@ export const quantizeQ5_K: BlockQuantizer = (x, at, y, o) => {
       y[ql + j] = l1 | (l2 << 4);
     }
   }
+}
+
+// block_q4_K: d, dmin, scales[12], qs[128]
+export const quantizeQ4_K: BlockQuantizer = (x, at, y, o) => {
+  const L = new Uint8Array(256);
+  quantizeScaleMinK(x, at, y, o, 15, -1, 20, L);
+  packQ4K(y, o, L);
+};
+
+// block_q5_K: d, dmin, scales[12], qh[32], qs[128]
+export const quantizeQ5_K: BlockQuantizer = (x, at, y, o) => {
+  const L = new Uint8Array(256);
+  quantizeScaleMinK(x, at, y, o, 31, -0.5, 15, L);
+  packQ5K(y, o, L);
 };
 
 // block_q6_K: ql[128], qh[64], scales[16] (int8), d
 export const quantizeQ6_K: BlockQuantizer = (x, at, y, o) => {
   const L = new Uint8Array(256);
   const scales = new Float32Array(16);
+  for (let ib = 0; ib < 16; ib++) scales[ib] = makeQxQuants(16, 32, x, at + 16 * ib, L, 16 * ib);
+  writeQ6K(x, at, y, o, L, scales);
+};
+
+/** The end of every q6_K quantizer: from the 16 sub-block scales, the int8 scales, d, the levels, packed. */
+export function writeQ6K(x: Float32Array, at: number, y: Uint8Array, o: number, L: Uint8Array, scales: Float32Array): void {
   let maxScale = 0;
   let maxAbsScale = 0;
-  for (let ib = 0; ib < 16; ib++) {
-    const scale = makeQxQuants(16, 32, x, at + 16 * ib, L, 16 * ib);
-    scales[ib] = scale;
+  for (const scale of scales) {
     if (Math.abs(scale) > maxAbsScale) {
       maxAbsScale = Math.abs(scale);
       maxScale = scale;
@@ -235,4 +259,4 @@ export const quantizeQ6_K: BlockQuantizer = (x, at, y, o) => {
       y[qh + l] = (L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) | ((L[j + l + 96] >> 4) << 6);
     }
   }
-};
+}

@@ -25,6 +25,8 @@ export interface QuantizeModelOptions {
    * sd.cpp's rules keep in f16. stable-diffusion.cpp cannot read such a file; @ssd and ComfyUI-GGUF can.
    */
   quantizeConvs?: boolean;
+  /** ggml's reference quantizers (default) or sd.cpp's importance-weighted search (its exact bytes). */
+  quantizer?: 'reference' | 'sdcpp';
   /** A folder's weight variant to read (e.g. 'fp16'; falls back to the full weights). */
   sourceVariant?: string;
   metadata?: Readonly<Record<string, string>>;
@@ -54,7 +56,7 @@ export async function quantizeModelToGguf(model: ModelSource | string | Blob | B
       types[type.name] = (types[type.name] ?? 0) + 1;
       return { name, entry, type, storedShape: conv ? [entry.shape[0], entry.shape.slice(1).reduce((a, b) => a * b, 1)] : undefined };
     });
-    const bytes = await writeGguf(sink, plan, { metadata: opts.metadata, signal: opts.signal, onProgress: opts.onProgress });
+    const bytes = await writeGguf(sink, plan, { metadata: opts.metadata, quantizer: opts.quantizer, signal: opts.signal, onProgress: opts.onProgress });
     return { bytes, types };
   } catch (e) {
     await sink.abort().catch(() => {});
