@@ -203,7 +203,7 @@ export class WeightStore {
       return;
     }
     if (!isFloatOrInt(info.dtype, tensor.dtype)) {
-      this.problems.push({ key, kind: 'dtype', expected: tensor.dtype, actual: info.dtype });
+      this.problems.push({ key, kind: 'dtype', expected: tensor.dtype, actual: info.quantized?.type ?? info.dtype }); // a quantized entry: its format
       return;
     }
     this.pending.push({ key, entry: info, tensor, offsetElems, transform: opts.transform });
