@@ -16,9 +16,9 @@ import type { Tensor } from './tensor.js';
 import { QUANT_BLOCKS, type QuantType } from './quantized.js';
 
 /**
- * A tensor stored as ggml blocks (GGUF): its bytes exactly as stored, for kernels that dequantize in
- * the tile load when its rows (the first dim; `rowsOfBlocks`) are whole blocks — then a row range of
- * blocks is a row range of values.
+ * A tensor stored as ggml blocks (GGUF): its bytes exactly as stored — one stream of blocks over the
+ * row-major values — for kernels that dequantize in the tile load. Where rows (the first dim) are
+ * whole blocks (`rowsOfBlocks`), a row range of blocks is a row range of values.
  */
 export interface QuantizedBlocks {
   readonly type: QuantType;
@@ -73,8 +73,7 @@ export function fileRangeEntry(source: ByteSource, key: string, dtype: Safetenso
 /** The same bytes under another shape (an LDM 1×1 conv [C, C, 1, 1] read as a linear [C, C]). */
 export function reshapedEntry(e: TensorEntry, shape: readonly number[]): TensorEntry {
   if (shapeSize(shape) !== shapeSize(e.shape)) throw new RangeError(`reshapedEntry: ${formatShape(e.shape)} → ${formatShape(shape)} changes the element count (${origin(e)})`);
-  // the same rows of whole blocks: the same blocks; otherwise the reshaped view reads values only
-  const quantized = e.quantized && shape[0] === e.shape[0] && rowsOfBlocks(e.shape, e.quantized.type) && rowsOfBlocks(shape, e.quantized.type) ? e.quantized : undefined;
+  const quantized = e.quantized; // the same values in the same order: the same block stream
   return { ...where(e), dtype: e.dtype, shape, byteLength: e.byteLength, read: (o, l, s) => e.read(o, l, s), quantized };
 }
 
@@ -115,7 +114,7 @@ export function concatRowsEntry(parts: readonly TensorEntry[]): TensorEntry {
   const shape = [parts.reduce((a, p) => a + p.shape[0], 0), ...rest];
   const byteLength = parts.reduce((a, p) => a + p.byteLength, 0);
   const blocks = parts.map((p) => p.quantized);
-  const sameType = blocks.every((b, i) => b && b.type === blocks[0]!.type && rowsOfBlocks(parts[i].shape, b.type));
+  const sameType = blocks.every((b) => b && b.type === blocks[0]!.type); // each part is whole blocks
   const blockBytes = sameType ? blocks.reduce((a, b) => a + b!.byteLength, 0) : 0;
   return {
     dtype: parts[0].dtype, shape, byteLength, file: parts[0].file, stored: `cat(${parts.map((p) => p.stored).join(', ')})`,

@@ -12,7 +12,7 @@ import { CheckpointError, type CheckpointProblem } from './errors.js';
 import { openComponentTensors } from './component-tensors.js';
 import type { ModelSource } from './model-source.js';
 import type { QuantizedWeight } from './quantized.js';
-import { concatRowsEntry, readEntryAs, rowsOfBlocks, uploadEntryInto, type QuantizedBlocks, type TensorEntry, type TensorSource } from './tensor-source.js';
+import { concatRowsEntry, readEntryAs, uploadEntryInto, type QuantizedBlocks, type TensorEntry, type TensorSource } from './tensor-source.js';
 import type { Tensor } from './tensor.js';
 import { allocQuantizedWeight, uploadBlocksInto } from './weights-quantized.js';
 
@@ -27,8 +27,8 @@ export interface TakeOptions {
   /** Host-side re-layout of the (already dtype-converted) data; must keep the element count. */
   transform?: (data: HostData, fileShape: readonly number[]) => HostData;
   /**
-   * A tensor the file stores quantized is returned as a QuantizedWeight (its blocks, PyTorch shape
-   * `fileShape ?? shape`) for a kernel that dequantizes in the tile load; `dtype` and `transform`
+   * A tensor the file stores quantized (2-D or more) is returned as a QuantizedWeight (its blocks, in
+   * the file's PyTorch shape) for a kernel that dequantizes in the tile load; `dtype` and `transform`
    * then do not apply. Other tensors load as without it.
    */
   allowQuantized?: boolean;
@@ -110,7 +110,7 @@ export class WeightStore {
   take(key: string, shape: readonly number[], opts?: TakeOptions): Tensor | QuantizedWeight;
   take(key: string, shape: readonly number[], opts: TakeOptions = {}): Tensor | QuantizedWeight {
     const fileShape = opts.fileShape ?? shape;
-    if (opts.allowQuantized && this.quantizedAs([key], [fileShape], opts.alternateShapes)) return this.takeBlocks([key], fileShape);
+    if (opts.allowQuantized && this.quantizedAs([key], [fileShape], opts.alternateShapes)) return this.takeBlocks([key]);
     const tensor = this.ctx.weight(shape, opts.dtype ?? this.dtype, key);
     this.taken.push(tensor);
     this.queue(key, fileShape, tensor, 0, opts);
@@ -128,7 +128,7 @@ export class WeightStore {
   takeStacked(keys: readonly string[], partShapes: readonly (readonly number[])[], opts: Omit<TakeOptions, 'transform' | 'fileShape'> = {}): Tensor | QuantizedWeight {
     const rest = partShapes[0].slice(1);
     const rows = partShapes.reduce((a, s) => a + s[0], 0);
-    if (opts.allowQuantized && this.quantizedAs(keys, partShapes, opts.alternateShapes)) return this.takeBlocks(keys, [rows, ...rest]);
+    if (opts.allowQuantized && this.quantizedAs(keys, partShapes, opts.alternateShapes)) return this.takeBlocks(keys);
     const tensor = this.ctx.weight([rows, ...rest], opts.dtype ?? this.dtype, keys.join('+'));
     this.taken.push(tensor);
     let offset = 0;
@@ -139,17 +139,21 @@ export class WeightStore {
     return tensor;
   }
 
-  /** Whether every key is present, untaken, of an accepted shape (same rows), stored quantized in one type in rows of whole blocks. */
+  /**
+   * Whether every key is present, untaken, of an accepted shape (same rows) and stored quantized in one
+   * type. A row may end mid-block (a ComfyUI-flattened conv): the kernels read the blocks as one stream.
+   */
   private quantizedAs(keys: readonly string[], shapes: readonly (readonly number[])[], alternates: TakeOptions['alternateShapes'] = []): boolean {
     const entries = keys.map((k) => this.where.get(k));
     const type = entries[0]?.quantized?.type;
-    return !!type && entries.every((e, i) => !!e && e.quantized?.type === type && rowsOfBlocks(e.shape, type) && !this.used.has(keys[i]) && e.shape[0] === shapes[i][0] && [shapes[i], ...alternates].some((s) => sameShape(s, e.shape)));
+    return !!type && entries.every((e, i) => !!e && e.quantized?.type === type && e.shape.length >= 2 && !this.used.has(keys[i]) && e.shape[0] === shapes[i][0] && [shapes[i], ...alternates].some((s) => sameShape(s, e.shape)));
   }
 
-  /** The keys' blocks, stacked by rows, as one QuantizedWeight of PyTorch shape `shape`. */
-  private takeBlocks(keys: readonly string[], shape: readonly number[]): QuantizedWeight {
+  /** The keys' blocks, stacked by rows, as one QuantizedWeight of the file's PyTorch shape. */
+  private takeBlocks(keys: readonly string[]): QuantizedWeight {
     const entry = keys.length === 1 ? this.where.get(keys[0])! : concatRowsEntry(keys.map((k) => this.where.get(k)!));
     const blocks = entry.quantized!;
+    const shape = entry.shape; // the file's shape (a 1×1 conv taken as a linear stays [O, I, 1, 1])
     const w = allocQuantizedWeight(this.ctx, keys.join('+'), blocks.type, shape, blocks.byteLength);
     this.taken.push(w.data);
     for (const k of keys) this.used.add(k);

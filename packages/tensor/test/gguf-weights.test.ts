@@ -1,6 +1,7 @@
 // WeightStore and quantized entries: `allowQuantized` hands a module the file's blocks (a u32 tensor,
-// byte for byte, stacked q/k/v laid end to end even when a part is not 4-byte sized); without it the
-// entry is dequantized on the host into the store's dtype; shapes are checked either way.
+// byte for byte, stacked q/k/v laid end to end even when a part is not 4-byte sized, a flattened conv whose
+// rows end mid-block as one block stream); without it the entry is dequantized on the host into the
+// store's dtype; shapes are checked either way.
 import { describe, expect, it } from 'vitest';
 import {
   BlobSource, CheckpointError, dequantizeBlocks, encodeSafetensors, f16ArrayToF32, f32ArrayToF16, ggmlTypeByName, GgufFile, quantizeBlocks, SafetensorsFile,
@@ -17,13 +18,15 @@ const TENSORS: [string, string, number[]][] = [
   ['conv.weight', 'q5_0', [2, 1, 1, 32]],
   ['norm.weight', 'q4_0', [64]],
   ['lin.bias', 'f16', [5]],
+  ['flat.weight', 'q4_K', [8, 32, 3, 3]], // stored [9, 256] as ComfyUI-GGUF flattens it: rows end mid-block
 ];
+const STORED: Record<string, number[]> = { 'flat.weight': [9, 256] };
 
 async function gguf(): Promise<{ file: GgufFile; values: Record<string, Float32Array> }> {
   const values = Object.fromEntries(TENSORS.map(([k, , s], i) => [k, randomArray(s.reduce((a, b) => a * b), `gw${i}`)]));
   const st = await SafetensorsFile.open(new BlobSource(new Blob([encodeSafetensors(Object.fromEntries(TENSORS.map(([k, , shape]) => [k, { dtype: 'F32', shape, data: values[k] }]))) as BlobPart])));
   const sink = new MemoryByteSink();
-  await writeGguf(sink, TENSORS.map(([name, type]) => ({ name, entry: st.get(name)! as TensorEntry, type: ggmlTypeByName(type)! })));
+  await writeGguf(sink, TENSORS.map(([name, type]) => ({ name, entry: st.get(name)! as TensorEntry, type: ggmlTypeByName(type)!, storedShape: STORED[name] })));
   return { file: await GgufFile.open(new BlobSource(new Blob([sink.bytes as BlobPart]), 'w.gguf')), values };
 }
 
@@ -43,6 +46,7 @@ describe('WeightStore with quantized entries', () => {
     const conv = store.take('conv.weight', [2, 1, 1, 32], { allowQuantized: true, fileShape: [2, 1, 1, 32] }) as QuantizedWeight;
     const norm = store.take('norm.weight', [64], { allowQuantized: true }); // 1-D: no rows of blocks, so a Tensor
     const bias = store.take('lin.bias', [5], { allowQuantized: true });
+    const flat = store.take('flat.weight', [8, 3, 3, 32], { allowQuantized: true, fileShape: [8, 32, 3, 3] }) as QuantizedWeight;
     store.finish();
     const progress: number[] = [];
     await store.load({ onProgress: (p) => progress.push(p.loadedBytes) });
@@ -54,13 +58,16 @@ describe('WeightStore with quantized entries', () => {
     expect(await bytesOf(qkv.data, 308)).toEqual(new Uint8Array([...stacked, 0, 0])); // zero-padded to 4 bytes
     expect(await bytesOf(k4.data, 3 * 144)).toEqual(blocks('q4_K', values['k4.weight']));
     expect(await bytesOf(conv.data, 2 * 22)).toEqual(blocks('q5_0', values['conv.weight']));
+    // one block stream over the values, whatever the rows: the kernels index it flat
+    expect([flat.type, flat.shape]).toEqual(['q4_K', [8, 32, 3, 3]]);
+    expect(await bytesOf(flat.data, 9 * 144)).toEqual(blocks('q4_K', values['flat.weight']));
     // a norm weight stored q4_0: dequantized on the host, into f32
     expect('kind' in norm).toBe(false);
     expect([...((await (norm as Tensor).read()) as Float32Array)]).toEqual([...dequantizeBlocks('q4_0', blocks('q4_0', values['norm.weight']))]);
     expect('kind' in bias).toBe(false);
     expect([...((await (bias as Tensor).read()) as Float32Array)]).toEqual([...f16ArrayToF32(f32ArrayToF16(values['lin.bias']))]);
     // progress counts the file's bytes: blocks, and the f16 bias
-    expect(progress[progress.length - 1]).toBe(340 + 306 + 3 * 144 + 2 * 22 + 2 * 18 + 5 * 2);
+    expect(progress[progress.length - 1]).toBe(340 + 306 + 3 * 144 + 2 * 22 + 2 * 18 + 5 * 2 + 9 * 144);
     store.disposeAll();
     await store.close();
   });
@@ -75,6 +82,7 @@ describe('WeightStore with quantized entries', () => {
     store.take('conv.weight', [2, 32], { alternateShapes: [[2, 1, 1, 32]] });
     store.take('norm.weight', [64]);
     store.take('lin.bias', [5]);
+    store.take('flat.weight', [8, 32, 3, 3]);
     store.finish();
     await store.load();
     const f16 = (x: Float32Array) => [...f16ArrayToF32(f32ArrayToF16(x))];
