@@ -1,10 +1,8 @@
-// WeightStore: how a model's modules get their weights. While a model is built from its config, each
-// module asks for its parameters by checkpoint key and expected shape (`take`); the store allocates the
-// GPU tensor and remembers every problem. `finish()` then reports all missing, unexpected and
-// mis-shaped keys at once (CheckpointError); `load()` streams the data in, converting dtypes and
-// applying host-side re-layouts (conv weights for NHWC) on the way. A tensor stored quantized (GGUF) is
-// dequantized on the host chunk by chunk — unless the module takes it with `allowQuantized`, which
-// hands over its blocks as a QuantizedWeight (weights-quantized.ts).
+// WeightStore: modules take their parameters by checkpoint key and expected shape (`take`) while a model
+// is built; the store allocates the GPU tensors and collects every problem, `finish()` reports them all
+// (CheckpointError), `load()` streams the data in, converting dtypes and re-laying conv weights (NHWC).
+// A GGUF-quantized tensor is dequantized on the host chunk by chunk, unless the module takes it with
+// `allowQuantized`: then its blocks are handed over as a QuantizedWeight (weights-quantized.ts).
 
 import type { GpuContext } from './context.js';
 import { formatShape, shapeSize, type DType } from './dtype.js';
