@@ -7,23 +7,9 @@ import {
   type DType, type GpuContext, type LoadProgress, type ModelSource, type Tensor,
 } from '@ssd/tensor';
 import { attention, gatherRows, LayerNorm, Linear, linear, LoraWeight, namedLoraTargets, collectLoraWeights, tokenEmbedding, type Activation, type LoraTarget } from '@ssd/kernels';
+import { parseCLIPTextConfig, type CLIPTextConfig, type CLIPTextSpec } from './config.js';
 
-/** The config.json keys we read (transformers CLIPTextConfig). */
-export interface CLIPTextConfig {
-  hidden_size: number;
-  intermediate_size: number;
-  num_hidden_layers: number;
-  num_attention_heads: number;
-  hidden_act?: string;
-  layer_norm_eps?: number;
-  max_position_embeddings?: number;
-  vocab_size: number;
-  projection_dim?: number;
-  eos_token_id?: number;
-  [key: string]: unknown;
-}
-
-const ACTS: Record<string, Activation> = { quick_gelu: 'quick_gelu', gelu: 'gelu', gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh' };
+export type { CLIPTextConfig } from './config.js';
 
 export interface CLIPLoadOptions {
   context: GpuContext;
@@ -95,6 +81,8 @@ class EncoderLayer {
 export class CLIPTextModel {
   readonly dtype: DType;
   readonly config: Readonly<CLIPTextConfig>;
+  /** The validated numbers the model was built from. */
+  readonly spec: CLIPTextSpec;
   readonly tokenTable: { chunks: Tensor[]; rowStarts: number[] };
   readonly position_embedding: Tensor;
   readonly layers: EncoderLayer[];
@@ -103,30 +91,25 @@ export class CLIPTextModel {
   private readonly params: Tensor[];
   private disposed = false;
 
-  /** Builds the model from a config object and a WeightStore (see fromPretrained). */
+  /** Builds the model from a config object and a WeightStore (see fromPretrained); `configFile` names the config in errors. */
   constructor(
     readonly ctx: GpuContext,
     config: CLIPTextConfig,
     store: WeightStore,
     readonly withProjection = false,
+    configFile = 'text_encoder/config.json',
   ) {
     this.config = config;
-    const d = int('hidden_size', config.hidden_size);
-    const heads = int('num_attention_heads', config.num_attention_heads);
-    if (d % heads) throw new ConfigError('num_attention_heads', heads, `hidden_size ${d} does not split into ${heads} heads`, 'text_encoder/config.json');
-    const act = ACTS[config.hidden_act ?? 'quick_gelu'];
-    if (!act) throw new ConfigError('hidden_act', config.hidden_act, `supported: ${Object.keys(ACTS).join(', ')}`, 'text_encoder/config.json');
-    const eps = config.layer_norm_eps ?? 1e-5;
-    const positions = int('max_position_embeddings', config.max_position_embeddings ?? 77);
-    const vocab = int('vocab_size', config.vocab_size);
+    const spec = (this.spec = parseCLIPTextConfig(config, configFile));
+    const d = spec.hiddenSize;
     this.dtype = store.dtype;
     try {
-      this.tokenTable = store.takeRowChunks('text_model.embeddings.token_embedding.weight', [vocab, d], ctx.limits.maxStorageBufferBindingSize);
-      this.position_embedding = store.take('text_model.embeddings.position_embedding.weight', [positions, d]);
-      const cfg = { hidden_size: d, intermediate_size: int('intermediate_size', config.intermediate_size), num_attention_heads: heads, layer_norm_eps: eps };
-      this.layers = Array.from({ length: int('num_hidden_layers', config.num_hidden_layers) }, (_, i) => new EncoderLayer(store, `text_model.encoder.layers.${i}`, cfg, act));
-      this.final_layer_norm = new LayerNorm(store, 'text_model.final_layer_norm', d, eps);
-      this.text_projection = withProjection ? store.take('text_projection.weight', [int('projection_dim', config.projection_dim ?? d), d]) : null;
+      this.tokenTable = store.takeRowChunks('text_model.embeddings.token_embedding.weight', [spec.vocabSize, d], ctx.limits.maxStorageBufferBindingSize);
+      this.position_embedding = store.take('text_model.embeddings.position_embedding.weight', [spec.maxPositions, d]);
+      const cfg = { hidden_size: d, intermediate_size: spec.intermediateSize, num_attention_heads: spec.numHeads, layer_norm_eps: spec.layerNormEps };
+      this.layers = Array.from({ length: spec.numLayers }, (_, i) => new EncoderLayer(store, `text_model.encoder.layers.${i}`, cfg, spec.act));
+      this.final_layer_norm = new LayerNorm(store, 'text_model.final_layer_norm', d, spec.layerNormEps);
+      this.text_projection = withProjection ? store.take('text_projection.weight', [spec.projectionDim, d]) : null;
       store.finish();
     } catch (e) {
       store.disposeAll();
@@ -178,6 +161,15 @@ export class CLIPTextModel {
     const t = ids[0]?.length ?? 0;
     if (!ids.length || t === 0) throw new InvalidArgumentError('CLIPTextModel.encode: no token ids');
     if (t > this.position_embedding.shape[0]) throw new ShapeError('CLIPTextModel', 'ids', `[B, ≤${this.position_embedding.shape[0]}]`, formatShape([ids.length, t]));
+    // an id past the token table would be read out of bounds on the GPU (clamped: a wrong row, silently)
+    const vocab = this.spec.vocabSize;
+    ids.forEach((row, b) => {
+      if (row.length !== t) throw new ShapeError('CLIPTextModel', 'ids', `[${ids.length}, ${t}] (rows of one length)`, `row ${b} of length ${row.length}`);
+      for (let k = 0; k < t; k++) {
+        const id = row[k];
+        if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new InvalidArgumentError(`CLIPTextModel.encode: token id ${id} at [${b}, ${k}] is outside the vocabulary [0, ${vocab}) (vocab_size in config.json)`);
+      }
+    });
     const wanted = new Map<number, number>(); // layer-output index (0..n) → requested key
     for (const k of opts.hiddenStates ?? [-2]) {
       const idx = k < 0 ? n + 1 + k : k;
@@ -233,8 +225,8 @@ export class CLIPTextModel {
 
 /** transformers' CLIPTextModelWithProjection: CLIPTextModel plus text_projection (no bias). */
 export class CLIPTextModelWithProjection extends CLIPTextModel {
-  constructor(ctx: GpuContext, config: CLIPTextConfig, store: WeightStore) {
-    super(ctx, config, store, true);
+  constructor(ctx: GpuContext, config: CLIPTextConfig, store: WeightStore, configFile = 'text_encoder_2/config.json') {
+    super(ctx, config, store, true, configFile);
   }
 
   /** Loads a CLIPTextModelWithProjection folder; a config naming another architecture is a ConfigError before any weight is read. */
@@ -257,6 +249,8 @@ function hasProjection(config: CLIPTextConfig): boolean {
 /** Opens the weights and builds the class the config names (with `projection`: the subclass). */
 async function loadModel(src: ModelSource, subfolder: string, config: CLIPTextConfig, projection: boolean, options: CLIPLoadOptions): Promise<CLIPTextModel> {
   const ctx = options.context;
+  const configFile = `${subfolder}/config.json`;
+  parseCLIPTextConfig(config, configFile); // at config-read time, before any weight file is opened
   const dtype = chooseComputeDtype(ctx, options.dtype, 'text encoder', options.onNotice);
   const store = await WeightStore.open(ctx, src, subfolder, {
     dtype,
@@ -264,11 +258,7 @@ async function loadModel(src: ModelSource, subfolder: string, config: CLIPTextCo
     onNotice: options.onNotice,
     ignore: [/^text_model\.embeddings\.position_ids$/, ...(projection ? [] : [/^text_projection\.weight$/])],
   });
-  const build = (s: WeightStore) => (projection ? new CLIPTextModelWithProjection(ctx, config, s) : new CLIPTextModel(ctx, config, s));
+  const build = (s: WeightStore) => (projection ? new CLIPTextModelWithProjection(ctx, config, s, configFile) : new CLIPTextModel(ctx, config, s, false, configFile));
   return buildAndLoad(store, build, { signal: options.signal, onProgress: options.onProgress });
 }
 
-function int(key: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ConfigError(key, v, 'must be a positive integer', 'text_encoder/config.json');
-  return v;
-}

@@ -10,3 +10,5 @@ export { CLIPTextModel, CLIPTextModelWithProjection } from './clip-text-model.js
 export type { CLIPTextConfig, CLIPLoadOptions, CLIPEncodeOptions, CLIPTextOutput } from './clip-text-model.js';
 export { loadSdxlTokenizer, sdxlTokenizerSource, withSdxlTokenizers, readBundledTokenizerFile, SDXL_TOKENIZER_CONFIGS } from './sdxl-tokenizers.js';
 export type { SdxlTokenizerName } from './sdxl-tokenizers.js';
+export { parseCLIPTextConfig, checkTokenizerFitsEncoder, checkPromptLengthsMatch, CLIP_ACTIVATIONS } from './config.js';
+export type { CLIPTextSpec, TokenizerLimits } from './config.js';

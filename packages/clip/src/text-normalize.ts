@@ -12,7 +12,7 @@ import { isOtherCategory14 } from './text-normalize-table.js';
 const PY_WHITESPACE_RUN = /[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/;
 
 /** Unicode 14.0 category Zs: BasicTokenizer._is_whitespace turns these (and \t \n \r) into " ". */
-function isSpaceSeparator(cp: number): boolean {
+export function isSpaceSeparator(cp: number): boolean {
   return (
     cp === 0x20 || cp === 0xa0 || cp === 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp === 0x202f || cp === 0x205f || cp === 0x3000
   );

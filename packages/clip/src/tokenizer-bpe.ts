@@ -55,6 +55,9 @@ export function fromByteSymbols(text: string): Uint8Array {
   return Uint8Array.from(out);
 }
 
+/** Words longer than this are not memoised: a 100 KB pathological word must not stay in the cache. */
+const MAX_CACHED_WORD = 256;
+
 /** Byte-pair merging over one pre-token, lowest merge rank first, memoised. */
 export class BytePairEncoder {
   private readonly cache = new Map<string, readonly string[]>();
@@ -70,38 +73,111 @@ export class BytePairEncoder {
     const hit = this.cache.get(word);
     if (hit) return hit;
     const symbols = this.merge(word);
+    if (word.length > MAX_CACHED_WORD) return symbols;
     if (this.cache.size >= MAX_CACHE_ENTRIES) this.cache.clear();
     this.cache.set(word, symbols);
     return symbols;
   }
 
+  /**
+   * transformers' CLIPTokenizer.bpe, in O(n log n) instead of its O(n²) per merge: each round takes the
+   * lowest-ranked adjacent pair and merges every occurrence of it, left to right, as bpe() does. The
+   * symbols are a linked list; candidate pairs wait in a heap ordered by (rank, position) and are
+   * checked when popped (a merge may have consumed them). Pairs a merge creates join the heap only
+   * after the round, so that, as in bpe(), a round merges exactly the occurrences present at its start.
+   */
   private merge(word: string): string[] {
     // byte-level symbols are all in the BMP, so UTF-16 units are characters here
-    let symbols = word.split('');
-    symbols[symbols.length - 1] += WORD_END;
-    while (symbols.length > 1) {
-      let best = Infinity;
-      let left = '';
-      let right = '';
-      for (let i = 0; i + 1 < symbols.length; i++) {
-        const r = this.ranks.get(`${symbols[i]} ${symbols[i + 1]}`);
-        if (r !== undefined && r < best) {
-          best = r;
-          left = symbols[i];
-          right = symbols[i + 1];
-        }
+    const n = word.length;
+    const sym = word.split('');
+    sym[n - 1] += WORD_END;
+    if (n === 1) return sym;
+    const next = Int32Array.from({ length: n }, (_, i) => (i + 1 < n ? i + 1 : -1));
+    const prev = Int32Array.from({ length: n }, (_, i) => i - 1);
+    const alive = new Uint8Array(n).fill(1);
+    const heap = new PairHeap();
+    const candidate = (i: number, into: { push(p: Pair): unknown }) => {
+      const j = next[i];
+      const rank = j < 0 ? undefined : this.ranks.get(`${sym[i]} ${sym[j]}`);
+      if (rank !== undefined) into.push({ rank, pos: i, left: sym[i], right: sym[j] });
+    };
+    const current = (p: Pair) => alive[p.pos] === 1 && next[p.pos] >= 0 && sym[p.pos] === p.left && sym[next[p.pos]] === p.right;
+    for (let i = 0; i < n - 1; i++) candidate(i, heap);
+    let count = n;
+    while (count > 1) {
+      let top = heap.pop();
+      while (top && !current(top)) top = heap.pop();
+      if (!top) break;
+      const rank = top.rank;
+      const created: Pair[] = [];
+      for (let p: Pair | undefined = top; p; p = heap.peek()?.rank === rank ? heap.pop() : undefined) {
+        if (!current(p)) continue;
+        const i = p.pos;
+        const j = next[i];
+        sym[i] += sym[j];
+        alive[j] = 0;
+        next[i] = next[j];
+        if (next[j] >= 0) prev[next[j]] = i;
+        count--;
+        if (prev[i] >= 0) candidate(prev[i], created);
+        candidate(i, created);
       }
-      if (best === Infinity) break;
-      // merge every occurrence of the pair, left to right, as CLIPTokenizer.bpe does
-      const merged: string[] = [];
-      for (let i = 0; i < symbols.length; i++) {
-        if (i + 1 < symbols.length && symbols[i] === left && symbols[i + 1] === right) {
-          merged.push(left + right);
-          i++;
-        } else merged.push(symbols[i]);
-      }
-      symbols = merged;
+      for (const c of created) heap.push(c);
     }
-    return symbols;
+    const out: string[] = [];
+    for (let i = 0; i >= 0; i = next[i]) out.push(sym[i]);
+    return out;
+  }
+}
+
+interface Pair {
+  rank: number;
+  /** Index of the left symbol (indices keep left-to-right order: a merge keeps the left one). */
+  pos: number;
+  left: string;
+  right: string;
+}
+
+/** A binary min-heap of pairs by (rank, pos). */
+class PairHeap {
+  private readonly items: Pair[] = [];
+
+  private static less(a: Pair, b: Pair): boolean {
+    return a.rank < b.rank || (a.rank === b.rank && a.pos < b.pos);
+  }
+
+  peek(): Pair | undefined {
+    return this.items[0];
+  }
+
+  push(p: Pair): void {
+    const a = this.items;
+    a.push(p);
+    for (let i = a.length - 1; i > 0; ) {
+      const up = (i - 1) >> 1;
+      if (!PairHeap.less(a[i], a[up])) break;
+      [a[i], a[up]] = [a[up], a[i]];
+      i = up;
+    }
+  }
+
+  pop(): Pair | undefined {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length && last) {
+      a[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && PairHeap.less(a[l], a[m])) m = l;
+        if (r < a.length && PairHeap.less(a[r], a[m])) m = r;
+        if (m === i) break;
+        [a[i], a[m]] = [a[m], a[i]];
+        i = m;
+      }
+    }
+    return top;
   }
 }

@@ -4,7 +4,7 @@
 // cut by CLIP's regex and byte-pair encoded (tokenizer-bpe.ts). Browser, Deno and Node alike.
 
 import { allInOrder, InvalidArgumentError, openModelSource, type HttpOptions, type ModelSource } from '@ssd/tensor';
-import { cleanText } from './text-normalize.js';
+import { cleanText, isSpaceSeparator } from './text-normalize.js';
 import { BytePairEncoder, fromByteSymbols, preTokenize } from './tokenizer-bpe.js';
 import { parseTokenizerFiles, type TokenizerData, type TokenizerFileTexts } from './tokenizer-files.js';
 import { readTokenizerText } from './tokenizer-file-text.js';
@@ -25,11 +25,29 @@ export interface TokenizerEncoding {
   ids: number[];
   /** 1 for BOS, tokens and EOS; 0 for padding. */
   attentionMask: number[];
-  /** How many prompt tokens truncation cut off (0 when none), so callers can warn. */
+  /**
+   * How many prompt tokens truncation cut off (0 when none), so callers can warn. Exact when
+   * `complete`; otherwise a lower bound (see `complete`).
+   */
   truncatedTokens: number;
-  /** Every token of the prompt, before truncation (tokens.slice(ids-kept) are the ones cut off). */
+  /** The prompt's tokens before truncation: all of them when `complete`, else the first ones (tokens.slice(ids-kept) were cut off). */
   tokens: string[];
+  /**
+   * Whether the whole prompt was tokenized. With truncation, tokenizing stops once the prompt has
+   * yielded TOKENS_COUNTED_PAST_CUT more tokens than fit (so a 50 MB prompt costs what a short one
+   * does), and a run of more than MAX_RUN_CHARS characters without whitespace is tokenized as if
+   * broken there (so one 120 KB word cannot take minutes); either makes this false. The kept ids are
+   * exact whenever they come before any such break — always, for prompts a person writes.
+   */
+  complete: boolean;
 }
+
+/** With truncation, how many tokens past the cut are still counted for `truncatedTokens`. */
+export const TOKENS_COUNTED_PAST_CUT = 4096;
+/** With truncation, the longest whitespace-free run tokenized in one piece (see TokenizerEncoding.complete). */
+export const MAX_RUN_CHARS = 1 << 14;
+/** Text is cleaned and split in chunks of about this many characters, ending at whitespace. */
+const CHUNK_CHARS = 4096;
 
 export interface TokenizerLoadOptions {
   /** Headers or fetch for URL sources. */
@@ -54,6 +72,8 @@ export class CLIPTokenizer {
   readonly modelMaxLength: number;
   /** Base vocabulary size (vocab.json entries). */
   readonly vocabSize: number;
+  /** The largest id this tokenizer can produce (vocab.json and added tokens), to check against an encoder's vocab_size. */
+  readonly maxTokenId: number;
 
   private readonly data: TokenizerData;
   private readonly bpe: BytePairEncoder;
@@ -65,6 +85,10 @@ export class CLIPTokenizer {
     this.data = data;
     this.bpe = new BytePairEncoder(data.mergeRanks);
     this.vocabSize = data.vocab.size;
+    let maxId = -1;
+    for (const id of data.vocab.values()) if (id > maxId) maxId = id;
+    for (const id of data.addedTokens.values()) if (id > maxId) maxId = id;
+    this.maxTokenId = maxId;
     this.unkTokenId = this.lookup(data.unkToken, data.vocab.size);
     this.bosTokenId = this.tokenToId(data.bosToken);
     this.eosTokenId = this.tokenToId(data.eosToken);
@@ -101,22 +125,34 @@ export class CLIPTokenizer {
 
   /** The prompt's tokens: BPE strings in the byte-level alphabet ("cat</w>") and added tokens as written; no BOS/EOS. */
   tokenize(text: string): string[] {
+    return this.collect(text, Infinity).tokens;
+  }
+
+  /**
+   * The prompt's tokens, stopping once there are `limit` of them (Infinity: all, exactly as
+   * transformers). Added tokens are split out first, then each stretch between them is tokenized.
+   */
+  private collect(text: string, limit: number): { tokens: string[]; complete: boolean } {
     if (typeof text !== 'string') throw new InvalidArgumentError(`CLIPTokenizer: the prompt must be a string, got ${typeof text}`);
     const out: string[] = [];
+    let complete = true;
+    const plain = (piece: string): boolean => {
+      const r = this.tokenizePlain(piece, out, limit);
+      complete &&= !r.broken;
+      return !r.stopped;
+    };
     const pattern = this.addedPattern;
-    if (!pattern) {
-      this.tokenizePlain(text, out);
-      return out;
-    }
     let start = 0;
-    pattern.lastIndex = 0;
-    for (let m = pattern.exec(text); m; m = pattern.exec(text)) {
-      this.tokenizePlain(text.slice(start, m.index), out);
-      out.push(m[0]);
-      start = m.index + m[0].length;
+    if (pattern) {
+      pattern.lastIndex = 0;
+      for (let m = pattern.exec(text); m; m = pattern.exec(text)) {
+        if (!plain(text.slice(start, m.index)) || out.length >= limit) return { tokens: out, complete: false };
+        out.push(m[0]);
+        start = m.index + m[0].length;
+      }
     }
-    this.tokenizePlain(text.slice(start), out);
-    return out;
+    if (!plain(text.slice(start))) complete = false;
+    return { tokens: out, complete };
   }
 
   /** BOS, the prompt's ids, EOS: no truncation, no padding. */
@@ -133,7 +169,7 @@ export class CLIPTokenizer {
     if (padding !== 'max_length' && padding !== 'do_not_pad') {
       throw new InvalidArgumentError(`CLIPTokenizer.encode: padding must be 'max_length' or 'do_not_pad', got ${JSON.stringify(padding)}`);
     }
-    const tokens = this.tokenize(text);
+    const { tokens, complete } = this.collect(text, truncation ? maxLength - 2 + TOKENS_COUNTED_PAST_CUT : Infinity);
     let content = tokens.map((t) => this.tokenToId(t));
     let truncatedTokens = 0;
     if (truncation && content.length + 2 > maxLength) {
@@ -154,7 +190,7 @@ export class CLIPTokenizer {
         attentionMask.push(0);
       }
     }
-    return { ids, attentionMask, truncatedTokens, tokens };
+    return { ids, attentionMask, truncatedTokens, tokens, complete };
   }
 
   /** A token's id: added tokens first, then the vocabulary, else the unk id (transformers' order). */
@@ -182,9 +218,37 @@ export class CLIPTokenizer {
     return text;
   }
 
-  private tokenizePlain(piece: string, out: string[]): void {
-    if (!piece) return;
-    for (const word of preTokenize(cleanText(piece))) for (const t of this.bpe.encode(word)) out.push(t);
+  /**
+   * Appends the tokens of text without added tokens. `stopped`: it stopped at `limit` tokens with text
+   * left; `broken`: it broke an over-long whitespace-free run (MAX_RUN_CHARS). With a finite limit the text goes in chunks that end at whitespace (\t \n \r or
+   * Zs, which the clean-up turns into the spaces its pieces are split at, and which no pre-token or NFC
+   * composition spans), so the tokens are those of the whole text, chunk by chunk.
+   */
+  private tokenizePlain(piece: string, out: string[], limit: number): { stopped: boolean; broken: boolean } {
+    const add = (text: string) => {
+      for (const word of preTokenize(cleanText(text))) for (const t of this.bpe.encode(word)) out.push(t);
+    };
+    let broken = false;
+    if (limit === Infinity) {
+      if (piece) add(piece);
+      return { stopped: false, broken };
+    }
+    for (let start = 0; start < piece.length; ) {
+      if (out.length >= limit) return { stopped: true, broken };
+      let end = piece.length;
+      if (end - start > CHUNK_CHARS) {
+        const stop = Math.min(piece.length, start + MAX_RUN_CHARS);
+        end = start + CHUNK_CHARS;
+        while (end < stop && !isChunkBreak(piece.charCodeAt(end))) end++;
+        if (end === stop && stop < piece.length && !isChunkBreak(piece.charCodeAt(end))) {
+          if (isHighSurrogate(piece.charCodeAt(end - 1))) end--; // keep a surrogate pair whole
+          broken = true;
+        }
+      }
+      add(piece.slice(start, end));
+      start = end;
+    }
+    return { stopped: false, broken };
   }
 
   private lookup(token: string, fallback: number): number {
@@ -197,6 +261,15 @@ export class CLIPTokenizer {
     for (const [token, id] of this.data.addedTokens) table.set(id, token);
     return table;
   }
+}
+
+/** Characters the clean-up turns into a space: a chunk may end before one. */
+function isChunkBreak(c: number): boolean {
+  return c === 0x09 || c === 0x0a || c === 0x0d || isSpaceSeparator(c);
+}
+
+function isHighSurrogate(c: number): boolean {
+  return c >= 0xd800 && c <= 0xdbff;
 }
 
 function escapeRegExp(s: string): string {

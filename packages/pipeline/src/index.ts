@@ -14,7 +14,7 @@ export type { GenerateResult, RunReport, StageReport } from './report.js';
 export type { PromptEmbeddings } from './prompt-encoding.js';
 export { PipelineLoras, type LoadLoraOptions } from './pipeline-loras.js';
 export { encodePng, formatParameters, crc32, type PngImage, type GenerationParameters } from './png.js';
-export { decodePng } from './png-decode.js';
+export { decodePng, PNG_MAX_PIXELS, type PngDecodeOptions } from './png-decode.js';
 export { latentPreview } from './image.js';
 export { TorchGenerator } from './random/torch-generator.js';
 export type { TorchGeneratorOptions, NormalFillPath } from './random/torch-generator.js';

@@ -2,6 +2,7 @@
 // Everything above reads through `read(offset, length)`, so a multi-GB file is never held whole.
 
 import { AbortError, ModelLoadError, throwIfAborted } from './errors.js';
+import { timedFetch, TransientHttpError, type HttpTimeouts, type TimedResponse } from './http.js';
 
 export interface ByteSource {
   /** Path or URL, for messages. */
@@ -15,8 +16,43 @@ export interface ByteSource {
 
 interface NodeFileHandle {
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
-  stat(): Promise<{ size: number }>;
+  stat(): Promise<NodeStats>;
   close(): Promise<void>;
+}
+
+interface NodeStats {
+  size: number;
+  isFile(): boolean;
+  isDirectory(): boolean;
+  isFIFO(): boolean;
+}
+
+interface NodeFs {
+  open(p: string, flags: string | number): Promise<NodeFileHandle>;
+  constants: { O_RDONLY: number; O_NONBLOCK?: number };
+}
+
+/**
+ * Opens a path for reading and checks, on the open handle, that it is a regular file. O_NONBLOCK
+ * (where the platform has it) makes opening a FIFO return at once instead of waiting for a writer;
+ * it changes nothing for regular files. A directory, FIFO or device is a ModelLoadError.
+ */
+export async function openRegularFile(fs: NodeFs, path: string): Promise<NodeFileHandle> {
+  let fh: NodeFileHandle;
+  try {
+    const { O_RDONLY, O_NONBLOCK } = fs.constants;
+    fh = await fs.open(path, O_NONBLOCK === undefined ? 'r' : O_RDONLY | O_NONBLOCK);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    throw new ModelLoadError(code === 'ENOENT' ? `file not found: ${path}` : `cannot open ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  const st = await fh.stat();
+  if (!st.isFile()) {
+    await fh.close().catch(() => {});
+    const kind = st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO (named pipe)' : 'a device or socket';
+    throw new ModelLoadError(`${path} is ${kind}, not a regular file`);
+  }
+  return fh;
 }
 
 /** A local file, read with positional reads (files over 4 GB included). Node only. */
@@ -27,14 +63,15 @@ export class NodeFileSource implements ByteSource {
   private open(): Promise<NodeFileHandle> {
     return (this.handle ??= (async () => {
       const fsName = 'node:fs/promises';
-      const fs = (await import(/* @vite-ignore */ fsName)) as { open(p: string, f: string): Promise<NodeFileHandle> };
+      const fs = (await import(/* @vite-ignore */ fsName)) as NodeFs;
+      let fh: NodeFileHandle;
       try {
-        return await fs.open(this.name, 'r');
+        fh = await openRegularFile(fs, this.name);
       } catch (e) {
         this.handle = null;
-        const code = (e as { code?: string }).code;
-        throw new ModelLoadError(code === 'ENOENT' ? `file not found: ${this.name}` : `cannot open ${this.name}: ${(e as Error).message}`, { cause: e });
+        throw e;
       }
+      return fh;
     })());
   }
 
@@ -142,11 +179,13 @@ export class BlobSource implements ByteSource {
   async close(): Promise<void> {}
 }
 
-export interface HttpOptions {
+export interface HttpOptions extends HttpTimeouts {
   fetch?: typeof fetch;
   headers?: Record<string, string>;
-  /** Retries after a dropped connection or a 5xx answer (default 2). */
+  /** Retries after a dropped connection, a timeout or a 5xx answer (default 2). */
   retries?: number;
+  /** UrlSource.readText: the largest JSON or text file it downloads (default MAX_TEXT_BYTES, 64 MiB). */
+  maxTextBytes?: number;
 }
 
 /** A URL read with HTTP range requests. A server that ignores Range is a clear error. */
@@ -169,36 +208,59 @@ export class HttpRangeSource implements ByteSource {
   }
 
   private async fetchSize(): Promise<number> {
-    const res = await this.request({ Range: 'bytes=0-0' });
-    await res.body?.cancel().catch(() => {});
+    const r = await this.request({ Range: 'bytes=0-0' });
+    await r.cancel();
+    const res = r.res;
     const range = res.headers.get('content-range');
     const total = range ? Number(/\/(\d+)\s*$/.exec(range)?.[1]) : NaN;
-    if (res.status === 206 && Number.isFinite(total)) return total;
+    if (res.status === 206 && Number.isSafeInteger(total)) return total;
     const len = Number(res.headers.get('content-length'));
-    if (res.status === 200 && Number.isFinite(len)) return len;
+    if (res.status === 200 && Number.isSafeInteger(len)) return len;
     throw new ModelLoadError(`${this.name}: cannot tell the file size (status ${res.status}, no Content-Range)`);
   }
 
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
     if (length === 0) return new Uint8Array(0);
     const retries = this.options.retries ?? 2;
+    const last = offset + length - 1;
     for (let attempt = 0; ; attempt++) {
       throwIfAborted(signal, `downloading ${this.name}`);
       try {
-        const res = await this.request({ Range: `bytes=${offset}-${offset + length - 1}` }, signal);
+        const r = await this.request({ Range: `bytes=${offset}-${last}` }, signal);
+        const res = r.res;
         if (res.status === 200) {
-          await res.body?.cancel().catch(() => {});
+          await r.cancel();
           throw new ModelLoadError(`${this.name}: the server ignored the HTTP Range header (answered 200 instead of 206); serve the model from a server that supports range requests`);
         }
-        if (res.status === 416) throw new ModelLoadError(`${this.name}: range ${offset}+${length} is past the end of the file; the file is truncated`);
-        const buf = new Uint8Array(await res.arrayBuffer());
+        if (res.status === 416) {
+          await r.cancel();
+          throw new ModelLoadError(`${this.name}: range ${offset}+${length} is past the end of the file; the file is truncated`);
+        }
+        // the sizes the server announces are checked before any byte is read, and the body is read
+        // with a cap: a server cannot make us buffer more than we asked for
+        const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range')?.trim() ?? '');
+        if (cr && (Number(cr[1]) !== offset || Number(cr[2]) !== last)) {
+          await r.cancel();
+          const total = Number(cr[3]);
+          if (Number(cr[1]) === offset && Number(cr[2]) < last && Number.isFinite(total) && total <= last) {
+            throw new ModelLoadError(`${this.name}: asked for bytes ${offset}-${last} but the file has ${total} bytes; the file is truncated`);
+          }
+          throw new ModelLoadError(`${this.name}: asked for bytes ${offset}-${last}, the server sent bytes ${cr[1]}-${cr[2]} (Content-Range)`);
+        }
+        const announced = res.headers.get('content-length');
+        const encoded = (res.headers.get('content-encoding') ?? 'identity') !== 'identity'; // then it counts compressed bytes
+        if (announced !== null && !encoded && Number(announced) !== length) {
+          await r.cancel();
+          throw new TransientHttpError(`${this.name}: asked for ${length} bytes at ${offset}, the server announced ${announced} (Content-Length)`);
+        }
+        const buf = await r.readBody(length, `bytes ${offset}-${last}`);
         if (buf.length !== length) {
-          throw new RetryableError(`${this.name}: got ${buf.length} of ${length} bytes at ${offset}; the connection dropped or the file is truncated`);
+          throw new TransientHttpError(`${this.name}: got ${buf.length} of ${length} bytes at ${offset}; the connection dropped or the file is truncated`);
         }
         return buf;
       } catch (e) {
         if (e instanceof AbortError || signal?.aborted) throw e instanceof AbortError ? e : new AbortError(`downloading ${this.name} was aborted`, { cause: e });
-        const retryable = e instanceof RetryableError || !(e instanceof ModelLoadError);
+        const retryable = e instanceof TransientHttpError || !(e instanceof ModelLoadError);
         if (!retryable || attempt >= retries) {
           if (e instanceof ModelLoadError) throw e;
           throw new ModelLoadError(`${this.name}: download failed (${(e as Error).message})`, { cause: e });
@@ -207,20 +269,26 @@ export class HttpRangeSource implements ByteSource {
     }
   }
 
-  private async request(headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
-    let res: Response;
+  private async request(headers: Record<string, string>, signal?: AbortSignal): Promise<TimedResponse> {
+    let r: TimedResponse;
     try {
-      res = await this.fetchImpl(this.name, { headers: { ...this.options.headers, ...headers }, signal });
+      r = await timedFetch(this.fetchImpl, this.name, { headers: { ...this.options.headers, ...headers } }, this.options, signal);
     } catch (e) {
+      if (e instanceof AbortError || e instanceof TransientHttpError) throw e;
       if (signal?.aborted) throw new AbortError(`downloading ${this.name} was aborted`, { cause: e });
-      throw new RetryableError(`${this.name}: request failed (${(e as Error).message})`);
+      throw new TransientHttpError(`${this.name}: request failed (${(e as Error).message})`);
     }
-    if (res.status >= 500) throw new RetryableError(`${this.name}: server error ${res.status} ${res.statusText}`);
-    if (!res.ok) throw new ModelLoadError(`${this.name}: HTTP ${res.status} ${res.statusText}`);
-    return res;
+    const res = r.res;
+    if (res.status >= 500) {
+      await r.cancel();
+      throw new TransientHttpError(`${this.name}: server error ${res.status} ${res.statusText}`);
+    }
+    if (!res.ok) {
+      await r.cancel();
+      throw new ModelLoadError(`${this.name}: HTTP ${res.status} ${res.statusText}`);
+    }
+    return r;
   }
 
   async close(): Promise<void> {}
 }
-
-class RetryableError extends ModelLoadError {}

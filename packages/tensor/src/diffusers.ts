@@ -1,9 +1,10 @@
 // Reading a diffusers folder: model_index.json, each component's config, and the weight file(s) of a
 // component, preferring the requested variant (`*.fp16.safetensors`) and falling back with a notice.
 
-import { ModelLoadError } from './errors.js';
+import { ConfigError, ModelLoadError } from './errors.js';
 import type { ModelSource } from './model-source.js';
 import { SafetensorsFile } from './safetensors.js';
+import { checkShardContents, readShardIndex, type ShardIndex } from './shard-index.js';
 
 export interface ModelIndex {
   className: string;
@@ -53,29 +54,42 @@ export function parseJsonLenient<T = unknown>(text: string): T {
   }
 }
 
+/**
+ * A JSON file of the model whose top level must be an object (every diffusers and transformers JSON
+ * file is): invalid JSON is a ModelLoadError, `null`, a list or a scalar a ConfigError.
+ */
 export async function readJson<T = Record<string, unknown>>(source: ModelSource, path: string): Promise<T> {
   const text = await source.readText(path);
+  let value: unknown;
   try {
-    return parseJsonLenient<T>(text);
+    value = parseJsonLenient(text);
   } catch (e) {
     throw new ModelLoadError(`${source.description}/${path} is not valid JSON (${(e as Error).message})`, { cause: e });
   }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError('', value, 'must be a JSON object ({ … })', `${source.description}/${path}`);
+  }
+  return value as T;
 }
 
 export async function readModelIndex(source: ModelSource): Promise<ModelIndex> {
   if (!(await source.exists('model_index.json'))) {
     throw new ModelLoadError(`${source.description} is not a diffusers pipeline folder: model_index.json was not found there`);
   }
+  const file = `${source.description}/model_index.json`;
   const raw = await readJson(source, 'model_index.json');
   const components: Record<string, [string, string]> = {};
   const extra: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) {
     if (k === '_class_name' || k === '_diffusers_version' || k === '_name_or_path') continue;
     if (Array.isArray(v) && v.length === 2 && (v[0] === null || typeof v[0] === 'string')) {
+      if (v[1] !== null && typeof v[1] !== 'string') throw new ConfigError(k, v, 'must be [library, class name] (two strings) or [null, null]', file);
       if (v[0] !== null && v[1] !== null) components[k] = [v[0], v[1]];
     } else extra[k] = v;
   }
-  return { className: String(raw._class_name ?? ''), components, extra };
+  const className = raw._class_name ?? '';
+  if (typeof className !== 'string') throw new ConfigError('_class_name', className, 'must be a string (the pipeline class)', file);
+  return { className, components, extra };
 }
 
 /** A component's config.json (scheduler: scheduler_config.json). */
@@ -93,6 +107,8 @@ export interface WeightFiles {
   variant: string;
   /** A sentence for the user when the requested variant was not found and we fell back. */
   notice?: string;
+  /** The shard index when the weights are sharded (openWeightFiles checks the shards against it). */
+  index?: ShardIndex;
 }
 
 const BASE_NAMES = ['diffusion_pytorch_model', 'model'];
@@ -101,32 +117,31 @@ const BASE_NAMES = ['diffusion_pytorch_model', 'model'];
 export async function resolveWeightFiles(source: ModelSource, subfolder: string, variant?: string): Promise<WeightFiles> {
   const prefix = subfolder ? `${subfolder}/` : '';
   const looked: string[] = [];
-  const tryVariant = async (v: string): Promise<string[] | null> => {
+  const tryVariant = async (v: string): Promise<{ paths: string[]; index?: ShardIndex } | null> => {
     for (const base of BASE_NAMES) {
       const name = v ? `${base}.${v}.safetensors` : `${base}.safetensors`;
       looked.push(prefix + name);
-      if (await source.exists(prefix + name)) return [prefix + name];
-      const index = `${prefix}${name}.index.json`;
-      looked.push(index);
-      if (await source.exists(index)) {
-        const idx = await readJson<{ weight_map?: Record<string, string> }>(source, index);
-        const shards = [...new Set(Object.values(idx.weight_map ?? {}))];
-        if (!shards.length) throw new ModelLoadError(`${source.description}/${index} lists no shards`);
-        return shards.map((s) => prefix + s);
+      if (await source.exists(prefix + name)) return { paths: [prefix + name] };
+      const indexPath = `${prefix}${name}.index.json`;
+      looked.push(indexPath);
+      if (await source.exists(indexPath)) {
+        const index = await readShardIndex(source, indexPath, subfolder, await readJson(source, indexPath));
+        if (!index.shards.length) throw new ModelLoadError(`${source.description}/${indexPath} lists no shards`);
+        return { paths: index.shards, index };
       }
     }
     return null;
   };
   if (variant) {
     const found = await tryVariant(variant);
-    if (found) return { paths: found, variant };
+    if (found) return { ...found, variant };
   }
   const found = await tryVariant('');
   if (found) {
     return {
-      paths: found,
+      ...found,
       variant: '',
-      notice: variant ? `${source.description}/${subfolder}: no "${variant}" variant weights, loading ${found.join(', ')} instead` : undefined,
+      notice: variant ? `${source.description}/${subfolder}: no "${variant}" variant weights, loading ${found.paths.join(', ')} instead` : undefined,
     };
   }
   const bin = `${prefix}diffusion_pytorch_model.bin`;
@@ -139,6 +154,7 @@ export async function openWeightFiles(source: ModelSource, files: WeightFiles): 
   const out: SafetensorsFile[] = [];
   try {
     for (const p of files.paths) out.push(await SafetensorsFile.open(await source.open(p)));
+    if (files.index) checkShardContents(source, files.index, out);
   } catch (e) {
     await Promise.all(out.map((f) => f.source.close()));
     throw e;

@@ -50,7 +50,8 @@ export class ConfigError extends SsdError {
     reason: string,
     readonly file?: string,
   ) {
-    super('CONFIG', `${file ? file + ': ' : ''}config key "${key}" = ${fmtValue(value)}: ${reason}`);
+    // key '' is the file as a whole (a config.json holding null or a list)
+    super('CONFIG', `${file ? file + ': ' : ''}${key ? `config key "${key}" = ${fmtValue(value)}` : `the file holds ${fmtValue(value)}`}: ${reason}`);
   }
 }
 
@@ -85,7 +86,8 @@ export class GgufError extends ModelLoadError {
 
 export interface CheckpointProblem {
   key: string;
-  kind: 'missing' | 'unexpected' | 'shape' | 'dtype';
+  /** 'index': a sharded checkpoint's weight_map and its shards disagree about where the key is. */
+  kind: 'missing' | 'unexpected' | 'shape' | 'dtype' | 'index';
   expected?: string;
   actual?: string;
 }
@@ -99,21 +101,25 @@ export class CheckpointError extends ModelLoadError {
     // up to 15 of each kind, so a long list of one kind does not hide the others
     const lines: string[] = [];
     let shown = 0;
-    for (const kind of ['missing', 'unexpected', 'shape', 'dtype'] as const) {
+    for (const kind of ['missing', 'unexpected', 'shape', 'dtype', 'index'] as const) {
       const of = problems.filter((p) => p.kind === kind);
       for (const p of of.slice(0, 15)) {
         if (kind === 'missing') lines.push(`  missing: ${p.key} (expected shape ${p.expected})`);
         else if (kind === 'unexpected') lines.push(`  unexpected: ${p.key} (shape ${p.actual})`);
+        else if (kind === 'index') lines.push(`  index mismatch: ${p.key}: ${p.expected}, ${p.actual}`);
         else lines.push(`  ${kind} mismatch: ${p.key}: expected ${p.expected}, found ${p.actual}`);
       }
       shown += Math.min(15, of.length);
     }
     const more = problems.length > shown ? `\n  ... and ${problems.length - shown} more` : '';
     const count = (k: CheckpointProblem['kind']) => problems.filter((p) => p.kind === k).length;
-    const [missing, unexpected, shape] = [count('missing'), count('unexpected'), count('shape')];
+    const [missing, unexpected, shape, index] = [count('missing'), count('unexpected'), count('shape'), count('index')];
     const foreign = missing + shape >= 10 && unexpected + shape >= 10;
+    const head = index === problems.length
+      ? `the shard index's weight_map does not match its shards (${index} keys)`
+      : `the weights do not match the model config (${missing} missing, ${unexpected} unexpected, ${shape} mis-shaped${index ? `, ${index} misplaced by the shard index` : ''})`;
     super(
-      `${file}: the weights do not match the model config (${missing} missing, ${unexpected} unexpected, ${shape} mis-shaped):\n` +
+      `${file}: ${head}:\n` +
         (foreign ? '  (so many keys differ that this file is probably another architecture than config.json describes — e.g. an SD 1.5 UNet in an SDXL folder — or the config belongs to another model)\n' : '') +
         lines.join('\n') +
         more,
@@ -196,11 +202,13 @@ export function throwIfAborted(signal: AbortSignal | undefined, what = 'the oper
 }
 
 function fmtValue(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'number') return Number.isInteger(v) && Math.abs(v) >= 1 << 20 ? v.toLocaleString('en-US') : String(v);
+  let text: string;
   try {
-    return JSON.stringify(v);
+    text = JSON.stringify(v) ?? String(v);
   } catch {
-    return String(v);
+    text = String(v);
   }
+  // a config value can be a megabyte (trained_betas, a weight_map given as one string): show its start
+  return text.length > 120 ? `${text.slice(0, 100)}… (${Array.isArray(v) ? `${v.length} entries` : `${text.length} characters`})` : text;
 }

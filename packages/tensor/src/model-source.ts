@@ -2,9 +2,28 @@
 // browsers) or a set of Files from a browser folder picker. Paths are '/'-separated and relative to
 // the model root ("unet/config.json").
 
-import { BlobSource, DenoFileSource, HttpRangeSource, NodeFileSource, type ByteSource, type HttpOptions } from './byte-source.js';
+import { BlobSource, DenoFileSource, HttpRangeSource, NodeFileSource, openRegularFile, type ByteSource, type HttpOptions } from './byte-source.js';
 import { InvalidArgumentError, ModelLoadError } from './errors.js';
 import { isNode } from './gpu-provider.js';
+import { timedFetch, TransientHttpError } from './http.js';
+
+/**
+ * The largest JSON or text file (model_index.json, config.json, tokenizer files, shard indexes) a
+ * source reads: 64 MiB, some 20 times the largest real one (a tokenizer.json), so that an endless or
+ * mistaken file is an error instead of gigabytes of memory. Sources take `maxTextBytes` to change it.
+ */
+export const MAX_TEXT_BYTES = 64 << 20;
+
+export interface SourceOptions {
+  /** The largest JSON or text file readText accepts (default MAX_TEXT_BYTES). */
+  maxTextBytes?: number;
+}
+
+/** `size` null: a download that went on past the cap without announcing its length. */
+function tooLarge(path: string, size: number | null, max: number): ModelLoadError {
+  const limit = `the ${max.toLocaleString('en-US')} bytes a model's JSON or text file may have (maxTextBytes): is it the right file?`;
+  return new ModelLoadError(size === null ? `${path} goes on past ${limit}` : `${path} is ${size.toLocaleString('en-US')} bytes, more than ${limit}`);
+}
 
 export interface ModelSource {
   /** The folder path or URL base, for messages. */
@@ -14,11 +33,23 @@ export interface ModelSource {
   readText(path: string): Promise<string>;
   /** Random access to a file (weights). */
   open(path: string): Promise<ByteSource>;
+  /**
+   * Throws ModelLoadError unless `path`, with symbolic links resolved, lies inside `folder` (both
+   * model-relative). Sources without links (URLs, picked files, memory) leave it out: for them the
+   * lexical check of the path (shard-index.ts) is the whole check.
+   */
+  checkContained?(folder: string, path: string): Promise<void>;
 }
 
 /** A local folder (Node only). */
 export class FolderSource implements ModelSource {
-  constructor(readonly root: string) {}
+  private readonly maxTextBytes: number;
+  constructor(
+    readonly root: string,
+    options: SourceOptions = {},
+  ) {
+    this.maxTextBytes = options.maxTextBytes ?? MAX_TEXT_BYTES;
+  }
 
   get description(): string {
     return this.root;
@@ -28,11 +59,12 @@ export class FolderSource implements ModelSource {
     return `${this.root.replace(/\/+$/, '')}/${path}`;
   }
 
+  /** Whether anything is there (readText and open then refuse what is not a regular file, by name). */
   async exists(path: string): Promise<boolean> {
     const fs = await nodeFs();
     try {
-      const st = await fs.stat(this.full(path));
-      return st.isFile() || st.isDirectory();
+      await fs.stat(this.full(path));
+      return true;
     } catch {
       return false;
     }
@@ -40,11 +72,24 @@ export class FolderSource implements ModelSource {
 
   async readText(path: string): Promise<string> {
     const fs = await nodeFs();
+    const full = this.full(path);
+    const fh = await openRegularFile(fs, full);
     try {
-      return await fs.readFile(this.full(path), 'utf8');
+      const size = (await fh.stat()).size;
+      if (size > this.maxTextBytes) throw tooLarge(full, size, this.maxTextBytes);
+      const buf = new Uint8Array(size);
+      let done = 0;
+      while (done < size) {
+        const { bytesRead } = await fh.read(buf, done, size - done, done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return new TextDecoder().decode(buf.subarray(0, done));
     } catch (e) {
-      const code = (e as { code?: string }).code;
-      throw new ModelLoadError(code === 'ENOENT' ? `file not found: ${this.full(path)}` : `cannot read ${this.full(path)}: ${(e as Error).message}`, { cause: e });
+      if (e instanceof ModelLoadError) throw e;
+      throw new ModelLoadError(`cannot read ${full}: ${(e as Error).message}`, { cause: e });
+    } finally {
+      await fh.close().catch(() => {});
     }
   }
 
@@ -52,6 +97,38 @@ export class FolderSource implements ModelSource {
     if (!(await this.exists(path))) throw new ModelLoadError(`file not found: ${this.full(path)}`);
     return new NodeFileSource(this.full(path));
   }
+
+  async checkContained(folder: string, path: string): Promise<void> {
+    const fs = await nodeFs();
+    await checkRealPathInside((p) => fs.realpath(p), this.root, folder, path);
+  }
+}
+
+/**
+ * ModelLoadError unless `root/path`, links resolved by `realpath`, lies inside `root/folder` — or, for
+ * a folder in the huggingface_hub cache (…/snapshots/<revision>, whose files link to ../../blobs/<hash>),
+ * inside that repository's blobs/.
+ */
+async function checkRealPathInside(realpath: (p: string) => Promise<string>, root: string, folder: string, path: string): Promise<void> {
+  const full = (p: string) => `${root.replace(/\/+$/, '')}/${p}`;
+  const real = async (p: string) => {
+    try {
+      return (await realpath(p)).replaceAll('\\', '/'); // Windows answers with backslashes
+    } catch (e) {
+      const code = (e as { code?: string; name?: string }).code ?? (e as { name?: string }).name;
+      throw new ModelLoadError(code === 'ENOENT' || code === 'NotFound' ? `file not found: ${p}` : `cannot resolve ${p}: ${(e as Error).message}`, { cause: e });
+    }
+  };
+  const target = await real(full(path));
+  const inside = (dir: string) => target.startsWith(dir.endsWith('/') ? dir : dir + '/');
+  if (inside(await real(full(folder || '.')))) return;
+  const rootReal = await real(root);
+  const parent = rootReal.slice(0, rootReal.lastIndexOf('/'));
+  if (parent.endsWith('/snapshots')) {
+    const blobs = `${parent.slice(0, -'/snapshots'.length)}/blobs`;
+    if (inside(await real(blobs).catch(() => blobs))) return;
+  }
+  throw new ModelLoadError(`${full(path)} resolves to ${target}, outside ${full(folder || '.')}: a shard must lie inside its component folder`);
 }
 
 /** A URL base (e.g. https://huggingface.co/segmind/SSD-1B/resolve/main). */
@@ -78,32 +155,43 @@ export class UrlSource implements ModelSource {
 
   async exists(path: string): Promise<boolean> {
     try {
-      const res = await this.fetchImpl(this.url(path), { method: 'HEAD', headers: this.options.headers });
-      if (res.status === 405) {
-        const g = await this.fetchImpl(this.url(path), { headers: { ...this.options.headers, Range: 'bytes=0-0' } });
-        await g.body?.cancel().catch(() => {});
-        return g.ok;
+      const head = await timedFetch(this.fetchImpl, this.url(path), { method: 'HEAD', headers: this.options.headers }, this.options);
+      await head.cancel();
+      if (head.res.status === 405) {
+        const g = await timedFetch(this.fetchImpl, this.url(path), { headers: { ...this.options.headers, Range: 'bytes=0-0' } }, this.options);
+        await g.cancel();
+        return g.res.ok;
       }
-      return res.ok;
-    } catch {
+      return head.res.ok;
+    } catch (e) {
+      if (e instanceof TransientHttpError) throw e; // a server that does not answer is not an absent file
       return false;
     }
   }
 
   async readText(path: string): Promise<string> {
-    let res: Response;
+    const url = this.url(path);
+    const max = this.options.maxTextBytes ?? MAX_TEXT_BYTES;
+    let r;
     try {
-      res = await this.fetchImpl(this.url(path), { headers: this.options.headers });
+      r = await timedFetch(this.fetchImpl, url, { headers: this.options.headers }, this.options);
     } catch (e) {
-      throw new ModelLoadError(`${this.url(path)}: request failed (${(e as Error).message})`, { cause: e });
+      if (e instanceof ModelLoadError) throw e;
+      throw new ModelLoadError(`${url}: request failed (${(e as Error).message})`, { cause: e });
     }
-    if (res.status === 404) throw new ModelLoadError(`file not found: ${this.url(path)} (HTTP 404)`);
-    if (!res.ok) throw new ModelLoadError(`${this.url(path)}: HTTP ${res.status} ${res.statusText}`);
-    try {
-      return await res.text();
-    } catch (e) {
-      throw new ModelLoadError(`${this.url(path)}: the connection dropped while reading (${(e as Error).message})`, { cause: e });
+    const res = r.res;
+    if (!res.ok) {
+      await r.cancel();
+      if (res.status === 404) throw new ModelLoadError(`file not found: ${url} (HTTP 404)`);
+      throw new ModelLoadError(`${url}: HTTP ${res.status} ${res.statusText}`);
     }
+    const announced = Number(res.headers.get('content-length'));
+    if (announced > max) {
+      await r.cancel();
+      throw tooLarge(url, announced, max);
+    }
+    const bytes = await r.readBody(max, path, () => tooLarge(url, null, max));
+    return new TextDecoder().decode(bytes);
   }
 
   async open(path: string): Promise<ByteSource> {
@@ -116,9 +204,12 @@ export class FileListSource implements ModelSource {
   private readonly files = new Map<string, Blob>();
   readonly description: string;
 
+  private readonly maxTextBytes: number;
+
   /** `files`: File objects with webkitRelativePath, or a map of model-relative path → Blob. */
-  constructor(files: Iterable<File> | ReadonlyMap<string, Blob>, description = 'selected files') {
+  constructor(files: Iterable<File> | ReadonlyMap<string, Blob>, description = 'selected files', options: SourceOptions = {}) {
     this.description = description;
+    this.maxTextBytes = options.maxTextBytes ?? MAX_TEXT_BYTES;
     if (files instanceof Map) {
       for (const [p, b] of files) this.files.set(p.replace(/^\/+/, ''), b);
       return;
@@ -142,7 +233,9 @@ export class FileListSource implements ModelSource {
   }
 
   async readText(path: string): Promise<string> {
-    return this.get(path).text();
+    const f = this.get(path);
+    if (f.size > this.maxTextBytes) throw tooLarge(path, f.size, this.maxTextBytes);
+    return f.text();
   }
 
   async open(path: string): Promise<ByteSource> {
@@ -155,7 +248,7 @@ export function openModelSource(source: string | ModelSource, options: HttpOptio
   if (typeof source !== 'string') return source;
   if (!source) throw new InvalidArgumentError('model source is an empty string');
   if (/^https?:\/\//i.test(source)) return new UrlSource(source, options);
-  if (isNode()) return new FolderSource(source);
+  if (isNode()) return new FolderSource(source, options);
   const loc = (globalThis as { location?: { href: string } }).location;
   if (loc) return new UrlSource(new URL(source, loc.href).href, options);
   if ((globalThis as { Deno?: unknown }).Deno) return new DenoFolderSource(source);
@@ -183,31 +276,47 @@ export class DenoFolderSource implements ModelSource {
     }
   }
   async readText(path: string): Promise<string> {
+    const full = this.full(path);
+    const size = await this.regularFileSize(full);
+    if (size > MAX_TEXT_BYTES) throw tooLarge(full, size, MAX_TEXT_BYTES);
     try {
-      return await this.deno.readTextFile(this.full(path));
+      return await this.deno.readTextFile(full);
     } catch (e) {
-      throw new ModelLoadError(`file not found: ${this.full(path)} (${(e as Error).message})`, { cause: e });
+      throw new ModelLoadError(`cannot read ${full} (${(e as Error).message})`, { cause: e });
     }
   }
   async open(path: string): Promise<ByteSource> {
     const full = this.full(path);
+    await this.regularFileSize(full);
+    return new DenoFileSource(full);
+  }
+  async checkContained(folder: string, path: string): Promise<void> {
+    await checkRealPathInside((p) => this.deno.realPath(p), this.root, folder, path);
+  }
+  /** Checked before opening: Deno.open of a FIFO would wait for a writer. */
+  private async regularFileSize(full: string): Promise<number> {
+    let st: { isFile: boolean; isDirectory: boolean; size: number };
     try {
-      await this.deno.stat(full);
+      st = await this.deno.stat(full);
     } catch (e) {
       throw new ModelLoadError(`file not found: ${full}`, { cause: e });
     }
-    return new DenoFileSource(full);
+    if (!st.isFile) throw new ModelLoadError(`${full} is ${st.isDirectory ? 'a directory' : 'a FIFO, device or socket'}, not a regular file`);
+    return st.size;
   }
 }
 
 interface DenoApi {
-  stat(p: string): Promise<unknown>;
+  stat(p: string): Promise<{ isFile: boolean; isDirectory: boolean; size: number }>;
+  realPath(p: string): Promise<string>;
   readTextFile(p: string): Promise<string>;
 }
 
 interface NodeFs {
   stat(p: string): Promise<{ isFile(): boolean; isDirectory(): boolean }>;
-  readFile(p: string, enc: 'utf8'): Promise<string>;
+  realpath(p: string): Promise<string>;
+  open: Parameters<typeof openRegularFile>[0]['open'];
+  constants: Parameters<typeof openRegularFile>[0]['constants'];
 }
 
 let fsPromise: Promise<NodeFs> | null = null;
@@ -236,7 +345,9 @@ export class MemorySource implements ModelSource {
   async readText(path: string): Promise<string> {
     const f = this.get(path);
     if (typeof f === 'string') return f;
-    const bytes = f instanceof Uint8Array ? f : await f.read(0, await f.size());
+    const size = f instanceof Uint8Array ? f.length : await f.size();
+    if (size > MAX_TEXT_BYTES) throw tooLarge(path, size, MAX_TEXT_BYTES);
+    const bytes = f instanceof Uint8Array ? f : await f.read(0, size);
     return new TextDecoder().decode(bytes);
   }
   async open(path: string): Promise<ByteSource> {

@@ -49,8 +49,10 @@ export class SafetensorsFile implements TensorSource {
     if (size < 8) throw new SafetensorsError(file, `the file is ${size} bytes, too short for the 8-byte header length`);
     const lenBytes = await source.read(0, 8);
     const n = Number(new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true));
-    if (n > MAX_HEADER_BYTES) throw new SafetensorsError(file, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file?)`);
-    if (8 + n > size) throw new SafetensorsError(file, `header length ${n} is larger than the file (${size} bytes): the header is truncated or this is not a safetensors file`);
+    // The length is the file's first 8 bytes: beyond the limits it is not echoed, so a file that is not
+    // safetensors (a shard index pointing at /etc/passwd) does not leak its opening bytes into the message.
+    if (n > MAX_HEADER_BYTES) throw new SafetensorsError(file, `the 8-byte header length exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file?)`);
+    if (8 + n > size) throw new SafetensorsError(file, `the 8-byte header length is larger than the file (${size} bytes): the header is truncated or this is not a safetensors file`);
     if (n < 2) throw new SafetensorsError(file, `header length ${n} is too short for a JSON object`);
     const headerBytes = await source.read(8, n);
     let header: unknown;
@@ -59,7 +61,9 @@ export class SafetensorsFile implements TensorSource {
       if (!text.startsWith('{')) throw new Error('does not start with "{"');
       header = JSON.parse(text);
     } catch (e) {
-      throw new SafetensorsError(file, `the header is not valid JSON (${(e as Error).message})`);
+      // V8's JSON.parse messages quote the text; give only where it failed
+      const at = /position (\d+)/.exec((e as Error).message)?.[1];
+      throw new SafetensorsError(file, `the header is not valid JSON${at ? ` (at byte ${at})` : ''}`);
     }
     if (!header || typeof header !== 'object' || Array.isArray(header)) throw new SafetensorsError(file, 'the header is not a JSON object');
     const dataOffset = 8 + n;
@@ -68,7 +72,7 @@ export class SafetensorsFile implements TensorSource {
     let metadata: Record<string, string> = {};
     for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
       if (name === '__metadata__') {
-        if (raw && typeof raw === 'object' && !Array.isArray(raw)) metadata = raw as Record<string, string>;
+        metadata = parseMetadata(file, raw);
         continue;
       }
       tensors.set(name, parseEntry(file, name, raw, dataOffset));
@@ -89,13 +93,22 @@ export class SafetensorsFile implements TensorSource {
       const bad = sorted.find((t) => t.end - dataOffset > dataSize)!;
       throw new SafetensorsError(file, `data_offsets [${bad.begin - dataOffset}, ${bad.end - dataOffset}] are out of range: the data section is ${dataSize} bytes`, bad.name);
     }
-    let last: TensorInfo | null = null; // the non-empty tensor reaching furthest so far
+    // As the reference Rust reader (safetensors Metadata::validate): the tensors tile the data section
+    // exactly — no overlap, no hole between two tensors, no trailing bytes after the last one.
+    let at = dataOffset;
+    let prev: TensorInfo | null = null;
     for (const cur of sorted) {
-      if (cur.end === cur.begin) continue;
-      if (last && cur.begin < last.end) {
-        throw new SafetensorsError(file, `data_offsets [${cur.begin - dataOffset}, ${cur.end - dataOffset}] overlap tensor "${last.name}" [${last.begin - dataOffset}, ${last.end - dataOffset}]`, cur.name);
+      if (cur.begin < at) {
+        throw new SafetensorsError(file, `data_offsets [${cur.begin - dataOffset}, ${cur.end - dataOffset}] overlap tensor "${prev!.name}" [${prev!.begin - dataOffset}, ${prev!.end - dataOffset}]`, cur.name);
       }
-      if (!last || cur.end > last.end) last = cur;
+      if (cur.begin > at) {
+        throw new SafetensorsError(file, `data_offsets [${cur.begin - dataOffset}, ${cur.end - dataOffset}] leave a hole of ${cur.begin - at} bytes at data offset ${at - dataOffset}${prev ? ` after tensor "${prev.name}"` : ''} (the reference reader rejects holes)`, cur.name);
+      }
+      at = cur.end;
+      prev = cur;
+    }
+    if (at - dataOffset < dataSize) {
+      throw new SafetensorsError(file, `${dataSize - (at - dataOffset)} trailing bytes after the tensor data (from data offset ${at - dataOffset}; the reference reader rejects them)`);
     }
     return new SafetensorsFile(source, tensors, metadata, dataOffset, size);
   }
@@ -164,6 +177,16 @@ export class SafetensorsFile implements TensorSource {
     this.info(name);
     return uploadEntryInto(this.get(name)!, name, target, opts);
   }
+}
+
+/** `__metadata__` is a string → string map (the Rust reader's HashMap<String, String>). */
+function parseMetadata(file: string, raw: unknown): Record<string, string> {
+  if (raw === null) return {}; // Option<…> there: null is no metadata
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new SafetensorsError(file, '__metadata__ must be an object of strings');
+  for (const [k, v] of Object.entries(raw)) {
+    if (typeof v !== 'string') throw new SafetensorsError(file, `__metadata__["${k}"] must be a string, found ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`);
+  }
+  return raw as Record<string, string>;
 }
 
 function parseEntry(file: string, name: string, raw: unknown, dataOffset: number): TensorInfo {

@@ -1,15 +1,13 @@
 // The WeightStore's side of quantized checkpoints: when a module asks for it (`allowQuantized`), a
 // tensor the file stores as ggml blocks is handed over as a QuantizedWeight — its blocks copied as they
 // are into a 'u32' GPU tensor, streamed in bounded chunks — instead of being dequantized on the host.
-import type { GpuContext } from './context.js';
 import { throwIfAborted } from './errors.js';
 import type { QuantizedWeight, QuantType } from './quantized.js';
 import type { QuantizedBlocks } from './tensor-source.js';
 import type { Tensor } from './tensor.js';
 
-/** A QuantizedWeight over a freshly allocated u32 tensor sized for `blocks` (zero-padded to 4 bytes). */
-export function allocQuantizedWeight(ctx: GpuContext, key: string, type: QuantType, shape: readonly number[], byteLength: number): QuantizedWeight {
-  const data = ctx.weight([Math.ceil(byteLength / 4)], 'u32', key);
+/** A QuantizedWeight over `data`, a u32 tensor sized for the blocks (zero-padded to 4 bytes). */
+export function allocQuantizedWeight(type: QuantType, shape: readonly number[], data: Tensor): QuantizedWeight {
   return { kind: 'quantized', type, shape: [...shape], data, dispose: () => data.dispose() };
 }
 

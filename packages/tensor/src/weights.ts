@@ -1,8 +1,8 @@
 // WeightStore: modules take their parameters by checkpoint key and expected shape (`take`) while a model
-// is built; the store allocates the GPU tensors and collects every problem, `finish()` reports them all
-// (CheckpointError), `load()` streams the data in, converting dtypes and re-laying conv weights (NHWC).
-// A GGUF-quantized tensor is dequantized on the host chunk by chunk, unless the module takes it with
-// `allowQuantized`: then its blocks are handed over as a QuantizedWeight (weights-quantized.ts).
+// is built; the store checks each against the file's header, allocates the GPU tensor only when it fits,
+// collects every problem for `finish()` (CheckpointError), and `load()` streams the data in, converting
+// dtypes and re-laying out. A GGUF-quantized tensor is dequantized on the host chunk by chunk, unless the
+// module takes it with `allowQuantized`: then its blocks come as a QuantizedWeight (weights-quantized.ts).
 
 import type { GpuContext } from './context.js';
 import { formatShape, shapeSize, type DType } from './dtype.js';
@@ -11,7 +11,7 @@ import { openComponentTensors } from './component-tensors.js';
 import type { ModelSource } from './model-source.js';
 import type { QuantizedWeight } from './quantized.js';
 import { concatRowsEntry, readEntryAs, uploadEntryInto, type QuantizedBlocks, type TensorEntry, type TensorSource } from './tensor-source.js';
-import type { Tensor } from './tensor.js';
+import { Tensor } from './tensor.js';
 import { allocQuantizedWeight, uploadBlocksInto } from './weights-quantized.js';
 
 export type HostData = Float32Array | Uint16Array | Int32Array;
@@ -64,6 +64,7 @@ export class WeightStore {
   private readonly used = new Set<string>();
   private readonly problems: CheckpointProblem[] = [];
   private readonly pending: Pending[] = [];
+  private placeholderSeed: Tensor | null = null;
   readonly taken: Tensor[] = [];
 
   constructor(
@@ -102,16 +103,21 @@ export class WeightStore {
     return [...this.where.keys()];
   }
 
-  /** Allocates the parameter `key` with `shape` and queues its upload; problems are collected. */
+  /**
+   * Allocates the parameter `key` with `shape` and queues its upload; problems are collected. The
+   * shape is compared with the file's header first: a parameter the file cannot fill (and every one
+   * after the first problem) gets a placeholder instead of a buffer, so a config asking for absurd
+   * shapes (vocab_size 1e9) is a CheckpointError from finish(), never gigabytes allocated first.
+   */
   take(key: string, shape: readonly number[], opts: QuantizedTake): Tensor | QuantizedWeight;
   take(key: string, shape: readonly number[], opts?: TakeOptions & { allowQuantized?: false }): Tensor;
   take(key: string, shape: readonly number[], opts?: TakeOptions): Tensor | QuantizedWeight;
   take(key: string, shape: readonly number[], opts: TakeOptions = {}): Tensor | QuantizedWeight {
-    const fileShape = opts.fileShape ?? shape;
-    if (opts.allowQuantized && this.quantizedAs([key], [fileShape], opts.alternateShapes)) return this.takeBlocks([key]);
-    const tensor = this.ctx.weight(shape, opts.dtype ?? this.dtype, key);
-    this.taken.push(tensor);
-    this.queue(key, fileShape, tensor, 0, opts);
+    if (opts.allowQuantized && this.quantizedAs([key], [opts.fileShape ?? shape], opts.alternateShapes)) return this.takeBlocks([key]);
+    const dtype = opts.dtype ?? this.dtype;
+    const entry = this.check(key, opts.fileShape ?? shape, dtype, opts.alternateShapes);
+    const tensor = this.allocate(shape, dtype, key, !!entry);
+    if (entry && this.isReal(tensor)) this.pending.push({ key, entry, tensor, offsetElems: 0, transform: opts.transform });
     return tensor;
   }
 
@@ -124,17 +130,41 @@ export class WeightStore {
   takeStacked(keys: readonly string[], partShapes: readonly (readonly number[])[], opts?: Omit<TakeOptions, 'transform' | 'fileShape'> & { allowQuantized?: false }): Tensor;
   takeStacked(keys: readonly string[], partShapes: readonly (readonly number[])[], opts?: Omit<TakeOptions, 'transform' | 'fileShape'>): Tensor | QuantizedWeight;
   takeStacked(keys: readonly string[], partShapes: readonly (readonly number[])[], opts: Omit<TakeOptions, 'transform' | 'fileShape'> = {}): Tensor | QuantizedWeight {
+    if (opts.allowQuantized && this.quantizedAs(keys, partShapes, opts.alternateShapes)) return this.takeBlocks(keys);
+    const dtype = opts.dtype ?? this.dtype;
     const rest = partShapes[0].slice(1);
     const rows = partShapes.reduce((a, s) => a + s[0], 0);
-    if (opts.allowQuantized && this.quantizedAs(keys, partShapes, opts.alternateShapes)) return this.takeBlocks(keys);
-    const tensor = this.ctx.weight([rows, ...rest], opts.dtype ?? this.dtype, keys.join('+'));
-    this.taken.push(tensor);
+    const entries = keys.map((k, i) => this.check(k, partShapes[i], dtype, opts.alternateShapes));
+    const tensor = this.allocate([rows, ...rest], dtype, keys.join('+'), entries.every((e) => e));
     let offset = 0;
-    keys.forEach((k, i) => {
-      this.queue(k, partShapes[i], tensor, offset, opts);
+    keys.forEach((key, i) => {
+      const entry = entries[i];
+      if (entry && this.isReal(tensor)) this.pending.push({ key, entry, tensor, offsetElems: offset });
       offset += shapeSize(partShapes[i]);
     });
     return tensor;
+  }
+
+  /**
+   * A 2-D parameter split by rows into chunks of at most `maxBytes` each (a table larger than one
+   * storage binding, e.g. bigG's token embedding in f32). Returns the chunks and their first rows.
+   */
+  takeRowChunks(key: string, shape: readonly [number, number], maxBytes: number, opts: Pick<TakeOptions, 'dtype'> = {}): { chunks: Tensor[]; rowStarts: number[] } {
+    const dtype = opts.dtype ?? this.dtype;
+    const entry = this.check(key, shape, dtype);
+    if (!entry || this.problems.length) return { chunks: [this.allocate(shape, dtype, key, false)], rowStarts: [0] };
+    const rowBytes = shape[1] * (dtype === 'f16' ? 2 : 4);
+    const rowsPer = Math.max(1, Math.floor(maxBytes / rowBytes));
+    const chunks: Tensor[] = [];
+    const rowStarts: number[] = [];
+    for (let r = 0; r < shape[0]; r += rowsPer) {
+      const rows = Math.min(rowsPer, shape[0] - r);
+      const t = this.allocate([rows, shape[1]], dtype, `${key}[${r}:${r + rows}]`, true);
+      chunks.push(t);
+      rowStarts.push(r);
+      this.pending.push({ key, entry, tensor: t, offsetElems: 0, sourceOffsetElems: r * shape[1], countElems: t.size });
+    }
+    return { chunks, rowStarts };
   }
 
   /**
@@ -151,64 +181,58 @@ export class WeightStore {
   private takeBlocks(keys: readonly string[]): QuantizedWeight {
     const entry = keys.length === 1 ? this.where.get(keys[0])! : concatRowsEntry(keys.map((k) => this.where.get(k)!));
     const blocks = entry.quantized!;
-    const shape = entry.shape; // the file's shape (a 1×1 conv taken as a linear stays [O, I, 1, 1])
-    const w = allocQuantizedWeight(this.ctx, keys.join('+'), blocks.type, shape, blocks.byteLength);
-    this.taken.push(w.data);
     for (const k of keys) this.used.add(k);
-    this.pending.push({ key: keys.join('+'), entry, tensor: w.data, offsetElems: 0, blocks });
+    // after a problem: a placeholder, as for float parameters (finish() throws before anything runs)
+    const data = this.allocate([Math.ceil(blocks.byteLength / 4)], 'u32', keys.join('+'), true);
+    const w = allocQuantizedWeight(blocks.type, entry.shape, data);
+    if (this.isReal(data)) this.pending.push({ key: keys.join('+'), entry, tensor: data, offsetElems: 0, blocks });
     return w;
   }
 
-  /**
-   * A 2-D parameter split by rows into chunks of at most `maxBytes` each (a table larger than one
-   * storage binding, e.g. bigG's token embedding in f32). Returns the chunks and their first rows.
-   */
-  takeRowChunks(key: string, shape: readonly [number, number], maxBytes: number, opts: Pick<TakeOptions, 'dtype'> = {}): { chunks: Tensor[]; rowStarts: number[] } {
-    const dtype = opts.dtype ?? this.dtype;
-    const rowBytes = shape[1] * (dtype === 'f16' ? 2 : 4);
-    const rowsPer = Math.max(1, Math.floor(maxBytes / rowBytes));
-    const chunks: Tensor[] = [];
-    const rowStarts: number[] = [];
-    for (let r = 0; r < shape[0]; r += rowsPer) {
-      const rows = Math.min(rowsPer, shape[0] - r);
-      const t = this.ctx.weight([rows, shape[1]], dtype, `${key}[${r}:${r + rows}]`);
-      this.taken.push(t);
-      chunks.push(t);
-      rowStarts.push(r);
-    }
+  /** Compares `key` in the file with the shape and dtype wanted; returns its entry, or null after recording the problem. */
+  private check(key: string, fileShape: readonly number[], dtype: DType, alternateShapes: readonly (readonly number[])[] = []): TensorEntry | null {
     const entry = this.where.get(key);
     if (!entry) {
-      this.problems.push({ key, kind: 'missing', expected: formatShape(shape) });
-      return { chunks, rowStarts };
+      this.problems.push({ key, kind: 'missing', expected: formatShape(fileShape) });
+      return null;
     }
     if (this.used.has(key)) throw new Error(`WeightStore: key ${key} taken twice (a model-building bug)`);
     this.used.add(key);
-    if (!sameShape(shape, entry.shape)) {
-      this.problems.push({ key, kind: 'shape', expected: formatShape(shape), actual: formatShape(entry.shape) });
-      return { chunks, rowStarts };
+    if (![fileShape, ...alternateShapes].some((s) => sameShape(s, entry.shape))) {
+      this.problems.push({ key, kind: 'shape', expected: formatShape(fileShape), actual: formatShape(entry.shape) });
+      return null;
     }
-    chunks.forEach((t, i) => this.pending.push({ key, entry, tensor: t, offsetElems: 0, sourceOffsetElems: rowStarts[i] * shape[1], countElems: t.size }));
-    return { chunks, rowStarts };
+    if (!isFloatOrInt(entry.dtype, dtype)) {
+      this.problems.push({ key, kind: 'dtype', expected: dtype, actual: entry.quantized?.type ?? entry.dtype }); // a quantized entry: its format
+      return null;
+    }
+    return entry;
   }
 
-  private queue(key: string, fileShape: readonly number[], tensor: Tensor, offsetElems: number, opts: TakeOptions): void {
-    const info = this.where.get(key);
-    if (!info) {
-      this.problems.push({ key, kind: 'missing', expected: formatShape(fileShape) });
-      return;
+  private isReal(t: Tensor): boolean {
+    return t.storage !== this.placeholderSeed?.storage;
+  }
+
+  /**
+   * A weight tensor when `real` and no problem has been seen; otherwise a placeholder: the shape asked
+   * for over one shared 16-byte buffer. finish() throws whenever a placeholder exists, so none is ever
+   * computed with or loaded into; disposeAll() frees them with the rest.
+   */
+  private allocate(shape: readonly number[], dtype: DType, label: string, real: boolean): Tensor {
+    if (real && !this.problems.length) {
+      const t = this.ctx.weight(shape, dtype, label);
+      this.taken.push(t);
+      return t;
     }
-    if (this.used.has(key)) throw new Error(`WeightStore: key ${key} taken twice (a model-building bug)`);
-    this.used.add(key);
-    const ok = [fileShape, ...(opts.alternateShapes ?? [])].some((s) => sameShape(s, info.shape));
-    if (!ok) {
-      this.problems.push({ key, kind: 'shape', expected: formatShape(fileShape), actual: formatShape(info.shape) });
-      return;
+    if (!this.placeholderSeed) {
+      this.placeholderSeed = this.ctx.weight([4], 'f32', 'placeholder (a weight the file cannot fill)');
+      this.taken.push(this.placeholderSeed);
     }
-    if (!isFloatOrInt(info.dtype, tensor.dtype)) {
-      this.problems.push({ key, kind: 'dtype', expected: tensor.dtype, actual: info.quantized?.type ?? info.dtype }); // a quantized entry: its format
-      return;
-    }
-    this.pending.push({ key, entry: info, tensor, offsetElems, transform: opts.transform });
+    const storage = this.placeholderSeed.storage;
+    storage.refs++;
+    const t = new Tensor(this.ctx, shape, dtype, storage, `${label} (placeholder)`);
+    this.taken.push(t);
+    return t;
   }
 
   /** The first of `keys` present in the file (e.g. new vs legacy attention names), else keys[0]. */

@@ -133,16 +133,40 @@ function perBlock<T>(key: string, value: T | T[] | undefined, n: number, fallbac
   return Array(n).fill(value);
 }
 
-function posInt(key: string, v: unknown): number {
+/**
+ * Upper bounds that no SDXL-family UNet comes near (SDXL: 1280 channels, 10 transformer layers, 3
+ * blocks, sample_size 128), so that a config asking for 10⁹ of something is refused here instead of
+ * building 10⁹ modules or allocating their weights.
+ */
+const MAX_CHANNELS = 1 << 16;
+const MAX_DEPTH = 64;
+const MAX_BLOCKS = 16;
+/** sample_size × 8 is the default image size, and images are at most 4096 pixels a side. */
+const MAX_SAMPLE_SIZE = 512;
+
+function posInt(key: string, v: unknown, max = MAX_CHANNELS): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(key, v, 'must be a positive integer');
+  if (v > max) fail(key, v, `must be at most ${max} (no SDXL-family UNet comes near it)`);
+  return v;
+}
+
+function bool(key: string, v: unknown, dflt: boolean): boolean {
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'boolean') fail(key, v, 'must be true or false');
+  return v;
+}
+
+function finite(key: string, v: unknown, dflt: number): number {
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v)) fail(key, v, 'must be a finite number');
   return v;
 }
 
 /** Depth per resnet of one block from an int or a per-layer list. */
 function depthsOf(key: string, v: number | number[], layers: number): number[] {
-  if (typeof v === 'number') return Array(layers).fill(posInt(key, v));
+  if (typeof v === 'number') return Array(layers).fill(posInt(key, v, MAX_DEPTH));
   if (!Array.isArray(v) || v.length !== layers) fail(key, v, `needs ${layers} entries (one per resnet) or one integer`);
-  return v.map((d) => posInt(key, d));
+  return v.map((d) => posInt(key, d, MAX_DEPTH));
 }
 
 export function parseUNetConfig(raw: UNet2DConditionConfig): UNetSpec {
@@ -154,7 +178,7 @@ export function parseUNetConfig(raw: UNet2DConditionConfig): UNetSpec {
     fail('only_cross_attention', oca, 'only false is supported');
   }
   const boc = raw.block_out_channels;
-  if (!Array.isArray(boc) || !boc.length) fail('block_out_channels', boc, 'must be a non-empty list');
+  if (!Array.isArray(boc) || !boc.length || boc.length > MAX_BLOCKS) fail('block_out_channels', boc, `must be a list of 1 to ${MAX_BLOCKS} channel counts`);
   boc.forEach((c) => posInt('block_out_channels', c));
   const n = boc.length;
   const downTypes = raw.down_block_types;
@@ -170,7 +194,7 @@ export function parseUNetConfig(raw: UNet2DConditionConfig): UNetSpec {
   // diffusers: num_attention_heads = num_attention_heads or attention_head_dim (the latter was misnamed)
   const headsRaw = raw.num_attention_heads ?? raw.attention_head_dim ?? 8;
   const heads = perBlock('num_attention_heads', headsRaw, n).map((h) => posInt('attention_head_dim', h));
-  const layers = perBlock('layers_per_block', raw.layers_per_block, n, 2).map((l) => posInt('layers_per_block', l));
+  const layers = perBlock('layers_per_block', raw.layers_per_block, n, 2).map((l) => posInt('layers_per_block', l, MAX_DEPTH));
   const cross = perBlock('cross_attention_dim', raw.cross_attention_dim, n, 1280).map((c) => posInt('cross_attention_dim', c));
   const tlpb = perBlock<number | number[]>('transformer_layers_per_block', raw.transformer_layers_per_block, n, 1);
   const rev = raw.reverse_transformer_layers_per_block;
@@ -179,8 +203,12 @@ export function parseUNetConfig(raw: UNet2DConditionConfig): UNetSpec {
   }
   if (rev !== undefined && rev !== null && (!Array.isArray(rev) || rev.length !== n)) fail('reverse_transformer_layers_per_block', rev, `needs ${n} entries`);
   const normGroups = posInt('norm_num_groups', raw.norm_num_groups ?? 32);
+  // every GroupNorm here normalises a block's channels (or a concatenation of them) in normGroups groups
+  const undivided = boc.find((c) => c % normGroups);
+  if (undivided !== undefined) fail('norm_num_groups', normGroups, `must divide every block_out_channels entry (${undivided} does not split into ${normGroups} groups)`);
   const normEps = raw.norm_eps ?? 1e-5;
-  if (typeof normEps !== 'number' || !(normEps > 0)) fail('norm_eps', normEps, 'must be a positive number');
+  if (typeof normEps !== 'number' || !(normEps > 0) || !Number.isFinite(normEps)) fail('norm_eps', normEps, 'must be a positive finite number');
+  const sampleSize = posInt('sample_size', raw.sample_size ?? 128, MAX_SAMPLE_SIZE);
 
   const down: DownBlockSpec[] = [];
   let out = boc[0];
@@ -208,7 +236,7 @@ export function parseUNetConfig(raw: UNet2DConditionConfig): UNetSpec {
     mid = {
       type: midType,
       channels: boc[n - 1],
-      depth: midType === 'UNetMidBlock2DCrossAttn' ? posInt('transformer_layers_per_block', Array.isArray(last) ? last[0] : last) : 0,
+      depth: midType === 'UNetMidBlock2DCrossAttn' ? posInt('transformer_layers_per_block', Array.isArray(last) ? last[0] : last, MAX_DEPTH) : 0,
       heads: heads[n - 1],
       crossAttentionDim: cross[n - 1],
     };
@@ -255,16 +283,16 @@ export function parseUNetConfig(raw: UNet2DConditionConfig): UNetSpec {
     outChannels: posInt('out_channels', raw.out_channels ?? 4),
     blockOutChannels: [...boc],
     timeEmbedDim: boc[0] * 4,
-    flipSinToCos: raw.flip_sin_to_cos ?? true,
-    freqShift: raw.freq_shift ?? 0,
+    flipSinToCos: bool('flip_sin_to_cos', raw.flip_sin_to_cos, true),
+    freqShift: finite('freq_shift', raw.freq_shift, 0),
     normGroups,
     normEps,
-    useLinearProjection: raw.use_linear_projection ?? false,
+    useLinearProjection: bool('use_linear_projection', raw.use_linear_projection, false),
     timeCondProjDim: raw.time_cond_proj_dim === undefined || raw.time_cond_proj_dim === null ? null : posInt('time_cond_proj_dim', raw.time_cond_proj_dim),
     addition,
     down,
     mid,
     up,
-    sampleSize: raw.sample_size ?? 128,
+    sampleSize,
   };
 }

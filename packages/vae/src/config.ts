@@ -82,6 +82,7 @@ export function parseAutoencoderKLConfig(config: AutoencoderKLConfig, file?: str
     if (ch % groups) throw new ConfigError('norm_num_groups', groups, `must divide every block_out_channels entry (${ch} does not)`, file);
   }
   const latentChannels = posInt(c, 'latent_channels', 4, file);
+  checkSampleSize(c, file);
   const sf = c.scaling_factor ?? 0.18215;
   if (typeof sf !== 'number' || !(sf > 0) || !Number.isFinite(sf)) throw new ConfigError('scaling_factor', sf, 'must be a positive number', file);
   return {
@@ -89,7 +90,7 @@ export function parseAutoencoderKLConfig(config: AutoencoderKLConfig, file?: str
     outChannels: posInt(c, 'out_channels', 3, file),
     latentChannels,
     blockOutChannels: boc,
-    layersPerBlock: posInt(c, 'layers_per_block', 1, file),
+    layersPerBlock: posInt(c, 'layers_per_block', 1, file, MAX_LAYERS),
     normGroups: groups,
     normEps: 1e-6,
     midBlockAttention: bool(c, 'mid_block_add_attention', true, file),
@@ -147,8 +148,8 @@ export function parseAutoencoderTinyConfig(config: AutoencoderTinyConfig, file?:
   }
   const enc = intList(c, 'encoder_block_out_channels', [64, 64, 64, 64], file);
   const dec = intList(c, 'decoder_block_out_channels', [64, 64, 64, 64], file);
-  const numEnc = intList(c, 'num_encoder_blocks', [1, 3, 3, 3], file, 0);
-  const numDec = intList(c, 'num_decoder_blocks', [3, 3, 3, 1], file, 0);
+  const numEnc = intList(c, 'num_encoder_blocks', [1, 3, 3, 3], file, 0, MAX_LAYERS);
+  const numDec = intList(c, 'num_decoder_blocks', [3, 3, 3, 1], file, 0, MAX_LAYERS);
   if (numEnc.length !== enc.length) throw new ConfigError('num_encoder_blocks', numEnc, `must have one entry per encoder_block_out_channels entry (${enc.length})`, file);
   if (numDec.length !== dec.length) throw new ConfigError('num_decoder_blocks', numDec, `must have one entry per decoder_block_out_channels entry (${dec.length})`, file);
   // diffusers' EncoderTiny builds its stride-2 convs as Conv2d(c_i, c_i) and DecoderTiny its blocks
@@ -163,6 +164,7 @@ export function parseAutoencoderTinyConfig(config: AutoencoderTinyConfig, file?:
   const factor = c.upsampling_scaling_factor ?? 2;
   if (factor !== 2) throw new ConfigError('upsampling_scaling_factor', factor, 'only 2 is supported', file);
   const latentChannels = posInt(c, 'latent_channels', 4, file);
+  checkSampleSize(c, file);
   const sf = c.scaling_factor ?? 1.0;
   if (typeof sf !== 'number' || !(sf > 0) || !Number.isFinite(sf)) throw new ConfigError('scaling_factor', sf, 'must be a positive number', file);
   return {
@@ -205,10 +207,29 @@ function latentScaling(c: Record<string, unknown>, sf: number, channels: number,
   };
 }
 
-function posInt(c: Record<string, unknown>, key: string, dflt: number, file?: string): number {
+/**
+ * Bounds no SDXL-family VAE comes near (512 channels, 4 blocks, 2–3 layers), so that a config asking
+ * for 10⁹ of something is refused here instead of building that many modules or weights.
+ */
+const MAX_CHANNELS = 1 << 16;
+const MAX_BLOCKS = 8;
+const MAX_LAYERS = 64;
+
+function posInt(c: Record<string, unknown>, key: string, dflt: number, file?: string, max = MAX_CHANNELS): number {
   const v = c[key] ?? dflt;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ConfigError(key, v, 'must be a positive integer', file);
+  if (v > max) throw new ConfigError(key, v, `must be at most ${max} (no SDXL-family VAE comes near it)`, file);
   return v;
+}
+
+/** sample_size (an int or [h, w]): only a default image size for diffusers, but never a string or 10⁹. */
+function checkSampleSize(c: Record<string, unknown>, file?: string): void {
+  const v = c.sample_size;
+  if (v === undefined || v === null) return;
+  const ok = (x: unknown) => typeof x === 'number' && Number.isInteger(x) && x >= 1 && x <= 16384;
+  if (!(ok(v) || (Array.isArray(v) && v.length === 2 && v.every(ok)))) {
+    throw new ConfigError('sample_size', v, 'must be an integer in [1, 16384] or a list of two', file);
+  }
 }
 
 function num(c: Record<string, unknown>, key: string, dflt: number, file?: string): number {
@@ -223,10 +244,10 @@ function bool(c: Record<string, unknown>, key: string, dflt: boolean, file?: str
   return v;
 }
 
-function intList(c: Record<string, unknown>, key: string, dflt: number[], file?: string, min = 1): number[] {
+function intList(c: Record<string, unknown>, key: string, dflt: number[], file?: string, min = 1, max = MAX_CHANNELS): number[] {
   const v = c[key] ?? dflt;
-  if (!Array.isArray(v) || v.length === 0 || !v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= min)) {
-    throw new ConfigError(key, v, `must be a non-empty list of integers ≥ ${min}`, file);
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_BLOCKS || !v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= min && x <= max)) {
+    throw new ConfigError(key, v, `must be a list of 1 to ${MAX_BLOCKS} integers in [${min}, ${max}]`, file);
   }
   return v as number[];
 }

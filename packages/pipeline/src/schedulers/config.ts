@@ -5,6 +5,28 @@ import { ConfigError } from '@ssd/tensor';
 
 export type SchedulerConfig = Readonly<Record<string, unknown>>;
 
+/**
+ * The most training timesteps a config may declare. The noise tables hold one float32 per timestep
+ * (diffusers' SDXL-family models use 1000); 2·10⁹ would be gigabytes before the first step.
+ */
+export const MAX_TRAIN_TIMESTEPS = 100_000;
+
+/**
+ * Bounds of keys several schedulers share, checked when the config is read, whichever class reads
+ * them (and whether or not it does: a config asking for impossible tables is wrong for every class).
+ * `t` is the config's num_train_timesteps (1000 when absent).
+ */
+const SHARED_BOUNDS: Record<string, (v: number, t: number, src: SchedulerConfig) => string | null> = {
+  num_train_timesteps: (v) => (Number.isSafeInteger(v) && v >= 2 && v <= MAX_TRAIN_TIMESTEPS ? null : `must be an integer in [2, ${MAX_TRAIN_TIMESTEPS}] (one table entry per training timestep; diffusers' models use 1000)`),
+  steps_offset: (v, t) => (Number.isSafeInteger(v) && v >= 0 && v < t ? null : `must be an integer in [0, num_train_timesteps = ${t}) (it shifts every timestep; diffusers' models use 0 or 1)`),
+  original_inference_steps: (v, t) => (Number.isSafeInteger(v) && v >= 1 && v <= t ? null : `must be an integer in [1, num_train_timesteps = ${t}]`),
+  sigma_min: (v) => (Number.isFinite(v) && v >= 0 ? null : 'must be a finite noise level ≥ 0'),
+  sigma_max: (v, _t, src) => {
+    const min = typeof src.sigma_min === 'number' ? src.sigma_min : 0;
+    return Number.isFinite(v) && v > 0 && v > min ? null : `must be a finite noise level > 0 and > sigma_min (${min})`;
+  },
+};
+
 /** Typed access to one scheduler's keys; `used` records the resolved values (the scheduler's .config). */
 export class ConfigReader {
   readonly used: Record<string, unknown> = {};
@@ -12,7 +34,17 @@ export class ConfigReader {
   constructor(
     private readonly source: SchedulerConfig,
     private readonly className: string,
-  ) {}
+  ) {
+    const declared = this.raw('num_train_timesteps');
+    const t = typeof declared === 'number' && Number.isSafeInteger(declared) ? declared : 1000;
+    for (const [key, bound] of Object.entries(SHARED_BOUNDS)) {
+      const v = this.raw(key);
+      if (v === undefined || v === null) continue;
+      if (typeof v !== 'number') throw this.error(key, v, 'must be a number');
+      const problem = bound(v, t, source);
+      if (problem) throw this.error(key, v, problem);
+    }
+  }
 
   /** The raw value, or undefined when absent (null counts as present). */
   raw(key: string): unknown {

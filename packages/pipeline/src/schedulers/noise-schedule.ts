@@ -38,9 +38,11 @@ export function readNoiseSchedule(cfg: ConfigReader, opts: NoiseScheduleOptions)
   const trained = cfg.raw('trained_betas');
   let betas: Float32Array;
   if (trained !== undefined && trained !== null) {
-    if (!Array.isArray(trained) || trained.length !== numTrainTimesteps || !trained.every((b) => typeof b === 'number' && Number.isFinite(b))) {
-      throw cfg.error('trained_betas', trained, `must be null or num_train_timesteps (${numTrainTimesteps}) finite numbers`);
+    if (!Array.isArray(trained) || trained.length !== numTrainTimesteps) {
+      throw cfg.error('trained_betas', trained, `must be null or a list of num_train_timesteps (${numTrainTimesteps}) numbers${Array.isArray(trained) ? `, found ${trained.length}` : ''}`);
     }
+    const bad = trained.findIndex((b) => typeof b !== 'number' || !(b >= 0 && b <= 1));
+    if (bad >= 0) throw cfg.error('trained_betas', trained, `entry ${bad} is ${JSON.stringify(trained[bad])}: every beta must be a number in [0, 1]`);
     betas = Float32Array.from(trained as number[]);
     cfg.used.trained_betas = trained;
   } else {
@@ -51,8 +53,18 @@ export function readNoiseSchedule(cfg: ConfigReader, opts: NoiseScheduleOptions)
     } else betas = squaredCosCapV2Betas(numTrainTimesteps);
   }
   const rescale = opts.hasRescaleZeroSnr ? cfg.boolean('rescale_betas_zero_snr', false) : false;
+  const betaKey = trained !== undefined && trained !== null ? 'trained_betas' : 'beta_end';
+  // all-zero betas add no noise: every σ is 0, and each prediction type then divides by zero
+  if (betas.every((b) => b === 0)) {
+    throw cfg.error(betaKey, cfg.used[betaKey], 'every beta is 0, so the schedule adds no noise and nothing can be denoised (σ = 0 at every timestep)');
+  }
   if (rescale) betas = rescaleZeroTerminalSnr(betas);
   const alphasCumprod = cumprodF32(oneMinusF32(betas));
+  // a beta of 1 makes ᾱ 0 and σ infinite from there on; only the zero-terminal-SNR rescale means it
+  const firstZero = alphasCumprod.findIndex((a) => !(a > 0));
+  if (!rescale && firstZero >= 0) {
+    throw cfg.error(betaKey, cfg.used[betaKey], `ᾱ (the product of 1 − β) reaches 0 at timestep ${firstZero} of ${numTrainTimesteps}, so σ is infinite there: a beta is 1, or so many timesteps underflow float32; use betas below 1, fewer num_train_timesteps, or rescale_betas_zero_snr`);
+  }
   // diffusers (Euler): "Close to 0 without being 0 so first sigma is not inf" — fp16's smallest subnormal.
   if (rescale && opts.clampLastAlpha) alphasCumprod[numTrainTimesteps - 1] = 2 ** -24;
   return { numTrainTimesteps, alphasCumprod, sigmas: sigmaTableF32(alphasCumprod) };
