@@ -2,7 +2,7 @@
 // a seeded PRNG, relative-L2 comparison and output poisoning.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createContext, type ContextOptions, type GpuContext } from '@ssd/tensor';
+import { createContext, type ByteSink, type ContextOptions, type GpuContext } from '@ssd/tensor';
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
@@ -124,4 +124,25 @@ export async function readWholeBuffer(t: import('@ssd/tensor').Tensor): Promise<
   const out = (await view.read()) as Uint32Array;
   view.dispose();
   return out;
+}
+
+/** A ByteSink that keeps what is written in memory (`bytes`, once closed). */
+export class MemoryByteSink implements ByteSink {
+  private parts: Uint8Array[] = [];
+  bytes = new Uint8Array(0);
+  constructor(readonly name = 'memory') {}
+  async write(b: Uint8Array): Promise<void> {
+    this.parts.push(b.slice());
+  }
+  async close(): Promise<void> {
+    this.bytes = new Uint8Array(this.parts.reduce((a, p) => a + p.length, 0));
+    let at = 0;
+    for (const p of this.parts) {
+      this.bytes.set(p, at);
+      at += p.length;
+    }
+  }
+  async abort(): Promise<void> {
+    this.parts = [];
+  }
 }

@@ -1,10 +1,11 @@
-// The Generate tab: model source (URL or local folder), per-file download and upload progress, the
+// The Generate tab: model source (URL, local folder or checkpoint file — a single .safetensors or a
+// quantized .gguf, whose size is shown before loading), per-file download and upload progress, the
 // generation controls, per-step progress with a live preview, Cancel, and the final PNG. All work
 // happens in the pipeline worker; this file only sends requests and draws what comes back.
 import { SCHEDULER_NAMES } from '@ssd/pipeline';
 import { fmtBytes } from '@ssd/pipeline/browser';
 import { $, clearMessages, fmtMs, logEvent, showMessage } from './dom.js';
-import type { AdapterSummary, ErrorInfo, FromWorker, GenerateParams, ModelChoice, Rgba, ToWorker } from './protocol.js';
+import { isCheckpointUrl, type AdapterSummary, type ErrorInfo, type FromWorker, type GenerateParams, type ModelChoice, type Rgba, type ToWorker } from './protocol.js';
 
 /** SSD-1B's nine training resolutions (segmind/SSD-1B model card), width × height. */
 export const SSD1B_RESOLUTIONS: [number, number][] = [
@@ -19,6 +20,7 @@ export interface GenerateTab {
 export function setupGenerateTab(worker: Worker, onCacheChanged: () => void): GenerateTab {
   const send = (m: ToWorker) => worker.postMessage(m);
   let folder: { name: string; files: [string, File][] } | null = null;
+  let checkpoint: File | null = null;
   let busy: 'load' | 'generate' | null = null;
   let loaded = false;
   let hasWebGpu = false;
@@ -73,12 +75,36 @@ export function setupGenerateTab(worker: Worker, onCacheChanged: () => void): Ge
     (document.querySelector('input[name=source][value=folder]') as HTMLInputElement).checked = true;
   }
 
+  $('pick-file').onclick = () => $<HTMLInputElement>('file-input').click();
+  $<HTMLInputElement>('file-input').onchange = (e) => {
+    const f = (e.target as HTMLInputElement).files?.[0];
+    if (!f) return;
+    checkpoint = f;
+    $('file-name').textContent = `${f.name} (${fmtBytes(f.size)})`;
+    (document.querySelector('input[name=source][value=file]') as HTMLInputElement).checked = true;
+  };
+  // a single checkpoint at a URL: its size (one 1-byte range request) before anything is downloaded
+  const urlInput = $<HTMLInputElement>('model-url');
+  let sizeProbe = 0;
+  urlInput.oninput = () => {
+    const probe = ++sizeProbe;
+    const url = urlInput.value.trim();
+    $('url-size').textContent = '';
+    if (!isCheckpointUrl(url)) return;
+    void checkpointSize(new URL(url, location.href).href).then((bytes) => {
+      if (probe === sizeProbe) $('url-size').textContent = bytes === null ? '' : `${url.split(/[?#]/)[0].split('/').pop()}: ${fmtBytes(bytes)}`;
+    });
+  };
+
   $('load').onclick = () => {
     const kind = (document.querySelector('input[name=source]:checked') as HTMLInputElement).value;
     let model: ModelChoice;
     if (kind === 'folder') {
       if (!folder) return void showMessage('warning', 'No folder chosen', 'Choose the model folder (the one holding model_index.json) first.');
       model = { kind: 'files', name: folder.name, files: folder.files };
+    } else if (kind === 'file') {
+      if (!checkpoint) return void showMessage('warning', 'No file chosen', 'Choose a checkpoint file (.safetensors or .gguf) first.');
+      model = { kind: 'file', file: checkpoint };
     } else {
       const raw = $<HTMLInputElement>('model-url').value.trim();
       if (!raw) return void showMessage('warning', 'No model URL', 'Enter the URL of a diffusers folder, e.g. https://huggingface.co/segmind/SSD-1B/resolve/main');
@@ -96,7 +122,7 @@ export function setupGenerateTab(worker: Worker, onCacheChanged: () => void): Ge
     loaded = false;
     setBusy('load');
     $('load-status').textContent = 'Loading…';
-    logEvent('load', { model: model.kind === 'url' ? model.url : model.name });
+    logEvent('load', { model: model.kind === 'url' ? model.url : model.kind === 'file' ? model.file.name : model.name });
     send({ type: 'load', model, dtype: $<HTMLSelectElement>('dtype').value as 'f16' | 'f32' });
   };
   $('cancel-load').onclick = () => {
@@ -293,5 +319,19 @@ async function walk(dir: FileSystemDirectoryHandle, prefix: string, out: [string
   for await (const [name, h] of (dir as unknown as { entries(): AsyncIterable<[string, FileSystemHandle]> }).entries()) {
     if (h.kind === 'file') out.push([prefix + name, await (h as FileSystemFileHandle).getFile()]);
     else if (!name.startsWith('.')) await walk(h as FileSystemDirectoryHandle, `${prefix}${name}/`, out);
+  }
+}
+
+/** The file's size from a one-byte range request (null when the server does not say). */
+async function checkpointSize(url: string): Promise<number | null> {
+  try {
+    const res = await fetch(url, { headers: { Range: 'bytes=0-0' } });
+    await res.body?.cancel().catch(() => {});
+    const total = Number(/\/(\d+)\s*$/.exec(res.headers.get('content-range') ?? '')?.[1]);
+    if (Number.isFinite(total)) return total;
+    const len = Number(res.headers.get('content-length'));
+    return res.status === 200 && Number.isFinite(len) ? len : null;
+  } catch {
+    return null;
   }
 }

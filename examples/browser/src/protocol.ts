@@ -11,9 +11,16 @@ export interface AdapterSummary {
   maxStorageBufferBindingSize: number;
 }
 
+/** A single checkpoint's URL (.safetensors or .gguf) rather than a diffusers folder's. */
+export function isCheckpointUrl(url: string): boolean {
+  return /\.(safetensors|gguf)$/i.test(url.split(/[?#]/)[0]);
+}
+
+/** A URL names a diffusers folder, or a single checkpoint when it ends in .safetensors / .gguf. */
 export type ModelChoice =
   | { kind: 'url'; url: string; cache: boolean; storage?: 'auto' | 'opfs' | 'cache-api' }
-  | { kind: 'files'; name: string; files: [string, File][] };
+  | { kind: 'files'; name: string; files: [string, File][] }
+  | { kind: 'file'; file: File };
 
 export interface GenerateParams {
   prompt: string;

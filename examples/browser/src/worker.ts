@@ -3,8 +3,8 @@
 // runs at a time; 'cancel' aborts the running one between steps (or between files while loading).
 import { applyOverlay, encodePng, formatParameters, StableDiffusionXLPipeline } from '@ssd/pipeline';
 import { CachedUrlSource, fmtBytes } from '@ssd/pipeline/browser';
-import { createContext, FileListSource, UrlSource, type GpuContext, type ModelSource } from '@ssd/tensor';
-import type { ErrorInfo, FromWorker, GenerateParams, InpaintParams, ModelChoice, ToWorker } from './protocol.js';
+import { BlobSource, createContext, FileListSource, UrlSource, type GpuContext, type ModelSource } from '@ssd/tensor';
+import { isCheckpointUrl, type ErrorInfo, type FromWorker, type GenerateParams, type InpaintParams, type ModelChoice, type ToWorker } from './protocol.js';
 
 const scope = self as unknown as {
   postMessage(m: FromWorker, transfer?: Transferable[]): void;
@@ -80,9 +80,12 @@ function throttled<T extends unknown[]>(fn: (...a: T) => void, ms: number, isFin
 
 function openSource(model: ModelChoice, signal: AbortSignal): ModelSource {
   if (model.kind === 'files') return new FileListSource(new Map(model.files), model.name);
-  if (!model.cache) return new UrlSource(model.url);
+  if (model.kind === 'file') return new FileListSource(new Map([[model.file.name, model.file]]), model.file.name);
+  // a checkpoint URL: the folder holding it (its file then downloads and caches like a folder's weights)
+  const base = isCheckpointUrl(model.url) ? model.url.split(/[?#]/)[0].replace(/\/[^/]*$/, '') : model.url;
+  if (!model.cache) return new UrlSource(base);
   const fileProgress = new Map<string, (loaded: number, total: number, state: 'cached' | 'download' | 'done') => void>();
-  return new CachedUrlSource(model.url, {
+  return new CachedUrlSource(base, {
     storage: model.storage ?? 'auto',
     signal,
     onProgress: (p) => {
@@ -111,17 +114,21 @@ async function load(model: ModelChoice, dtype: 'f16' | 'f32'): Promise<void> {
       (_c, l, t) => l === t,
     );
     const t0 = performance.now();
-    pipe = await StableDiffusionXLPipeline.fromPretrained(source, {
+    const options = {
       context: c,
       dtype,
       // f16 reads the fp16 files (half the download); f32 the full-precision ones (falls back to fp16 with a notice)
       variant: dtype === 'f16' ? 'fp16' : undefined,
       signal: abort.signal,
-      onLoadProgress: (p) => upload(p.component, p.loadedBytes, p.totalBytes),
-      onNotice: (message) => post({ type: 'notice', message: explainNotice(message, c) }),
-    });
-    modelName = model.kind === 'url' ? model.url : model.name;
-    const storage = source instanceof CachedUrlSource ? await source.storage() : model.kind === 'files' ? 'local files' : 'none';
+      onLoadProgress: (p: { component: string; loadedBytes: number; totalBytes: number }) => upload(p.component, p.loadedBytes, p.totalBytes),
+      onNotice: (message: string) => post({ type: 'notice', message: explainNotice(message, c) }),
+    };
+    // a single checkpoint (.safetensors, or a quantized .gguf that stays quantized on the GPU): a local
+    // File, or a URL's file read through the source of its folder (so it is cached like any weight file)
+    const single = model.kind === 'file' ? new BlobSource(model.file, model.file.name) : model.kind === 'url' && isCheckpointUrl(model.url) ? await source.open(model.url.split(/[?#]/)[0].split('/').pop()!) : null;
+    pipe = single ? await StableDiffusionXLPipeline.fromSingleFile(single, options) : await StableDiffusionXLPipeline.fromPretrained(source, options);
+    modelName = model.kind === 'url' ? model.url : model.kind === 'file' ? model.file.name : model.name;
+    const storage = source instanceof CachedUrlSource ? await source.storage() : model.kind === 'url' ? 'none' : 'local files';
     post({
       type: 'loaded', model: modelName, dtype: pipe.dtype, storage, loadMs: performance.now() - t0,
       weightBytes: c.memory.liveBytes, defaultSize: pipe.defaultSize, scheduler: pipe.scheduler,

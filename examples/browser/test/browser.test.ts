@@ -5,16 +5,20 @@
 // Node's (Dawn on lavapipe) within 2/255 with one progress event per step; an interrupted download
 // resumes and gives the same image; the Inpaint tab paints a mask with the pointer and matches Node; a missing weight file is named; a second visit loads from the
 // cache with no request to the model server (OPFS, and the Cache API fallback); the cache panel
-// lists and clears; a GPU memory limit too small for the size is explained; the benchmark tab
-// fills its table. A screenshot after
+// lists and clears; a GPU memory limit too small for the size is explained; a quantized .gguf loads
+// by URL (its size shown first) and as a local file, giving Node's image from the same file; the
+// benchmark tab fills its table. A screenshot after
 // the run is kept in test-artifacts/browser/ (not committed).
 import { execFile } from 'node:child_process';
-import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { applyOverlay, decodePng, encodePng, StableDiffusionXLPipeline, type GenerateResult } from '@ssd/pipeline';
+import { fmtBytes } from '@ssd/pipeline/browser';
+import { FolderSource, NodeFileSink, quantizeModelToGguf } from '@ssd/tensor';
 import { maxAbsDiff, repoRoot, testContext } from '../../../testing/index.js';
 import { serveStatic, type StaticServer } from '../server/static.js';
 import { launch, type Browser } from './chromium.js';
@@ -27,6 +31,8 @@ const artifacts = join(repoRoot, 'test-artifacts/browser');
 // SwiftShader is ~7× slower than lavapipe and compiles every pipeline on first use: tiny model, 128², 3 steps
 const RUN: RunSettings = { prompt: 'a lighthouse on a cliff at dusk', negativePrompt: 'blurry', steps: 3, guidanceScale: 5, width: 128, height: 128, seed: 42, scheduler: 'euler' };
 const LONG = 600_000;
+const ggufDir = mkdtempSync(join(tmpdir(), 'ssd-browser-gguf-'));
+const ggufFile = join(ggufDir, 'tiny-q8_0.gguf');
 
 /** Model-relative paths and sizes of every file of the tiny model the f32 pipeline reads. */
 function tinyFiles(): Map<string, number> {
@@ -82,7 +88,8 @@ describe('browser demo in headless Chromium (SwiftShader)', () => {
     reference = nodeReference();
     reference.catch(() => {}); // awaited by the tests that compare
     await viteBuild();
-    server = await serveStatic({ '/': join(here, 'dist'), '/models/': modelsDir, '/models-flaky/': modelsDir, '/models-missing/': modelsDir, '/models-cacheapi/': modelsDir, '/models-budget/': modelsDir });
+    await quantizeModelToGguf(new FolderSource(tinyDir), new NodeFileSink(ggufFile), { type: 'q8_0' });
+    server = await serveStatic({ '/': join(here, 'dist'), '/gguf/': ggufDir, '/models/': modelsDir, '/models-flaky/': modelsDir, '/models-missing/': modelsDir, '/models-cacheapi/': modelsDir, '/models-budget/': modelsDir });
     browser = await launch();
     page = await browser.context.newPage();
     page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
@@ -92,6 +99,7 @@ describe('browser demo in headless Chromium (SwiftShader)', () => {
   afterAll(async () => {
     await browser?.close();
     await server?.close();
+    rmSync(ggufDir, { recursive: true, force: true });
   });
 
   it('shows the adapter and its features', async () => {
@@ -340,6 +348,36 @@ describe('browser demo in headless Chromium (SwiftShader)', () => {
     } finally {
       await small.close();
     }
+  }, LONG);
+
+  it('offers a quantized .gguf by URL (its size shown before loading) and as a local file, with the image Node makes from it', async () => {
+    const url = `${server.url}/gguf/tiny-q8_0.gguf`;
+    const size = statSync(ggufFile).size;
+    await page.check('input[name=source][value=url]');
+    await page.fill('#model-url', url);
+    await page.waitForFunction(() => !!document.getElementById('url-size')?.textContent);
+    expect(await page.textContent('#url-size')).toBe(`tiny-q8_0.gguf: ${fmtBytes(size)}`);
+    const { done, events: ev } = await loadModel(page, url);
+    expect(done.type, JSON.stringify(done)).toBe('loaded');
+    const file = ev.filter((e) => e.type === 'file').pop();
+    expect(file).toMatchObject({ path: 'tiny-q8_0.gguf', loadedBytes: size, totalBytes: size });
+    const small = { ...RUN, steps: 1, width: 64, height: 64 };
+    await fillSettings(page, small);
+    const from = await eventCount(page);
+    await page.click('#generate');
+    const end = await waitForEvent(page, ['result', 'error'], from);
+    expect(end.type, JSON.stringify(end)).toBe('result');
+    const pipe = await StableDiffusionXLPipeline.fromSingleFile(ggufFile, { context: await testContext(), dtype: 'f32', scheduler: small.scheduler, onNotice: () => {} });
+    const ref = await pipe.generate({ prompt: small.prompt, negativePrompt: small.negativePrompt, guidanceScale: small.guidanceScale, numInferenceSteps: 1, width: 64, height: 64, seed: small.seed });
+    await pipe.dispose();
+    expect(rgbDiff(decodePng(await downloadedPng(page)), ref.images[0])).toBeLessThanOrEqual(2);
+    // the same file picked on this computer
+    const from2 = await eventCount(page);
+    await page.setInputFiles('#file-input', ggufFile);
+    expect(await page.textContent('#file-name')).toBe(`tiny-q8_0.gguf (${fmtBytes(size)})`);
+    await page.click('#load');
+    const local = await waitForEvent(page, ['loaded', 'error'], from2);
+    expect(local, JSON.stringify(local)).toMatchObject({ type: 'loaded', storage: 'local files' });
   }, LONG);
 
   it('the benchmark tab runs the kernel cases and shows the table', async () => {

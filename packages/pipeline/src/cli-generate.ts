@@ -17,7 +17,7 @@ import { createScheduler, SCHEDULER_NAMES } from './schedulers/index.js';
 import { loadCliLoras, loraHash, parseLoraArg } from './cli-lora.js';
 import { modelKind, openPipeline } from './cli-model.js';
 
-export const GENERATE_HELP = `ssd generate [--model <dir|url|file.safetensors> [--base <dir>]] --prompt <text> [--negative <text>] [--steps N] [--guidance G]
+export const GENERATE_HELP = `ssd generate [--model <dir|url|file.safetensors|file.gguf> [--base <dir>]] --prompt <text> [--negative <text>] [--steps N] [--guidance G]
              [--width W] [--height H] [--seed S] [--scheduler ${SCHEDULER_NAMES.join('|')}]
              [--dtype f16|f32] [--num-images N] [--strength X --init-image <png>] [--vae <dir|url>]
              [--mask <png> | --outpaint L,R,T,B] (with --init-image: inpaint; white repaints)
@@ -25,7 +25,7 @@ export const GENERATE_HELP = `ssd generate [--model <dir|url|file.safetensors> [
              [--lora <file|url>[:scale]]… [--lora-scale S] [--unet <dir|url>]
              [--out <file.png>] [--out-latents <file.safetensors>] [--report <file.json>] [--low-memory]
   Without --model, the bundled tiny test model is used (random weights: its images are noise).
-  A single-file checkpoint (.safetensors, SGM layout) loads directly; --base gives a UNet-only file the rest.
+  A single-file checkpoint (.safetensors or .gguf, e.g. from ssd quantize) loads directly; --base gives a UNet-only file the rest.
   --lora (repeatable) loads a LoRA in any common layout at its scale (default 1); --lora-scale scales them all
   for the run (diffusers' cross_attention_kwargs scale); --unet swaps in another UNet (e.g. an LCM-distilled one).
   Few-step: --scheduler lcm --steps 4 --guidance 1 with an LCM-LoRA (Segmind-VegaRT, lcm-lora-ssd-1b).

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// The `ssd` command line: generate (text-to-image and img2img), tokenize, info. Each command lives in
-// its own cli-<command>.ts; this file dispatches and turns errors into one line on stderr with a
-// distinct exit code per error class (see docs/errors.md).
+// The `ssd` command line: generate (text-to-image and img2img), convert, quantize, tokenize, info. Each
+// command lives in its own cli-<command>.ts; this file dispatches and turns errors into one line on
+// stderr with a distinct exit code per error class (see docs/errors.md).
 import {
   AbortError, ConfigError, DeviceLimitError, DeviceLostError, GpuError, InvalidArgumentError, KernelCompileError, ModelLoadError, NumericalError, SsdError,
 } from '@ssd/tensor';
@@ -9,17 +9,19 @@ import { generate, GENERATE_HELP } from './cli-generate.js';
 import { info, tokenize, TOKENIZE_HELP } from './cli-commands.js';
 import { convert, CONVERT_HELP } from './cli-convert.js';
 import { runWithQuietDawn } from './dawn-output.js';
+import { quantize, QUANTIZE_HELP } from './cli-quantize.js';
 
 const HELP = `usage: ssd <command> [options]
 
 commands:
   generate    make an image (text-to-image, or img2img with --init-image)
   convert     single-file checkpoint ⇄ diffusers folder
+  quantize    a folder or single file → one GGUF file (q8_0, q5_0, q4_0, q4_K, …), as sd.cpp's -M convert
   tokenize    print the 77 token ids of a prompt as JSON
   info        print the WebGPU adapter, its features and limits, and run a smoke kernel
   help        this text
 
-${GENERATE_HELP}${CONVERT_HELP}${TOKENIZE_HELP}`;
+${GENERATE_HELP}${CONVERT_HELP}${QUANTIZE_HELP}${TOKENIZE_HELP}`;
 
 /** Exit codes per error class (docs/errors.md). */
 export function exitCode(e: unknown): number {
@@ -42,6 +44,8 @@ async function main(argv: string[]): Promise<void> {
       return generate(rest);
     case 'convert':
       return convert(rest);
+    case 'quantize':
+      return quantize(rest);
     case 'tokenize':
       return tokenize(rest);
     case 'info':
@@ -52,7 +56,7 @@ async function main(argv: string[]): Promise<void> {
       console.log(HELP);
       return;
     default:
-      throw new InvalidArgumentError(`unknown command "${cmd}" (commands: generate, convert, tokenize, info, help)`);
+      throw new InvalidArgumentError(`unknown command "${cmd}" (commands: generate, convert, quantize, tokenize, info, help)`);
   }
 }
 

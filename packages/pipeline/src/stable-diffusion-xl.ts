@@ -43,8 +43,12 @@ export class StableDiffusionXLPipeline {
     createScheduler(this.schedulerName, components.schedulerConfig); // validates the name now
   }
 
-  /** Loads every component listed in model_index.json (tokenizers, text encoders, UNet, VAE, scheduler). */
+  /**
+   * Loads every component listed in model_index.json (tokenizers, text encoders, UNet, VAE, scheduler).
+   * A path or URL ending in .safetensors or .gguf is a single-file checkpoint: see fromSingleFile.
+   */
   static async fromPretrained(source: string | ModelSource, options: PipelineOptions = {}): Promise<StableDiffusionXLPipeline> {
+    if (typeof source === 'string' && /\.(safetensors|gguf)$/i.test(source.split(/[?#]/)[0])) return StableDiffusionXLPipeline.fromSingleFile(source, options);
     // the scheduler (name and config) is checked before any weight is loaded
     const components = await SdxlComponents.load(source, options, ({ schedulerConfig }) => {
       createScheduler(options.scheduler ?? String(schedulerConfig._class_name ?? 'EulerDiscreteScheduler'), schedulerConfig);
@@ -58,8 +62,10 @@ export class StableDiffusionXLPipeline {
   }
 
   /**
-   * Loads a single-file checkpoint (A1111 / ComfyUI / Segmind `.safetensors` in SGM layout: UNet, VAE and
-   * both text encoders in one file; the architecture is read from its keys and shapes), with SDXL's
+   * Loads a single-file checkpoint (A1111 / ComfyUI / Segmind `.safetensors` in SGM layout, or a GGUF —
+   * stable-diffusion.cpp's, `ssd quantize`'s — whose quantized weights stay quantized where the layers
+   * take them: UNet, VAE and both text encoders in one file; the architecture is read from its keys
+   * and shapes), with SDXL's
    * tokenizers from @ssd/clip. A UNet-only file needs `base`: a diffusers folder (path, URL or source)
    * for the other components.
    */

@@ -1,6 +1,6 @@
 // GPU bytes a component's weights take once loaded, from the tensor headers alone (a diffusers folder's
 // safetensors headers, a single file's directory): low-memory mode checks a run against them before
-// loading anything.
+// loading anything. Quantized (GGUF) tensors count as their blocks: the layers keep them quantized.
 import { DTYPE_BYTES, openComponentTensors, shapeSize, type ModelSource } from '@ssd/tensor';
 
 /**
@@ -10,9 +10,12 @@ import { DTYPE_BYTES, openComponentTensors, shapeSize, type ModelSource } from '
 export async function componentWeightBytes(source: ModelSource, subfolder: string, variant: string | undefined, dtype: 'f16' | 'f32'): Promise<number> {
   const tensors = await openComponentTensors(source, subfolder, { variant, onNotice: () => {} });
   try {
-    let elements = 0;
-    for (const k of tensors.keys()) elements += shapeSize(tensors.get(k)!.shape);
-    return elements * DTYPE_BYTES[dtype];
+    let bytes = 0;
+    for (const k of tensors.keys()) {
+      const e = tensors.get(k)!;
+      bytes += e.quantized ? Math.ceil(e.quantized.byteLength / 4) * 4 : shapeSize(e.shape) * DTYPE_BYTES[dtype];
+    }
+    return bytes;
   } finally {
     await tensors.close();
   }

@@ -54,6 +54,6 @@ describe.skipIf(!hasFixtures(FILE))('ssd with single-file checkpoints', () => {
     expect(r.stderr).toMatch(/already holds a pipeline/);
     r = ssd('generate', '--model', join(fixturesDir, 'models/tiny-ssd1b/model_index.json'), '--prompt', 'x');
     expect(r.code).toBe(4);
-    expect(r.stderr).toMatch(/is a file but not a \.safetensors checkpoint/);
+    expect(r.stderr).toMatch(/is a file but not a \.safetensors or \.gguf checkpoint/);
   });
 });

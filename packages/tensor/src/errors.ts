@@ -73,6 +73,17 @@ export class SafetensorsError extends ModelLoadError {
   }
 }
 
+/** A GGUF file whose header or layout is invalid, or that holds a tensor type we cannot read. */
+export class GgufError extends ModelLoadError {
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+    readonly tensor?: string,
+  ) {
+    super(`${file}: ${tensor ? `tensor "${tensor}": ` : ''}${problem}`);
+  }
+}
+
 export interface CheckpointProblem {
   key: string;
   /** 'index': a sharded checkpoint's weight_map and its shards disagree about where the key is. */

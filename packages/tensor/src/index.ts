@@ -13,8 +13,10 @@
  * - `SafetensorsFile` validates headers and reads tensors lazily from a `ByteSource` (file, Blob, URL);
  *   `ModelSource` + `readModelIndex` / `readComponentConfig` / `WeightStore` read diffusers folders.
  * - A `TensorSource` is any source of named tensors (a component's safetensors files, a component of a
- *   single SGM checkpoint); `SingleFileSource` presents an SGM / A1111 / ComfyUI checkpoint as a
- *   diffusers folder, its architecture read from the keys and shapes.
+ *   single SGM checkpoint, a GGUF file); `SingleFileSource` presents an SGM / A1111 / ComfyUI /
+ *   stable-diffusion.cpp checkpoint (.safetensors or .gguf) as a diffusers folder, its architecture
+ *   read from the keys and shapes. `GgufFile` reads GGUF; quantized tensors reach kernels that ask for
+ *   them (`WeightStore.take(…, { allowQuantized: true })`) as `QuantizedWeight`s.
  */
 // The public types use WebGPU's (GPUDevice, GPUBuffer …), which no TypeScript lib ships yet: the emitted
 // index.d.ts names @webgpu/types (a dependency) so that an installed @ssd type-checks without setup.
@@ -28,6 +30,16 @@ export type { ContextOptions, ContextInfo, ContextLimits, LimitName, OptionalFea
 export { Tensor, Storage } from './tensor.js';
 export { TensorScope, withScope, withScopeSync } from './scope.js';
 export { QUANT_BLOCKS, quantizedByteSize, type QuantType, type QuantizedWeight } from './quantized.js';
+export { GgufFile, GGUF_DEFAULT_ALIGNMENT } from './gguf/gguf-file.js';
+export type { GgufTensorInfo, GgufKeyValue } from './gguf/gguf-file.js';
+export type { GgufValue } from './gguf/gguf-header.js';
+export { GGML_TYPES, ggmlTypeByName, type GgmlType } from './gguf/ggml-types.js';
+export { dequantizeBlocks } from './gguf/dequantize.js';
+export { quantizeBlocks } from './gguf/quantize.js';
+export { quantizeRowsSdcpp } from './gguf/quantize-sdcpp.js';
+export { writeGguf, ggufHeader, type GgufTensorToWrite, type WriteGgufOptions } from './gguf/gguf-writer.js';
+export { convExportType, exportType, parseTypeRules, sdcppConverts, WRITABLE_TYPES, type TypeRule, type WritableType } from './gguf/type-rules.js';
+export { quantizeModelToGguf, type QuantizeModelOptions, type QuantizeModelResult } from './gguf/quantize-model.js';
 export { sizeClass, type MemoryStats } from './pool.js';
 export { prologue, packUniforms, specKey, foldWorkgroups } from './program.js';
 export type { UniformLayout, UniformType, PrologueOptions } from './program.js';
@@ -37,14 +49,14 @@ export type { ByteSource, HttpOptions } from './byte-source.js';
 export { SafetensorsFile, SAFETENSORS_DTYPE_BYTES, MAX_HEADER_BYTES } from './safetensors.js';
 export type { TensorInfo, SafetensorsDType, SafetensorsArray, UploadOptions } from './safetensors.js';
 export {
-  fileRangeEntry, reshapedEntry, rowSliceEntry, concatRowsEntry, transposedEntry, readEntryBytes, readEntry, readEntryFloat32, readEntryAs,
+  fileRangeEntry, reshapedEntry, rowSliceEntry, rowsOfBlocks, concatRowsEntry, transposedEntry, readEntryBytes, readEntry, readEntryFloat32, readEntryAs,
   uploadEntry, uploadEntryInto, entryError, TensorMap, mergeTensorSources,
 } from './tensor-source.js';
-export type { TensorEntry, TensorSource } from './tensor-source.js';
+export type { TensorEntry, TensorSource, QuantizedBlocks } from './tensor-source.js';
 export { openComponentTensors, isTensorModelSource } from './component-tensors.js';
 export type { TensorModelSource, ComponentTensorOptions } from './component-tensors.js';
 export { LayeredModelSource } from './layered-source.js';
-export { SingleFileSource, openByteSource, SDXL_COMPONENTS } from './sgm/single-file-source.js';
+export { SingleFileSource, openByteSource, openTensorFile, SDXL_COMPONENTS } from './sgm/single-file-source.js';
 export type { SingleFileOptions } from './sgm/single-file-source.js';
 export { classifyCheckpoint, SGM_PREFIXES } from './sgm/checkpoint-kind.js';
 export type { CheckpointKind, SdxlComponent } from './sgm/checkpoint-kind.js';

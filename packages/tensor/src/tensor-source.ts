@@ -13,6 +13,24 @@ import {
   type SafetensorsArray, type SafetensorsDType,
 } from './tensor-data.js';
 import type { Tensor } from './tensor.js';
+import { QUANT_BLOCKS, type QuantType } from './quantized.js';
+
+/**
+ * A tensor stored as ggml blocks (GGUF): its bytes exactly as stored — one stream of blocks over the
+ * row-major values — for kernels that dequantize in the tile load. Where rows (the first dim) are
+ * whole blocks (`rowsOfBlocks`), a row range of blocks is a row range of values.
+ */
+export interface QuantizedBlocks {
+  readonly type: QuantType;
+  /** Bytes of all blocks: shape[0] rows of (row length / values per block) blocks. */
+  readonly byteLength: number;
+  read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>;
+}
+
+/** Whether each row of `shape` (2-D or more: the first dim) is a whole number of `type`'s blocks. */
+export function rowsOfBlocks(shape: readonly number[], type: QuantType): boolean {
+  return shape.length >= 2 && shape.slice(1).reduce((a, b) => a * b, 1) % QUANT_BLOCKS[type].values === 0;
+}
 
 /** One named tensor: its dtype, shape and a way to read any byte range of its row-major data. */
 export interface TensorEntry {
@@ -25,6 +43,8 @@ export interface TensorEntry {
   readonly stored: string;
   /** Bytes [offset, offset + length) of the tensor's little-endian row-major data. */
   read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>;
+  /** Present when the file stores the tensor quantized: `read` then dequantizes (dtype F32), these are the blocks. */
+  readonly quantized?: QuantizedBlocks;
 }
 
 /** Named tensors, as the model expects them named. */
@@ -53,7 +73,8 @@ export function fileRangeEntry(source: ByteSource, key: string, dtype: Safetenso
 /** The same bytes under another shape (an LDM 1×1 conv [C, C, 1, 1] read as a linear [C, C]). */
 export function reshapedEntry(e: TensorEntry, shape: readonly number[]): TensorEntry {
   if (shapeSize(shape) !== shapeSize(e.shape)) throw new RangeError(`reshapedEntry: ${formatShape(e.shape)} → ${formatShape(shape)} changes the element count (${origin(e)})`);
-  return { ...where(e), dtype: e.dtype, shape, byteLength: e.byteLength, read: (o, l, s) => e.read(o, l, s) };
+  const quantized = e.quantized; // the same values in the same order: the same block stream
+  return { ...where(e), dtype: e.dtype, shape, byteLength: e.byteLength, read: (o, l, s) => e.read(o, l, s), quantized };
 }
 
 /** Rows [start, start + rows) of a tensor along its first axis: a byte range, read lazily. */
@@ -66,6 +87,18 @@ export function rowSliceEntry(e: TensorEntry, start: number, rows: number): Tens
     read(offset, length, signal) {
       checkRange(this, offset, length);
       return e.read(start * rowBytes + offset, length, signal);
+    },
+    quantized: e.quantized && rowsOfBlocks(e.shape, e.quantized.type) ? rowSliceBlocks(e.quantized, e.shape[0], start, rows) : undefined,
+  };
+}
+
+function rowSliceBlocks(q: QuantizedBlocks, allRows: number, start: number, rows: number): QuantizedBlocks {
+  const rowBytes = q.byteLength / allRows;
+  return {
+    type: q.type, byteLength: rows * rowBytes,
+    read(offset, length, signal) {
+      if (offset < 0 || length < 0 || offset + length > rows * rowBytes) throw new RangeError(`quantized rows [${start}, ${start + rows}): bytes [${offset}, ${offset + length}) are outside ${rows * rowBytes}`);
+      return q.read(start * rowBytes + offset, length, signal);
     },
   };
 }
@@ -80,21 +113,31 @@ export function concatRowsEntry(parts: readonly TensorEntry[]): TensorEntry {
   }
   const shape = [parts.reduce((a, p) => a + p.shape[0], 0), ...rest];
   const byteLength = parts.reduce((a, p) => a + p.byteLength, 0);
+  const blocks = parts.map((p) => p.quantized);
+  const sameType = blocks.every((b) => b && b.type === blocks[0]!.type); // each part is whole blocks
+  const blockBytes = sameType ? blocks.reduce((a, b) => a + b!.byteLength, 0) : 0;
   return {
     dtype: parts[0].dtype, shape, byteLength, file: parts[0].file, stored: `cat(${parts.map((p) => p.stored).join(', ')})`,
-    async read(offset, length, signal) {
-      checkRange(this, offset, length);
-      const out = new Uint8Array(length);
-      let at = 0; // start of the current part in the whole
-      for (const p of parts) {
-        const from = Math.max(offset, at);
-        const to = Math.min(offset + length, at + p.byteLength);
-        if (from < to) out.set(await p.read(from - at, to - from, signal), from - offset);
-        at += p.byteLength;
-      }
-      return out;
-    },
+    read: (offset, length, signal) => readConcat(parts, byteLength, offset, length, signal),
+    // stacked rows of one block type are the blocks laid end to end
+    quantized: sameType ? { type: blocks[0]!.type, byteLength: blockBytes, read: (o, l, s) => readConcat(blocks as QuantizedBlocks[], blockBytes, o, l, s) } : undefined,
   };
+}
+
+/** Bytes [offset, offset + length) of parts laid end to end. */
+async function readConcat(parts: readonly { byteLength: number; read: TensorEntry['read'] }[], total: number, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > total) {
+    throw new RangeError(`concatenated tensors: bytes [${offset}, ${offset + length}) are outside their ${total}`);
+  }
+  const out = new Uint8Array(length);
+  let at = 0; // start of the current part in the whole
+  for (const p of parts) {
+    const from = Math.max(offset, at);
+    const to = Math.min(offset + length, at + p.byteLength);
+    if (from < to) out.set(await p.read(from - at, to - from, signal), from - offset);
+    at += p.byteLength;
+  }
+  return out;
 }
 
 /**

@@ -1,16 +1,18 @@
-// WeightStore: how a model's modules get their weights. While a model is built from its config, each
-// module asks for its parameters by checkpoint key and expected shape (`take`); the store checks the
-// shape against the file's header, allocates the GPU tensor only when it matches, and remembers every
-// problem. `finish()` then reports all missing, unexpected and mis-shaped keys at once
-// (CheckpointError); `load()` streams the data in, converting dtypes and re-laying out on the way.
+// WeightStore: modules take their parameters by checkpoint key and expected shape (`take`) while a model
+// is built; the store checks each against the file's header, allocates the GPU tensor only when it fits,
+// collects every problem for `finish()` (CheckpointError), and `load()` streams the data in, converting
+// dtypes and re-laying out. A GGUF-quantized tensor is dequantized on the host chunk by chunk, unless the
+// module takes it with `allowQuantized`: then its blocks come as a QuantizedWeight (weights-quantized.ts).
 
 import type { GpuContext } from './context.js';
 import { formatShape, shapeSize, type DType } from './dtype.js';
 import { CheckpointError, type CheckpointProblem } from './errors.js';
 import { openComponentTensors } from './component-tensors.js';
 import type { ModelSource } from './model-source.js';
-import { readEntryAs, uploadEntryInto, type TensorEntry, type TensorSource } from './tensor-source.js';
+import type { QuantizedWeight } from './quantized.js';
+import { concatRowsEntry, readEntryAs, uploadEntryInto, type QuantizedBlocks, type TensorEntry, type TensorSource } from './tensor-source.js';
 import { Tensor } from './tensor.js';
+import { allocQuantizedWeight, uploadBlocksInto } from './weights-quantized.js';
 
 export type HostData = Float32Array | Uint16Array | Int32Array;
 
@@ -22,7 +24,15 @@ export interface TakeOptions {
   alternateShapes?: readonly (readonly number[])[];
   /** Host-side re-layout of the (already dtype-converted) data; must keep the element count. */
   transform?: (data: HostData, fileShape: readonly number[]) => HostData;
+  /**
+   * A tensor the file stores quantized (2-D or more) is returned as a QuantizedWeight (its blocks, in
+   * the file's PyTorch shape) for a kernel that dequantizes in the tile load; `dtype` and `transform`
+   * then do not apply. Other tensors load as without it.
+   */
+  allowQuantized?: boolean;
 }
+
+type QuantizedTake = TakeOptions & { allowQuantized: true };
 
 interface Pending {
   key: string;
@@ -34,6 +44,8 @@ interface Pending {
   sourceOffsetElems?: number;
   countElems?: number;
   transform?: TakeOptions['transform'];
+  /** Quantized blocks copied as they are (a QuantizedWeight's data). */
+  blocks?: QuantizedBlocks;
 }
 
 export interface LoadProgress {
@@ -97,7 +109,11 @@ export class WeightStore {
    * after the first problem) gets a placeholder instead of a buffer, so a config asking for absurd
    * shapes (vocab_size 1e9) is a CheckpointError from finish(), never gigabytes allocated first.
    */
-  take(key: string, shape: readonly number[], opts: TakeOptions = {}): Tensor {
+  take(key: string, shape: readonly number[], opts: QuantizedTake): Tensor | QuantizedWeight;
+  take(key: string, shape: readonly number[], opts?: TakeOptions & { allowQuantized?: false }): Tensor;
+  take(key: string, shape: readonly number[], opts?: TakeOptions): Tensor | QuantizedWeight;
+  take(key: string, shape: readonly number[], opts: TakeOptions = {}): Tensor | QuantizedWeight {
+    if (opts.allowQuantized && this.quantizedAs([key], [opts.fileShape ?? shape], opts.alternateShapes)) return this.takeBlocks([key]);
     const dtype = opts.dtype ?? this.dtype;
     const entry = this.check(key, opts.fileShape ?? shape, dtype, opts.alternateShapes);
     const tensor = this.allocate(shape, dtype, key, !!entry);
@@ -107,9 +123,14 @@ export class WeightStore {
 
   /**
    * Several parameters stacked along their first axis into one tensor (e.g. to_q, to_k, to_v →
-   * one [3C, C] projection). Each key must have `partShape`s; the result is [Σ rows, ...rest].
+   * one [3C, C] projection). Each key must have `partShapes`; the result is [Σ rows, ...rest] — with
+   * `allowQuantized`, a QuantizedWeight when every part is stored quantized in the same type.
    */
-  takeStacked(keys: readonly string[], partShapes: readonly (readonly number[])[], opts: Omit<TakeOptions, 'transform' | 'fileShape'> = {}): Tensor {
+  takeStacked(keys: readonly string[], partShapes: readonly (readonly number[])[], opts: Omit<QuantizedTake, 'transform' | 'fileShape'>): Tensor | QuantizedWeight;
+  takeStacked(keys: readonly string[], partShapes: readonly (readonly number[])[], opts?: Omit<TakeOptions, 'transform' | 'fileShape'> & { allowQuantized?: false }): Tensor;
+  takeStacked(keys: readonly string[], partShapes: readonly (readonly number[])[], opts?: Omit<TakeOptions, 'transform' | 'fileShape'>): Tensor | QuantizedWeight;
+  takeStacked(keys: readonly string[], partShapes: readonly (readonly number[])[], opts: Omit<TakeOptions, 'transform' | 'fileShape'> = {}): Tensor | QuantizedWeight {
+    if (opts.allowQuantized && this.quantizedAs(keys, partShapes, opts.alternateShapes)) return this.takeBlocks(keys);
     const dtype = opts.dtype ?? this.dtype;
     const rest = partShapes[0].slice(1);
     const rows = partShapes.reduce((a, s) => a + s[0], 0);
@@ -146,6 +167,28 @@ export class WeightStore {
     return { chunks, rowStarts };
   }
 
+  /**
+   * Whether every key is present, untaken, of an accepted shape (same rows) and stored quantized in one
+   * type. A row may end mid-block (a ComfyUI-flattened conv): the kernels read the blocks as one stream.
+   */
+  private quantizedAs(keys: readonly string[], shapes: readonly (readonly number[])[], alternates: TakeOptions['alternateShapes'] = []): boolean {
+    const entries = keys.map((k) => this.where.get(k));
+    const type = entries[0]?.quantized?.type;
+    return !!type && entries.every((e, i) => !!e && e.quantized?.type === type && e.shape.length >= 2 && !this.used.has(keys[i]) && e.shape[0] === shapes[i][0] && [shapes[i], ...alternates].some((s) => sameShape(s, e.shape)));
+  }
+
+  /** The keys' blocks, stacked by rows, as one QuantizedWeight of the file's PyTorch shape. */
+  private takeBlocks(keys: readonly string[]): QuantizedWeight {
+    const entry = keys.length === 1 ? this.where.get(keys[0])! : concatRowsEntry(keys.map((k) => this.where.get(k)!));
+    const blocks = entry.quantized!;
+    for (const k of keys) this.used.add(k);
+    // after a problem: a placeholder, as for float parameters (finish() throws before anything runs)
+    const data = this.allocate([Math.ceil(blocks.byteLength / 4)], 'u32', keys.join('+'), true);
+    const w = allocQuantizedWeight(blocks.type, entry.shape, data);
+    if (this.isReal(data)) this.pending.push({ key: keys.join('+'), entry, tensor: data, offsetElems: 0, blocks });
+    return w;
+  }
+
   /** Compares `key` in the file with the shape and dtype wanted; returns its entry, or null after recording the problem. */
   private check(key: string, fileShape: readonly number[], dtype: DType, alternateShapes: readonly (readonly number[])[] = []): TensorEntry | null {
     const entry = this.where.get(key);
@@ -160,7 +203,7 @@ export class WeightStore {
       return null;
     }
     if (!isFloatOrInt(entry.dtype, dtype)) {
-      this.problems.push({ key, kind: 'dtype', expected: dtype, actual: entry.dtype });
+      this.problems.push({ key, kind: 'dtype', expected: dtype, actual: entry.quantized?.type ?? entry.dtype }); // a quantized entry: its format
       return null;
     }
     return entry;
@@ -228,17 +271,22 @@ export class WeightStore {
     };
     for (const p of this.pending) {
       const info = p.entry;
-      if (!p.transform) {
+      const progress = (b: number) => {
+        loaded += b;
+        opts.onProgress?.({ loadedBytes: loaded, totalBytes: total, key: p.key });
+      };
+      // a quantized tensor loaded dequantized reads its blocks: count those bytes
+      const fileBytes = info.quantized ? info.quantized.byteLength / info.byteLength : 1;
+      if (p.blocks) {
+        await uploadBlocksInto(p.blocks, p.key, p.tensor, { signal: opts.signal, drain, onBytes: progress });
+      } else if (!p.transform) {
         await uploadEntryInto(p.entry, p.key, p.tensor, {
           targetOffsetElems: p.offsetElems,
           sourceOffsetElems: p.sourceOffsetElems,
           countElems: p.countElems,
           signal: opts.signal,
           drain,
-          onBytes: (b) => {
-            loaded += b;
-            opts.onProgress?.({ loadedBytes: loaded, totalBytes: total, key: p.key });
-          },
+          onBytes: (b) => progress(b * fileBytes),
         });
       } else {
         const data = await readEntryAs(p.entry, p.key, p.tensor.dtype, opts.signal);
@@ -247,8 +295,7 @@ export class WeightStore {
         const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
         this.ctx.write(p.tensor, bytes.byteLength % 4 ? padTo4(bytes) : bytes, p.offsetElems * (out.BYTES_PER_ELEMENT));
         await drain(bytes.byteLength);
-        loaded += info.byteLength;
-        opts.onProgress?.({ loadedBytes: loaded, totalBytes: total, key: p.key });
+        progress(info.byteLength * fileBytes);
       }
     }
     this.pending.length = 0;
@@ -266,7 +313,8 @@ export class WeightStore {
 }
 
 function pendingBytes(p: Pending): number {
-  const all = p.entry.byteLength;
+  if (p.blocks) return p.blocks.byteLength;
+  const all = p.entry.quantized?.byteLength ?? p.entry.byteLength;
   return p.countElems === undefined ? all : (all / shapeSize(p.entry.shape)) * p.countElems;
 }
 

@@ -1,5 +1,5 @@
-// A single-file SDXL-family checkpoint (SGM / A1111 / ComfyUI layout, or a lone diffusers-named UNet)
-// presented as a diffusers folder: model_index.json, each component's config.json read off keys and
+// A single-file SDXL-family checkpoint (.safetensors or .gguf; SGM / A1111 / ComfyUI / stable-diffusion.cpp
+// names, or a lone diffusers-named UNet) presented as a diffusers folder: model_index.json, each component's config.json read off keys and
 // shapes, SDXL's scheduler unless __metadata__ says otherwise, and each component's tensors under
 // diffusers names (openTensors) — mapped once, here; models never see the format. Only the header is
 // read at open time; tensors stream from the file (a path, URL or Blob; any size) when loaded.
@@ -10,10 +10,12 @@ import { readJson } from '../diffusers.js';
 import { ConfigError, InvalidArgumentError, ModelLoadError } from '../errors.js';
 import { isNode } from '../gpu-provider.js';
 import type { ModelSource } from '../model-source.js';
+import { GgufFile } from '../gguf/gguf-file.js';
 import { SafetensorsFile } from '../safetensors.js';
 import { reshapedEntry, TensorMap, type TensorEntry, type TensorSource } from '../tensor-source.js';
 import { classifyCheckpoint, SGM_PREFIXES, type CheckpointKind, type SdxlComponent } from './checkpoint-kind.js';
 import { headDim, schedulerConfigFromMetadata, sdxlModelIndex } from './sdxl-defaults.js';
+import { toSgmNames } from './sdcpp-names.js';
 import { inferClipTextConfig, openClipToDiffusers } from './text-encoder-keys.js';
 import { inferUNetConfig } from './unet-config.js';
 import { keyRenamer, layoutFromDiffusersKeys, layoutFromSgmKeys, unetModulePairs } from './unet-layout.js';
@@ -50,7 +52,8 @@ export class SingleFileSource implements TensorModelSource {
   private users = 0;
 
   private constructor(
-    readonly file: SafetensorsFile,
+    /** The file itself: a SafetensorsFile or a GgufFile. */
+    readonly file: TensorSource,
     readonly kind: CheckpointKind,
     /** Each component the file holds: its tensors under diffusers names. */
     private readonly tensors: ReadonlyMap<SdxlComponent, ReadonlyMap<string, TensorEntry>>,
@@ -78,9 +81,9 @@ export class SingleFileSource implements TensorModelSource {
   /** Opens a checkpoint file: reads its header, refuses what is not SDXL-family, maps names, infers configs. */
   static async open(file: string | Blob | ByteSource, options: SingleFileOptions = {}): Promise<SingleFileSource> {
     const bytes = openByteSource(file, options.http);
-    let st: SafetensorsFile;
+    let st: TensorSource;
     try {
-      st = await SafetensorsFile.open(bytes);
+      st = await openTensorFile(bytes);
     } catch (e) {
       await bytes.close();
       throw e;
@@ -138,17 +141,24 @@ interface Built {
   texts: Map<string, string>;
 }
 
-async function build(st: SafetensorsFile, options: SingleFileOptions): Promise<Built> {
+/** A tensor file by its first bytes: GGUF ("GGUF" magic) or safetensors. */
+export async function openTensorFile(bytes: ByteSource): Promise<TensorSource> {
+  const size = await bytes.size();
+  return size >= 4 && GgufFile.sniff(await bytes.read(0, 4)) ? GgufFile.open(bytes) : SafetensorsFile.open(bytes);
+}
+
+async function build(st: TensorSource, options: SingleFileOptions): Promise<Built> {
   const name = st.name;
-  const shapeOf = (k: string) => st.tensors.get(k)?.shape;
-  const kind = classifyCheckpoint(st.keys(), shapeOf, name);
+  const all = toSgmNames(new Map(st.keys().map((k) => [k, st.get(k)!])));
+  const shapeOf = (k: string) => all.get(k)?.shape;
+  const kind = classifyCheckpoint([...all.keys()], shapeOf, name);
   if (kind.ignored.length) {
     (options.onNotice ?? console.warn)(`${name}: ${kind.ignored.length} tensors outside the SDXL components are not loaded (e.g. ${kind.ignored.slice(0, 3).join(', ')})`);
   }
   const sgmEntries = (c: SdxlComponent): Map<string, TensorEntry> => {
     const prefix = kind.layout === 'sgm' ? SGM_PREFIXES[c] : '';
     const m = new Map<string, TensorEntry>();
-    for (const k of st.keys()) if (k.startsWith(prefix)) m.set(k.slice(prefix.length), st.get(k)!);
+    for (const [k, e] of all) if (k.startsWith(prefix)) m.set(k.slice(prefix.length), e);
     return m;
   };
   const tensors = new Map<SdxlComponent, Map<string, TensorEntry>>();

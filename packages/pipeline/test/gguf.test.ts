@@ -1,0 +1,88 @@
+// The tiny pipeline from GGUF files that `ssd quantize` writes: the final latents against the fp16
+// folder's run, per type and with --quantize-convs (q4_K quantizes no tensor of the tiny model — no row
+// is whole 256-value blocks — so its run is the fp16 run bit for bit), and the CLI: `ssd quantize` then
+// `ssd generate --model x.gguf`, with its argument errors.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FolderSource, NodeFileSink, quantizeModelToGguf } from '@ssd/tensor';
+import { StableDiffusionXLPipeline, type GenerateOptions } from '@ssd/pipeline';
+import { fixturesDir, hasFixtures, relL2, repoRoot, testContext } from '../../../testing/index.js';
+
+const FOLDER = 'models/tiny-ssd1b';
+const tmp = mkdtempSync(join(tmpdir(), 'ssd-gguf-pipe-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const RUN: GenerateOptions = { prompt: 'a lighthouse on a cliff at dusk', negativePrompt: 'blurry', seed: 1234, numInferenceSteps: 3, guidanceScale: 5, width: 64, height: 64, outputType: 'latent' };
+
+/** Measured on lavapipe; each bound is about twice its type's error, and the error grows as bits shrink. */
+const BOUNDS: Record<string, number> = { q8_0: 4e-3, 'q8_0 --quantize-convs': 6e-3, q5_0: 3e-2, q4_0: 6e-2, q4_K: 0 };
+
+describe.skipIf(!hasFixtures(`${FOLDER}/unet/diffusion_pytorch_model.fp16.safetensors`))('the tiny pipeline from GGUF', () => {
+  it('final latents against the fp16 folder, per type', async () => {
+    const ctx = await testContext();
+    const folder = join(fixturesDir, FOLDER);
+    const fp16 = await StableDiffusionXLPipeline.fromPretrained(folder, { context: ctx, dtype: 'f32', variant: 'fp16', onNotice: () => {} });
+    const ref = (await fp16.generate(RUN)).latents.data;
+    await fp16.dispose();
+    const errors: Record<string, number> = {};
+    for (const run of Object.keys(BOUNDS)) {
+      const [type, convs] = run.split(' ');
+      const file = join(tmp, `tiny-${type}${convs ? '-convs' : ''}.gguf`);
+      const r = await quantizeModelToGguf(new FolderSource(folder), new NodeFileSink(file), { type, sourceVariant: 'fp16', quantizeConvs: !!convs });
+      // fromPretrained takes a .gguf path too
+      const pipe = await StableDiffusionXLPipeline.fromPretrained(file, { context: ctx, dtype: 'f32', onNotice: () => {} });
+      try {
+        errors[run] = relL2((await pipe.generate(RUN)).latents.data, ref);
+      } finally {
+        await pipe.dispose();
+      }
+      console.log(`tiny pipeline ${run}: ${Object.entries(r.types).map(([t, n]) => `${n} ${t}`).join(', ')} tensors, ${r.bytes} bytes; final latents rel-L2 vs fp16 ${errors[run].toExponential(2)}`);
+    }
+    for (const [type, bound] of Object.entries(BOUNDS)) expect(errors[type], type).toBeLessThanOrEqual(bound);
+    expect(errors.q8_0).toBeGreaterThan(0); // quantized weights did reach the run
+    expect(errors.q8_0).toBeLessThan(errors.q4_0);
+    expect(errors['q8_0 --quantize-convs']).toBeGreaterThan(errors.q8_0); // the convs' weights did change
+  });
+});
+
+function ssd(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', join(repoRoot, 'packages/pipeline/src/cli.ts'), ...args], {
+    cwd: repoRoot, encoding: 'utf8', env: { ...process.env, NODE_NO_WARNINGS: '1' }, timeout: 240_000,
+  });
+  if (r.error) throw new Error(`ssd ${args.join(' ')}: ${r.error.message}`);
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr.split('\n').filter((l) => l && !l.startsWith('Warning: maxDynamic')).join('\n') };
+}
+
+describe.skipIf(!hasFixtures(`${FOLDER}/unet/diffusion_pytorch_model.fp16.safetensors`))('ssd quantize', () => {
+  it('writes a GGUF that ssd generate --model loads', () => {
+    const out = join(tmp, 'cli-q5_0.gguf');
+    const q = ssd('quantize', '--model', join(fixturesDir, FOLDER), '--type', 'q5_0', '--variant', 'fp16', '--out', out, '--quiet');
+    expect(q.stderr).toBe('');
+    expect(q.code).toBe(0);
+    expect(q.stdout).toMatch(/wrote .*cli-q5_0\.gguf \([\d,]+ bytes; tensors: 799 f16, 158 q5_0\)/);
+    const png = join(tmp, 'cli.png');
+    const g = ssd('generate', '--model', out, '--prompt', 'a cat', '--steps', '1', '--width', '64', '--height', '64', '--seed', '1', '--out', png);
+    expect(g.code, g.stderr).toBe(0);
+    expect(existsSync(png)).toBe(true);
+  });
+
+  it('refuses bad arguments before reading anything', () => {
+    const model = join(fixturesDir, FOLDER);
+    const cases: [string[], RegExp, number][] = [
+      [['--model', model, '--type', 'q2_K', '--out', 'x.gguf'], /--type "q2_K": must be one of f32, f16, bf16, q8_0/, 2],
+      [['--model', model, '--type', 'q8_0', '--out', 'x.safetensors'], /must end in \.gguf/, 2],
+      [['--model', model, '--type', 'q8_0'], /--out is required/, 2],
+      [['--model', model, '--type', 'q8_0', '--out', join(tmp, 'q.gguf'), '--quantizer', 'fast'], /--quantizer "fast": use ref .* or sdcpp/, 2],
+      [['--model', model, '--type', 'q8_0', '--out', join(tmp, 'r.gguf'), '--tensor-type-rules', 'vae=q3'], /the type of rule "vae=q3" = "q3"/, 2],
+      [['--model', join(tmp, 'missing'), '--type', 'q8_0', '--out', join(tmp, 'm.gguf')], /model folder not found/, 4],
+    ];
+    for (const [argv, message, code] of cases) {
+      const r = ssd('quantize', ...argv);
+      expect(r.stderr, argv.join(' ')).toMatch(message);
+      expect(r.code, argv.join(' ')).toBe(code);
+    }
+  });
+});
