@@ -4,7 +4,10 @@
 // and no padding, the full epilogue; f32 and f16; every GEMM variant under the batched GEMM; bands past
 // maxStorageBufferBindingSize. Outputs are poisoned and every element is checked.
 import { describe, expect, it } from 'vitest';
-import { createContext, DeviceLimitError, DTypeError, f32ArrayToF16, InvalidArgumentError, ShapeError, type DType, type GpuContext } from '@ssd/tensor';
+import { createContext, DeviceLimitError, DTypeError, f32ArrayToF16, InvalidArgumentError, MemorySource, ShapeError, WeightStore, type DType, type GpuContext } from '@ssd/tensor';
+import { SyntheticSafetensorsSource } from '@ssd/tensor/testing';
+import { chooseConvAlgorithm, type ConvAlgorithm, type ConvLayer } from '../src/conv2d-algorithm.js';
+import { Conv2d } from '../src/nn/conv2d.js';
 import { conv2dWinograd, type Conv2dWinogradOptions } from '../src/conv2d-winograd.js';
 import type { GemmTile } from '../src/gemm.js';
 import type { GemmVariant } from '../src/gemm-wgsl.js';
@@ -184,4 +187,57 @@ describe('winogradWeightFromOIHW', () => {
     expect(() => winogradWeightFromOIHW(data, [2, 3, 1, 1], 2)).toThrow(InvalidArgumentError);
     expect(() => winogradWeightFromOIHW(data.subarray(1), oihw, 2)).toThrow(InvalidArgumentError);
   });
+});
+
+describe('chooseConvAlgorithm', () => {
+  const layer = (dtype: 'f32' | 'f16', cin: number, cout = cin, k = 3, stride = 1): ConvLayer => ({ dtype, inChannels: cin, outChannels: cout, kernelSize: k, stride });
+  it('never picks F(4×4) in f16, Winograd for a 1×1 or strided conv, or a weight past the binding limit', async () => {
+    for (const cin of [4, 32, 64, 128, 256, 320, 512, 640, 1280, 2560]) {
+      expect(chooseConvAlgorithm(ctx, layer('f16', cin))).not.toBe('winograd4');
+      expect(chooseConvAlgorithm(ctx, layer('f32', cin, cin, 1))).toBe('direct');
+      expect(chooseConvAlgorithm(ctx, layer('f32', cin, cin, 3, 2))).toBe('direct');
+    }
+    expect(chooseConvAlgorithm(ctx, layer('f32', 320, 320, 3, 2), 'winograd2')).toBe('direct'); // forced where it does not apply
+    expect(chooseConvAlgorithm(ctx, layer('f32', 1280), 'winograd4')).toBe('direct'); // 36·1280²·4 bytes > 128 MiB
+    expect(chooseConvAlgorithm(ctx, layer('f32', 64), 'direct')).toBe('direct');
+    const small = await createContext({ limits: { maxStorageBufferBindingSize: 4096 } });
+    expect(chooseConvAlgorithm(small, layer('f32', 8), 'winograd2')).toBe('winograd2'); // 16·8·8·4 = 4,096 bytes
+    expect(chooseConvAlgorithm(small, layer('f32', 8), 'winograd4')).toBe('direct');
+  });
+  it.skipIf(!ctx.info.isCpu)('on a CPU adapter: Winograd at the UNet and VAE channel counts, direct at conv_in and conv_out', () => {
+    expect(chooseConvAlgorithm(ctx, layer('f16', 320))).toBe('winograd2');
+    expect(chooseConvAlgorithm(ctx, layer('f32', 512))).toBe('winograd4');
+    expect(chooseConvAlgorithm(ctx, layer('f32', 128))).toBe('winograd4');
+    expect(chooseConvAlgorithm(ctx, layer('f32', 1280))).toBe('winograd2'); // F(4×4) error grows with Cin
+    expect(chooseConvAlgorithm(ctx, layer('f16', 4, 320))).toBe('direct');
+    expect(chooseConvAlgorithm(ctx, layer('f32', 320, 4))).toBe('direct');
+  });
+});
+
+describe('nn.Conv2d', () => {
+  // the file holds PyTorch OIHW weights; each algorithm re-lays them at load and must give the same conv
+  const keys = [
+    { key: 'c.weight', shape: [12, 8, 3, 3] },
+    { key: 'c.bias', shape: [12] },
+  ];
+  for (const algorithm of ['direct', 'winograd2', 'winograd4'] as ConvAlgorithm[]) {
+    it(`loads and runs a 3×3 layer with algorithm ${algorithm}`, async () => {
+      const src = new MemorySource({ 'm/model.safetensors': new SyntheticSafetensorsSource('syn', keys, 'F32') });
+      const store = await WeightStore.open(ctx, src, 'm', { dtype: 'f32' });
+      const conv = new Conv2d(store, 'c', 8, 12, { kernelSize: 3, padding: 1, algorithm });
+      store.finish();
+      await store.load();
+      expect(conv.algorithm).toBe(algorithm);
+      expect(conv.weight.shape).toEqual(algorithm === 'direct' ? [12, 3, 3, 8] : [algorithm === 'winograd2' ? 16 : 36, 12, 8]);
+      const x = input(ctx, [2, 7, 6, 8], 'f32', 'nn x');
+      const w = await store.files[0].readFloat32('c.weight');
+      const b = await store.files[0].readFloat32('c.bias');
+      const ref = conv2dRef(x.v, [2, 7, 6, 8], w, [12, 8, 3, 3], { padding: [1, 1, 1, 1], bias: b, activation: 'silu' });
+      const r = await runPoisoned(ctx, ref.out.length, 'f32', () => conv.forward(x.t, { activation: 'silu' }));
+      expect(relL2(r.values, ref.out)).toBeLessThanOrEqual(TOLERANCE.f32);
+      expect(r.tailIntact).toBe(true);
+      for (const t of [x.t, r.out]) t.dispose();
+      store.disposeAll();
+    });
+  }
 });

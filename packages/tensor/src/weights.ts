@@ -22,7 +22,10 @@ export interface TakeOptions {
   fileShape?: readonly number[];
   /** Other shapes with the same row-major data (e.g. a 1×1 conv [o,i,1,1] for a linear [o,i]). */
   alternateShapes?: readonly (readonly number[])[];
-  /** Host-side re-layout of the (already dtype-converted) data; must keep the element count. */
+  /**
+   * Host-side re-layout or transform of the (already dtype-converted) data; it returns the allocated
+   * shape's element count (a transform may change it: a Winograd conv weight is [T, Cout, Cin]).
+   */
   transform?: (data: HostData, fileShape: readonly number[]) => HostData;
   /**
    * A tensor the file stores quantized (2-D or more) is returned as a QuantizedWeight (its blocks, in
@@ -291,7 +294,7 @@ export class WeightStore {
       } else {
         const data = await readEntryAs(p.entry, p.key, p.tensor.dtype, opts.signal);
         const out = p.transform(data, info.shape);
-        if (out.length !== data.length) throw new Error(`WeightStore: transform of ${p.key} changed the element count`);
+        if (out.length !== p.tensor.size) throw new Error(`WeightStore: transform of ${p.key} gave ${out.length} values for the allocated shape ${formatShape(p.tensor.shape)}`);
         const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
         this.ctx.write(p.tensor, bytes.byteLength % 4 ? padTo4(bytes) : bytes, p.offsetElems * (out.BYTES_PER_ELEMENT));
         await drain(bytes.byteLength);

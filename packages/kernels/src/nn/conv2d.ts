@@ -1,9 +1,13 @@
-// nn.Conv2d for NHWC activations. The PyTorch OIHW weight is re-laid once, at load, into the layout
-// the implicit-GEMM kernel reads (conv2dWeightFromOIHW); the file's shape is still validated as OIHW.
+// nn.Conv2d for NHWC activations. The PyTorch OIHW weight is re-laid once, at load, into the layout its
+// algorithm reads — OHWI for the direct implicit GEMM (conv2dWeightFromOIHW), or the Winograd transform
+// [T, Cout, Cin] (winogradWeightFromOIHW) — as chooseConvAlgorithm picks for this adapter, dtype and
+// channel count; the file's shape is still validated as OIHW. Only the chosen layout is kept.
 // LoRA adapters (LoCon: a k×k down conv and a 1×1 up conv) run through `lora`.
 import type { Tensor, WeightStore } from '@ssd/tensor';
+import { chooseConvAlgorithm, winogradTileOf, type ConvAlgorithm } from '../conv2d-algorithm.js';
 import { conv2dWeightFromOIHW, conv2dWeightShape, type Conv2dOptions } from '../conv2d.js';
 import type { Activation } from '../shader.js';
+import { winogradWeightFromOIHW, winogradWeightShape } from '../winograd-weights.js';
 import { LoraWeight } from './lora-weight.js';
 
 export interface Conv2dConfig {
@@ -12,13 +16,17 @@ export interface Conv2dConfig {
   /** Symmetric padding, or [top, left, bottom, right]. */
   padding?: number | readonly [number, number, number, number];
   bias?: boolean;
+  /** Forces an algorithm (tests, bench); where it does not apply (not 3×3 stride 1) the layer runs direct. */
+  algorithm?: ConvAlgorithm;
 }
 
 export class Conv2d {
+  /** OHWI [Cout, KH, KW, Cin] (direct) or [T, Cout, Cin] (Winograd). */
   readonly weight: Tensor;
   readonly bias: Tensor | null;
   /** LoRA adapters on this layer (module path = prefix). */
   readonly lora: LoraWeight;
+  readonly algorithm: ConvAlgorithm;
 
   constructor(
     store: WeightStore,
@@ -29,12 +37,15 @@ export class Conv2d {
   ) {
     const k = config.kernelSize;
     const oihw = [outChannels, inChannels, k, k];
-    this.weight = store.take(`${prefix}.weight`, conv2dWeightShape(oihw), {
-      fileShape: oihw,
-      transform: (data, shape) => conv2dWeightFromOIHW(data as Float32Array | Uint16Array, shape).data,
-    });
+    const dtype = store.dtype === 'f16' ? 'f16' : 'f32';
+    this.algorithm = chooseConvAlgorithm(store.ctx, { dtype, inChannels, outChannels, kernelSize: k, stride: config.stride ?? 1 }, config.algorithm);
+    const tile = winogradTileOf(this.algorithm);
+    this.weight =
+      tile === null
+        ? store.take(`${prefix}.weight`, conv2dWeightShape(oihw), { fileShape: oihw, transform: (data, shape) => conv2dWeightFromOIHW(data as Float32Array | Uint16Array, shape).data })
+        : store.take(`${prefix}.weight`, winogradWeightShape(oihw, tile), { fileShape: oihw, transform: (data, shape) => winogradWeightFromOIHW(data as Float32Array | Uint16Array, shape, tile).data });
     this.bias = config.bias === false ? null : store.take(`${prefix}.bias`, [outChannels]);
-    this.lora = new LoraWeight(this.weight, 'conv2d', [{ path: prefix, rowOffset: 0, rows: outChannels }]);
+    this.lora = new LoraWeight(this.weight, 'conv2d', [{ path: prefix, rowOffset: 0, rows: outChannels }], tile ?? undefined);
   }
 
   /**

@@ -1,0 +1,79 @@
+// Which algorithm a 3×3 convolution layer gets: the direct implicit GEMM (conv2d) or Winograd F(2×2) /
+// F(4×4) (conv2dWinograd). The choice is made once per layer, at load, because it fixes the weight's
+// layout ([Cout, 3, 3, Cin] or [T, Cout, Cin]); it depends on the adapter, the dtype and the channels,
+// not on the image size (which changes from call to call and moves the balance little: see the table).
+//
+// The table is keyed by adapter properties, first matching row wins. Numbers measured with
+// bench/kernels-dev/winograd.ts (direct vs Winograd interleaved; GFLOP/s-equivalent = direct FLOPs / time):
+// - CPU adapters (ctx.info.isCpu: lavapipe measured; SwiftShader and WARP share its shape — SIMD across
+//   invocations, FLOP-bound GEMMs, cheap memory-bound transforms). Winograd cuts the GEMM's FLOPs 2.25×
+//   (F(2×2)) or 4× (F(4×4)) at 16 resp. 36 GEMMs of K = Cin instead of one of K = 9·Cin; lavapipe,
+//   Cin = Cout, 32²–64² pixels, measured under load: F(2×2) 1.2–2.7×, F(4×4) 1.5–3.3× at Cin ≥ 64;
+//   at Cin = Cout = 32 F(2×2) loses (0.6–1.0×) and F(4×4) wins 1.4–2.3×; with Cin = 4 (conv_in) both lose
+//   (0.4–0.75×); with Cout = 4 (conv_out) F(2×2) gains nothing. F(4×4) only in f32: its f16 error is 4e-3
+//   (direct 2e-4), and in f32 its error grows with Cin (2e-6 at 64, 6e-6 at 640; direct 1e-6), so Cin ≤ 640.
+// - Every other adapter (GPUs): direct. Winograd has not been measured on a GPU yet; the tiled GEMM it
+//   would run is the GPU kernel, so measuring it there is a bench run (bench:kernels), not new code.
+import { DTYPE_BYTES, type GpuContext } from '@ssd/tensor';
+import { WINOGRAD, type WinogradTile } from './winograd-weights.js';
+
+export type ConvAlgorithm = 'direct' | 'winograd2' | 'winograd4';
+
+/** The layer the choice is for (the image size does not enter: see the header). */
+export interface ConvLayer {
+  readonly dtype: 'f32' | 'f16';
+  readonly inChannels: number;
+  readonly outChannels: number;
+  readonly kernelSize: number;
+  readonly stride: number;
+}
+
+interface Row {
+  /** Which adapters the row is for, in words (reports, bench output). */
+  readonly adapters: string;
+  readonly matches: (ctx: GpuContext) => boolean;
+  readonly choose: (layer: ConvLayer) => ConvAlgorithm;
+}
+
+const TABLE: readonly Row[] = [
+  {
+    adapters: 'CPU adapters (measured on lavapipe)',
+    matches: (ctx) => ctx.info.isCpu,
+    choose: (l) => {
+      if (l.outChannels < 32 || l.inChannels < 32) return 'direct';
+      if (l.dtype === 'f32' && l.inChannels <= 640) return 'winograd4';
+      return l.inChannels >= 256 ? 'winograd2' : 'direct';
+    },
+  },
+  { adapters: 'GPUs (Winograd not measured yet)', matches: () => true, choose: () => 'direct' },
+];
+
+/** The Winograd output tile of an algorithm (null: direct). */
+export function winogradTileOf(algorithm: ConvAlgorithm): WinogradTile | null {
+  return algorithm === 'winograd2' ? 2 : algorithm === 'winograd4' ? 4 : null;
+}
+
+/**
+ * Whether conv2dWinograd can run the layer: a 3×3, stride-1 kernel whose transformed weight binds
+ * whole (the GEMM's B operand is never split).
+ */
+export function winogradApplies(ctx: GpuContext, layer: ConvLayer, tile: WinogradTile): boolean {
+  const n = WINOGRAD[tile].n;
+  const weightBytes = n * n * layer.outChannels * layer.inChannels * DTYPE_BYTES[layer.dtype];
+  return layer.kernelSize === 3 && layer.stride === 1 && weightBytes <= ctx.limits.maxStorageBufferBindingSize;
+}
+
+/**
+ * The algorithm of a conv layer on this adapter: `force` when given and applicable (else direct),
+ * otherwise the table's, falling back to direct where Winograd does not apply.
+ */
+export function chooseConvAlgorithm(ctx: GpuContext, layer: ConvLayer, force?: ConvAlgorithm): ConvAlgorithm {
+  const want = force ?? TABLE.find((r) => r.matches(ctx))!.choose(layer);
+  const tile = winogradTileOf(want);
+  return tile === null || winogradApplies(ctx, layer, tile) ? want : 'direct';
+}
+
+/** The table row that decides for this adapter, in words. */
+export function convAlgorithmSource(ctx: GpuContext): string {
+  return TABLE.find((r) => r.matches(ctx))!.adapters;
+}
