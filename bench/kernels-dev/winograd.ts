@@ -1,7 +1,7 @@
 // Winograd vs direct 3×3 conv for development: the algorithms interleaved run by run (A/B/C, then again)
 // so that a shared machine's load hits each alike; GFLOP/s-equivalent = the direct conv's FLOPs / time.
 //   node --conditions=source --import tsx bench/kernels-dev/winograd.ts [--shapes 32x32x320,64x64x128]
-//        [--dtype f32,f16] [--reps 5] [--algos direct,winograd2,winograd4] [--profile]
+//        [--dtype f32,f16] [--reps 5] [--algos direct,winograd2,winograd4] [--batch 1] [--tiles 32x8] [--nocap] [--profile]
 // "cpu": the process's CPU time per run (lavapipe's threads are ours), steadier than wall time on a
 // shared machine; the ratios of both are printed. --profile adds one timestamp-query run per algorithm: GPU ms of the input transform, GEMM and output transform.
 import { createContext, type DType, type Tensor } from '@ssd/tensor';
@@ -16,6 +16,7 @@ const arg = (name: string, dflt: string) => {
   return i >= 0 ? args[i + 1] : dflt;
 };
 const shapes = arg('shapes', '32x32x320,32x32x640,64x64x128,64x64x320').split(',').map((s) => s.split('x').map(Number));
+const batch = Number(arg('batch', '1'));
 const dtypes = arg('dtype', 'f32,f16').split(',') as DType[];
 const reps = Number(arg('reps', '5'));
 const algos = arg('algos', 'direct,winograd2,winograd4').split(',');
@@ -37,8 +38,8 @@ console.log(`${ctx.info.description} | subgroups ${ctx.subgroups} | f16 ${ctx.f1
 for (const [h, w, c, n = c] of shapes) {
   for (const dtype of dtypes) {
     if (dtype === 'f16' && !ctx.f16) continue;
-    const flop = 2 * h * w * c * n * 9;
-    const x = ctx.fromData(rand(h * w * c, 1), [1, h, w, c], dtype);
+    const flop = 2 * batch * h * w * c * n * 9;
+    const x = ctx.fromData(rand(batch * h * w * c, 1), [batch, h, w, c], dtype);
     const oihw = rand(n * c * 9, 2, 1 / Math.sqrt(9 * c));
     const run: Record<string, () => Tensor> = {};
     const weights: Tensor[] = [];
@@ -54,6 +55,8 @@ for (const [h, w, c, n = c] of shapes) {
         weights.push(wt);
         run[a] = () => conv2dWinograd(x, wt, { padding: 1 });
         for (const t of tiles) run[`${a}@${t.m}x${t.n}`] = () => conv2dWinograd(x, wt, { padding: 1, gemm: { tile: t } });
+        if (args.includes('--nocap')) run[`${a} cap2x`] = () => conv2dWinograd(x, wt, { padding: 1, maxScratchBytes: 2 * x.byteSize });
+        if (args.includes('--nocap')) run[`${a} nocap`] = () => conv2dWinograd(x, wt, { padding: 1, maxScratchBytes: ctx.limits.maxStorageBufferBindingSize });
       }
     }
     const names = Object.keys(run);

@@ -4,7 +4,7 @@
 // and no padding, the full epilogue; f32 and f16; every GEMM variant under the batched GEMM; bands past
 // maxStorageBufferBindingSize. Outputs are poisoned and every element is checked.
 import { describe, expect, it } from 'vitest';
-import { createContext, DeviceLimitError, DTypeError, f32ArrayToF16, InvalidArgumentError, MemorySource, ShapeError, WeightStore, type DType, type GpuContext } from '@ssd/tensor';
+import { createContext, DeviceLimitError, DTypeError, f32ArrayToF16, InvalidArgumentError, MemorySource, ShapeError, sizeClass, WeightStore, type DType, type GpuContext } from '@ssd/tensor';
 import { SyntheticSafetensorsSource } from '@ssd/tensor/testing';
 import { chooseConvAlgorithm, type ConvAlgorithm, type ConvLayer } from '../src/conv2d-algorithm.js';
 import { Conv2d } from '../src/nn/conv2d.js';
@@ -127,6 +127,20 @@ describe('conv2dWinograd', () => {
     for (const tile of [2, 4] as const) await check(ctx, caseName('f32', tile, 'bands', c), 'f32', tile, c, { maxScratchBytes: 8192 });
   });
 
+  it('needs no more scratch than twice the larger of x and out', async () => {
+    for (const [tile, T] of [[2, 16], [4, 36]] as const) {
+      const x = ctx.empty([2, 24, 20, 32], 'f32', 'x');
+      const w = ctx.empty([T, 32, 32], 'f32', 'w');
+      await ctx.sync();
+      const live0 = ctx.memory.liveBytes;
+      ctx.resetPeak();
+      const out = conv2dWinograd(x, w, { padding: 1 });
+      // the output, V and Mt are live together; V alone would be (m+2)²/m² = ${T / tile ** 2}× x without bands
+      expect(ctx.memory.peakLiveBytes - live0).toBeLessThanOrEqual(sizeClass(out.byteSize) + 2 * sizeClass(Math.max(x.byteSize, out.byteSize)));
+      for (const t of [x, w, out]) t.dispose();
+    }
+  });
+
   it('rejects bad shapes, options and dtypes before recording', () => {
     const x = ctx.empty([1, 4, 4, 8], 'f32');
     const w = ctx.empty([16, 5, 8], 'f32');
@@ -220,6 +234,16 @@ describe('nn.Conv2d', () => {
     { key: 'c.weight', shape: [12, 8, 3, 3] },
     { key: 'c.bias', shape: [12] },
   ];
+  it("runs direct by default and takes the adapter's choice with 'auto'", async () => {
+    const src = new MemorySource({ 'm/model.safetensors': new SyntheticSafetensorsSource('syn', keys, 'F32') });
+    const store = await WeightStore.open(ctx, src, 'm', { dtype: 'f32' });
+    expect(new Conv2d(store, 'c', 8, 12, { kernelSize: 3, padding: 1 }).algorithm).toBe('direct');
+    store.disposeAll();
+    const store2 = await WeightStore.open(ctx, src, 'm', { dtype: 'f32' });
+    const layer: ConvLayer = { dtype: 'f32', inChannels: 8, outChannels: 12, kernelSize: 3, stride: 1 };
+    expect(new Conv2d(store2, 'c', 8, 12, { kernelSize: 3, padding: 1, algorithm: 'auto' }).algorithm).toBe(chooseConvAlgorithm(ctx, layer));
+    store2.disposeAll();
+  });
   for (const algorithm of ['direct', 'winograd2', 'winograd4'] as ConvAlgorithm[]) {
     it(`loads and runs a 3×3 layer with algorithm ${algorithm}`, async () => {
       const src = new MemorySource({ 'm/model.safetensors': new SyntheticSafetensorsSource('syn', keys, 'F32') });

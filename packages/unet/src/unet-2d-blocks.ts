@@ -12,6 +12,10 @@ import { concatChannels, Downsample2D, ResnetBlock2D, Upsample2D } from '@ssd/ke
 import { DOWN_BLOCK_TYPES, MID_BLOCK_TYPES, UP_BLOCK_TYPES, type DownBlockSpec, type MidBlockSpec, type UNetSpec, type UpBlockSpec } from './config.js';
 import { Transformer2DModel } from './transformer-2d.js';
 
+// The resnets' and upsamplers' 3×3 convs take the adapter's algorithm (Winograd on CPU adapters): its
+// scratch, at most twice a conv's larger operand, stays inside memory.ts's six largest activations per block.
+const CONV = 'auto' as const;
+
 export type DownBlock = DownBlock2D | CrossAttnDownBlock2D;
 export type MidBlock = UNetMidBlock2D | UNetMidBlock2DCrossAttn;
 export type UpBlock = UpBlock2D | CrossAttnUpBlock2D;
@@ -58,7 +62,7 @@ function unknownType(key: string, type: never, supported: readonly string[]): ne
 }
 
 function resnet(store: WeightStore, key: string, inChannels: number, outChannels: number, unet: UNetSpec): ResnetBlock2D {
-  return new ResnetBlock2D(store, key, { inChannels, outChannels, tembChannels: unet.timeEmbedDim, groups: unet.normGroups, eps: unet.normEps });
+  return new ResnetBlock2D(store, key, { inChannels, outChannels, tembChannels: unet.timeEmbedDim, groups: unet.normGroups, eps: unet.normEps, convAlgorithm: CONV });
 }
 
 function transformer(store: WeightStore, key: string, channels: number, depth: number, spec: { heads: number; crossAttentionDim: number }, unet: UNetSpec): Transformer2DModel {
@@ -202,7 +206,7 @@ export class UpBlock2D {
 
   constructor(store: WeightStore, prefix: string, readonly spec: UpBlockSpec, unet: UNetSpec) {
     ({ resnets: this.resnets } = buildLayers(store, prefix, spec, unet, upResnetIn(spec), false));
-    this.upsamplers = spec.addUpsample ? [new Upsample2D(store, `${prefix}.upsamplers.0`, spec.outChannels)] : [];
+    this.upsamplers = spec.addUpsample ? [new Upsample2D(store, `${prefix}.upsamplers.0`, spec.outChannels, CONV)] : [];
   }
 
   /** See upForward: x is not disposed; pops (and disposes) numLayers skips. */
@@ -218,7 +222,7 @@ export class CrossAttnUpBlock2D {
 
   constructor(store: WeightStore, prefix: string, readonly spec: UpBlockSpec, unet: UNetSpec) {
     ({ resnets: this.resnets, attentions: this.attentions } = buildLayers(store, prefix, spec, unet, upResnetIn(spec), true));
-    this.upsamplers = spec.addUpsample ? [new Upsample2D(store, `${prefix}.upsamplers.0`, spec.outChannels)] : [];
+    this.upsamplers = spec.addUpsample ? [new Upsample2D(store, `${prefix}.upsamplers.0`, spec.outChannels, CONV)] : [];
   }
 
   /** See upForward: x is not disposed; pops (and disposes) numLayers skips. */

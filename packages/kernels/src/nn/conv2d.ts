@@ -1,7 +1,9 @@
 // nn.Conv2d for NHWC activations. The PyTorch OIHW weight is re-laid once, at load, into the layout its
 // algorithm reads — OHWI for the direct implicit GEMM (conv2dWeightFromOIHW), or the Winograd transform
-// [T, Cout, Cin] (winogradWeightFromOIHW) — as chooseConvAlgorithm picks for this adapter, dtype and
-// channel count; the file's shape is still validated as OIHW. Only the chosen layout is kept.
+// [T, Cout, Cin] (winogradWeightFromOIHW); the file's shape is still validated as OIHW. Only the chosen
+// layout is kept. `algorithm: 'auto'` takes chooseConvAlgorithm's pick for the adapter, dtype and
+// channels; the default is direct, because Winograd needs scratch (up to 2× the larger of the conv's
+// input and output, see conv2d-winograd.ts) that a model's memory plan must count before it opts in.
 // LoRA adapters (LoCon: a k×k down conv and a 1×1 up conv) run through `lora`.
 import type { Tensor, WeightStore } from '@ssd/tensor';
 import { chooseConvAlgorithm, winogradTileOf, type ConvAlgorithm } from '../conv2d-algorithm.js';
@@ -16,8 +18,11 @@ export interface Conv2dConfig {
   /** Symmetric padding, or [top, left, bottom, right]. */
   padding?: number | readonly [number, number, number, number];
   bias?: boolean;
-  /** Forces an algorithm (tests, bench); where it does not apply (not 3×3 stride 1) the layer runs direct. */
-  algorithm?: ConvAlgorithm;
+  /**
+   * 'auto': the adapter's choice (chooseConvAlgorithm); or one algorithm (tests, bench) — where Winograd
+   * does not apply (not 3×3 stride 1) the layer runs direct. Default 'direct'.
+   */
+  algorithm?: ConvAlgorithm | 'auto';
 }
 
 export class Conv2d {
@@ -38,7 +43,8 @@ export class Conv2d {
     const k = config.kernelSize;
     const oihw = [outChannels, inChannels, k, k];
     const dtype = store.dtype === 'f16' ? 'f16' : 'f32';
-    this.algorithm = chooseConvAlgorithm(store.ctx, { dtype, inChannels, outChannels, kernelSize: k, stride: config.stride ?? 1 }, config.algorithm);
+    const want = config.algorithm ?? 'direct';
+    this.algorithm = chooseConvAlgorithm(store.ctx, { dtype, inChannels, outChannels, kernelSize: k, stride: config.stride ?? 1 }, want === 'auto' ? undefined : want);
     const tile = winogradTileOf(this.algorithm);
     this.weight =
       tile === null

@@ -5,6 +5,7 @@
 import { withScopeSync, type Tensor, type WeightStore } from '@ssd/tensor';
 import { add } from '../elementwise.js';
 import { upsampleNearest } from '../resize.js';
+import type { ConvAlgorithm } from '../conv2d-algorithm.js';
 import { Conv2d } from './conv2d.js';
 import { Linear } from './linear.js';
 import { GroupNorm } from './norm.js';
@@ -16,6 +17,8 @@ export interface ResnetConfig {
   tembChannels: number | null;
   groups: number;
   eps: number;
+  /** conv1's and conv2's algorithm (nn.Conv2d's `algorithm`; default direct). */
+  convAlgorithm?: ConvAlgorithm | 'auto';
 }
 
 export class ResnetBlock2D {
@@ -29,10 +32,10 @@ export class ResnetBlock2D {
   constructor(store: WeightStore, prefix: string, readonly config: ResnetConfig) {
     const { inChannels: cin, outChannels: cout, groups, eps } = config;
     this.norm1 = new GroupNorm(store, `${prefix}.norm1`, groups, cin, eps);
-    this.conv1 = new Conv2d(store, `${prefix}.conv1`, cin, cout, { kernelSize: 3, padding: 1 });
+    this.conv1 = new Conv2d(store, `${prefix}.conv1`, cin, cout, { kernelSize: 3, padding: 1, algorithm: config.convAlgorithm });
     this.time_emb_proj = config.tembChannels === null ? null : new Linear(store, `${prefix}.time_emb_proj`, config.tembChannels, cout);
     this.norm2 = new GroupNorm(store, `${prefix}.norm2`, groups, cout, eps);
-    this.conv2 = new Conv2d(store, `${prefix}.conv2`, cout, cout, { kernelSize: 3, padding: 1 });
+    this.conv2 = new Conv2d(store, `${prefix}.conv2`, cout, cout, { kernelSize: 3, padding: 1, algorithm: config.convAlgorithm });
     this.conv_shortcut = cin !== cout ? new Conv2d(store, `${prefix}.conv_shortcut`, cin, cout, { kernelSize: 1 }) : null;
   }
 
@@ -75,8 +78,8 @@ export class Downsample2D {
  */
 export class Upsample2D {
   readonly conv: Conv2d;
-  constructor(store: WeightStore, prefix: string, channels: number) {
-    this.conv = new Conv2d(store, `${prefix}.conv`, channels, channels, { kernelSize: 3, padding: 1 });
+  constructor(store: WeightStore, prefix: string, channels: number, algorithm?: ConvAlgorithm | 'auto') {
+    this.conv = new Conv2d(store, `${prefix}.conv`, channels, channels, { kernelSize: 3, padding: 1, algorithm });
   }
   forward(x: Tensor, outputSize?: readonly [number, number]): Tensor {
     const [, h, w] = x.shape;
