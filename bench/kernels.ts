@@ -1,4 +1,5 @@
-// pnpm bench:kernels — kernel microbenchmarks: matmul, conv 3×3, attention and groupNorm at SDXL
+// pnpm bench:kernels — kernel microbenchmarks: matmul, conv 3×3 (direct, and Winograd F(2×2) / F(4×4)
+// beside it in GFLOP/s-equivalent), attention and groupNorm at SDXL
 // shapes, f32 and f16, ms / GFLOP/s (GB/s for memory-bound ops) and the fraction of the adapter's
 // peak where known, against tfjs-backend-webgpu on the same adapter. Writes
 // bench/results/kernels-<adapter>.json; `--only matmul,conv` picks cases, `--json` prints one JSON
@@ -29,6 +30,7 @@ async function main(): Promise<void> {
     if (only && !only.includes(c.op)) continue;
     for (const dtype of dtypes) {
       if (dtype === 'f16' && !ctx.f16) continue;
+      if (c.dtypes && !c.dtypes.includes(dtype)) continue;
       const row: Row = await measureCase(ctx, c, dtype, { runs, peakOverride });
       if (peer && c.peer && dtype === 'f32') {
         try {

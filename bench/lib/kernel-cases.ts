@@ -2,7 +2,7 @@
 // measurement of one case, shared by `pnpm bench:kernels` (bench/kernels.ts, Node) and the browser
 // demo's benchmark tab (examples/browser). No Node imports here: this file runs in browsers too.
 import type { GpuContext, Tensor } from '@ssd/tensor';
-import { attention, conv2d, groupNorm, linear } from '@ssd/kernels';
+import { attention, conv2d, conv2dWinograd, groupNorm, linear, winogradWeightFromOIHW, type WinogradTile } from '@ssd/kernels';
 import type { Peer } from './tfjs.js';
 import { peakGflops, timeGpu } from './timing.js';
 
@@ -18,6 +18,9 @@ export interface Case {
   /** The peer's version; `scale` multiplies its time when it ran a smaller problem (then `note` says so). */
   peer?(p: Peer): { run(): { dispose(): void }; dispose(): void; scale?: number };
   note?: string;
+  /** The dtypes the case runs in (default both); `dtypeNote` says why others are left out. */
+  dtypes?: readonly DType[];
+  dtypeNote?: string;
 }
 
 export interface Row {
@@ -80,6 +83,26 @@ export function convCase(h: number, w: number, cin: number, cout: number): Case 
   };
 }
 
+/**
+ * The same 3×3 conv as convCase through conv2dWinograd F(m×m, 3×3), its weight transformed at setup
+ * (as nn.Conv2d does at load). `flop` is the direct conv's: GFLOP/s-equivalent, comparable row to row.
+ */
+export function winogradCase(h: number, w: number, cin: number, cout: number, tile: WinogradTile): Case {
+  return {
+    op: 'conv',
+    shape: `${h}×${w}×${cin}→${cout} 3×3 Winograd F(${tile}×${tile})`,
+    flop: 2 * h * w * cin * cout * 9,
+    note: 'GFLOP/s-equivalent: the direct conv\'s FLOPs / time',
+    ...(tile === 4 ? { dtypes: ['f32'] as const, dtypeNote: 'F(4×4) is f32-only (its f16 error is 4e-3)' } : {}),
+    make(ctx, dtype) {
+      const x = ctx.fromData(rand(h * w * cin, 3), [1, h, w, cin], dtype);
+      const u = winogradWeightFromOIHW(rand(cout * cin * 9, 4).map((v) => v / Math.sqrt(9 * cin)), [cout, cin, 3, 3], tile);
+      const wt = ctx.fromData(u.data, u.shape, dtype);
+      return { run: () => conv2dWinograd(x, wt, { padding: 1 }), dispose: () => (x.dispose(), wt.dispose()) };
+    },
+  };
+}
+
 export function attentionCase(nq: number, nk: number, heads: number, d: number, peerTokens?: number): Case {
   const c = heads * d;
   return {
@@ -130,10 +153,8 @@ export const CASES: readonly Case[] = [
   matmulCase(1024, 1280, 5120),
   matmulCase(4096, 640, 5120),
   matmulCase(77, 2048, 1280),
-  convCase(32, 32, 320, 320),
-  convCase(32, 32, 640, 640),
-  convCase(64, 64, 128, 128),
-  convCase(64, 64, 320, 320),
+  // each 3×3 conv direct, then Winograd F(2×2) and F(4×4) beside it
+  ...([[32, 32, 320, 320], [32, 32, 640, 640], [64, 64, 128, 128], [64, 64, 320, 320]] as const).flatMap(([h, w, ci, co]) => [convCase(h, w, ci, co), winogradCase(h, w, ci, co, 2), winogradCase(h, w, ci, co, 4)]),
   attentionCase(4096, 4096, 10, 64, 1024),
   attentionCase(1024, 1024, 20, 64),
   attentionCase(1024, 77, 20, 64),
@@ -145,7 +166,7 @@ export const CASES: readonly Case[] = [
  * One small case per op (about 1/50 of the work of the smallest recorded case): a quick check that
  * every kernel runs on an adapter, for CPU adapters and the browser tests. Not for comparing GPUs.
  */
-export const SMOKE_CASES: readonly Case[] = [matmulCase(256, 320, 320), convCase(16, 16, 64, 64), attentionCase(256, 256, 4, 64), attentionCase(256, 77, 4, 64), groupNormCase(1, 16, 16, 320)];
+export const SMOKE_CASES: readonly Case[] = [matmulCase(256, 320, 320), convCase(16, 16, 64, 64), winogradCase(16, 16, 64, 64, 2), winogradCase(16, 16, 64, 64, 4), attentionCase(256, 256, 4, 64), attentionCase(256, 77, 4, 64), groupNormCase(1, 16, 16, 320)];
 
 export interface MeasureOptions {
   runs: number;

@@ -29,6 +29,10 @@ scope.addEventListener('message', async (e) => {
           scope.postMessage({ type: 'skip', op: c.op, shape: c.shape, dtype, reason: 'no shader-f16 on this adapter' });
           continue;
         }
+        if (c.dtypes && !c.dtypes.includes(dtype)) {
+          scope.postMessage({ type: 'skip', op: c.op, shape: c.shape, dtype, reason: c.dtypeNote ?? `${dtype} is not offered` });
+          continue;
+        }
         const row = await measureCase(ctx, c, dtype, { runs: req.runs });
         scope.postMessage({ type: 'row', row, perf: formatPerf(row) });
       }
