@@ -8,6 +8,7 @@ import { openDevice, type ContextInfo, type ContextLimits, type ContextOptions }
 import { DeviceWatch } from './device-watch.js';
 import { DeviceLimitError, DeviceLostError, GpuError, InvalidArgumentError, SsdError } from './errors.js';
 import { KernelCache } from './kernel-cache.js';
+import { quietPolling } from './gpu-provider.js';
 import { BufferPool, STORAGE_USAGE, type MemoryStats } from './pool.js';
 import { Profiler, type DispatchTime } from './profiler.js';
 import { packUniforms, specKey, type UniformLayout } from './program.js';
@@ -86,9 +87,12 @@ export class GpuContext {
     return this.watch.isLost;
   }
 
-  /** Resolves `p`, or rejects with DeviceLostError if the device is lost first. */
+  /**
+   * Resolves `p`, or rejects with DeviceLostError if the device is lost first. In Node the wait polls
+   * Dawn once a millisecond instead of spinning (quietPolling): every GPU wait should come through here.
+   */
   raceLost<T>(p: Promise<T>): Promise<T> {
-    return this.watch.raceLost(p);
+    return quietPolling(this.watch.raceLost(p));
   }
 
   // ---------------------------------------------------------------- memory
@@ -275,10 +279,11 @@ export class GpuContext {
   }
 
   /**
-   * Submits and waits until the GPU has finished everything submitted. `expectedMs` (e.g. the last
-   * identical step's time) lets the wait sleep through most of it first: while a completion promise
-   * is pending, Dawn in Node polls on the main thread, which on a CPU adapter (lavapipe) takes a core
-   * away from the work itself — 25–35% of its speed on 2 cores.
+   * Submits and waits until the GPU has finished everything submitted. The wait polls Dawn once a
+   * millisecond in Node (raceLost → quietPolling) instead of spinning on the main thread, which on a
+   * CPU adapter took a core's share from the work itself (25–35% of its speed on 2 cores).
+   * `expectedMs` (e.g. the last identical step's time) still sleeps through 75% of it first
+   * (napBeforeWait), which now saves only those polls.
    */
   async sync(opts: { expectedMs?: number } = {}): Promise<void> {
     this.flush();

@@ -4,6 +4,7 @@
 // The Node crash trap: dawn.node's async runner keeps a raw pointer to the instance behind the object
 // that `create()` returns. If V8 collects that object while a device lives, the process crashes at
 // random. We park every instance on a global that is never cleared, for the life of the process.
+// And its polling: see quietPolling.
 
 interface DawnModule {
   create(options: string[]): GPU;
@@ -70,4 +71,39 @@ export async function getGpu(adapterFilter?: string): Promise<GPU> {
   keepAlive(gpu);
   dawnInstances.set(key, gpu);
   return gpu;
+}
+
+let quietWaits = 0;
+let realSetImmediate: typeof setImmediate | null = null;
+/** Milliseconds between Dawn's polls while quietPolling runs. */
+const QUIET_POLL_MS = 1;
+
+/**
+ * Awaits `p` with Dawn's polling slowed from a spin to one poll per millisecond (Node only; elsewhere
+ * it just returns `p`). While any GPU promise is pending, dawn.node's AsyncRunner re-schedules
+ * wgpuInstanceProcessEvents with the global setImmediate (crbug.com/dawn/1127), so the main thread
+ * spins for as long as a wait lasts. On a CPU adapter that spin is a third runnable thread beside the
+ * driver's two workers: measured on lavapipe with 2 cores (bench/kernels-dev/steps.ts), an SSD-1B step
+ * that waited un-napped took 89 s and 30.5 s of CPU against 67 s and 19–21 s for the same step napped.
+ * The binding looks setImmediate up at every poll, so while a wait runs we give it one that defers
+ * native callbacks (its ticks; JS callbacks pass through untouched) by a timer; completion is seen at
+ * most about a millisecond later. Reentrant: the original is restored when the last wait ends.
+ */
+export async function quietPolling<T>(p: Promise<T>): Promise<T> {
+  const g = globalThis as { setImmediate?: typeof setImmediate };
+  if (!isNode() || !g.setImmediate) return p;
+  if (quietWaits++ === 0) {
+    const real = (realSetImmediate = g.setImmediate);
+    const quiet = (fn: (...a: unknown[]) => void, ...rest: unknown[]) =>
+      Function.prototype.toString.call(fn).includes('[native code]') ? setTimeout(fn, QUIET_POLL_MS, ...rest) : real(fn, ...rest);
+    g.setImmediate = Object.assign(quiet, real) as typeof setImmediate;
+  }
+  try {
+    return await p;
+  } finally {
+    if (--quietWaits === 0 && realSetImmediate) {
+      g.setImmediate = realSetImmediate;
+      realSetImmediate = null;
+    }
+  }
 }

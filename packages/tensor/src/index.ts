@@ -76,6 +76,6 @@ export type { ShardIndex } from './shard-index.js';
 export type { ModelIndex, WeightFiles } from './diffusers.js';
 export { WeightStore, permute, buildAndLoad, chooseComputeDtype, parameterStats } from './weights.js';
 export type { TakeOptions, HostData, LoadOptions, LoadProgress } from './weights.js';
-export { isNode, runtimeName, envVar } from './gpu-provider.js';
+export { isNode, runtimeName, envVar, quietPolling } from './gpu-provider.js';
 export { encodeSafetensors, safetensorsHeader, type TensorToWrite } from './safetensors-writer.js';
 export type { DispatchTime } from './profiler.js';
