@@ -135,7 +135,7 @@ function planBands(ctx: GpuContext, g: Geometry, x: Tensor, opts: Conv2dWinograd
   let rs = g.th;
   while (rs > 1 && !fits(rs)) rs = Math.max(1, Math.min(rs - 1, Math.floor(rs * 0.9)));
   if (!fits(rs)) {
-    throw new InvalidArgumentError(`${op}: one row of ${g.m}×${g.m} tiles of "${x.label}" ${formatShape(x.shape)} needs ${scratchBytes(1, 1)} bytes of scratch (limit ${scratch}); use conv2d`);
+    throw new DeviceLimitError('maxStorageBufferBindingSize', Math.max(scratchBytes(1, 1), inRows(1) * g.W * g.C * eb + slack), scratch, `${op}: one row of ${g.m}×${g.m} tiles of "${x.label}" ${formatShape(x.shape)} (its scratch or input rows; conv2d splits finer)`);
   }
   const bands: Band[] = [];
   for (let z = 0; z < g.B; z++) for (let r0 = 0; r0 < g.th; r0 += rs) bands.push({ z0: z, zs: 1, r0, rs: Math.min(rs, g.th - r0) });

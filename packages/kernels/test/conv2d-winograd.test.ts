@@ -154,6 +154,7 @@ describe('conv2dWinograd', () => {
     expect(() => conv2dWinograd(ctx.empty([1, 2, 2, 8], 'f32'), w)).toThrow(ShapeError); // smaller than the kernel
     expect(() => conv2dWinograd(ctx.empty([1, 4, 4, 8], 'i32'), w)).toThrow(DTypeError);
     if (ctx.f16) expect(() => conv2dWinograd(x, ctx.empty([16, 5, 8], 'f16'))).toThrow(DTypeError);
+    expect(() => conv2dWinograd(x, w, { maxScratchBytes: 64 })).toThrow(DeviceLimitError);
     expect(() => conv2dWinograd(x, w, { maxScratchBytes: 64 })).toThrow(/one row of 2×2 tiles/);
   });
 });
