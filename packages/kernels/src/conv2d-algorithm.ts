@@ -14,7 +14,9 @@
 //   (direct 2e-4), and in f32 its error grows with Cin (2e-6 at 64, 6e-6 at 640; direct 1e-6), so Cin ≤ 640.
 // - Every other adapter (GPUs): direct. Winograd has not been measured on a GPU yet; the tiled GEMM it
 //   would run is the GPU kernel, so measuring it there is a bench run (bench:kernels), not new code.
-import { DTYPE_BYTES, type GpuContext } from '@ssd/tensor';
+// $SSD_CONV_ALGORITHM (direct | winograd2 | winograd4) replaces the table for every layer that asks for
+// the adapter's choice: whole-model A/B runs (bench:unet) without rebuilding a model.
+import { DTYPE_BYTES, envVar, InvalidArgumentError, type GpuContext } from '@ssd/tensor';
 import { WINOGRAD, type WinogradTile } from './winograd-weights.js';
 
 export type ConvAlgorithm = 'direct' | 'winograd2' | 'winograd4';
@@ -68,9 +70,18 @@ export function winogradApplies(ctx: GpuContext, layer: ConvLayer, tile: Winogra
  * otherwise the table's, falling back to direct where Winograd does not apply.
  */
 export function chooseConvAlgorithm(ctx: GpuContext, layer: ConvLayer, force?: ConvAlgorithm): ConvAlgorithm {
-  const want = force ?? TABLE.find((r) => r.matches(ctx))!.choose(layer);
+  const want = force ?? envAlgorithm() ?? TABLE.find((r) => r.matches(ctx))!.choose(layer);
   const tile = winogradTileOf(want);
   return tile === null || winogradApplies(ctx, layer, tile) ? want : 'direct';
+}
+
+const ALGORITHMS: readonly ConvAlgorithm[] = ['direct', 'winograd2', 'winograd4'];
+
+function envAlgorithm(): ConvAlgorithm | undefined {
+  const v = envVar('SSD_CONV_ALGORITHM');
+  if (v === undefined) return undefined;
+  if (!ALGORITHMS.includes(v as ConvAlgorithm)) throw new InvalidArgumentError(`SSD_CONV_ALGORITHM=${JSON.stringify(v)}: use ${ALGORITHMS.join(', ')} (or leave it unset for the adapter's table)`);
+  return v as ConvAlgorithm;
 }
 
 /** The table row that decides for this adapter, in words. */

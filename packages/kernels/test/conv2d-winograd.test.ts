@@ -219,6 +219,18 @@ describe('chooseConvAlgorithm', () => {
     expect(chooseConvAlgorithm(small, layer('f32', 8), 'winograd2')).toBe('winograd2'); // 16·8·8·4 = 4,096 bytes
     expect(chooseConvAlgorithm(small, layer('f32', 8), 'winograd4')).toBe('direct');
   });
+  it('$SSD_CONV_ALGORITHM replaces the table (not an explicit force); a bad value is an error', () => {
+    try {
+      process.env.SSD_CONV_ALGORITHM = 'winograd2';
+      expect(chooseConvAlgorithm(ctx, layer('f32', 512))).toBe('winograd2');
+      expect(chooseConvAlgorithm(ctx, layer('f32', 512), 'direct')).toBe('direct');
+      expect(chooseConvAlgorithm(ctx, layer('f32', 512, 512, 3, 2))).toBe('direct'); // does not apply
+      process.env.SSD_CONV_ALGORITHM = 'fast';
+      expect(() => chooseConvAlgorithm(ctx, layer('f32', 512))).toThrow(InvalidArgumentError);
+    } finally {
+      delete process.env.SSD_CONV_ALGORITHM;
+    }
+  });
   it.skipIf(!ctx.info.isCpu)('on a CPU adapter: Winograd at the UNet and VAE channel counts, direct at conv_in and conv_out', () => {
     expect(chooseConvAlgorithm(ctx, layer('f16', 320))).toBe('winograd2');
     expect(chooseConvAlgorithm(ctx, layer('f32', 512))).toBe('winograd4');
