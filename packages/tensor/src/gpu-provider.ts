@@ -96,7 +96,8 @@ export async function quietPolling<T>(p: Promise<T>): Promise<T> {
     const real = (realSetImmediate = g.setImmediate);
     const quiet = (fn: (...a: unknown[]) => void, ...rest: unknown[]) =>
       Function.prototype.toString.call(fn).includes('[native code]') ? setTimeout(fn, QUIET_POLL_MS, ...rest) : real(fn, ...rest);
-    g.setImmediate = Object.assign(quiet, real) as typeof setImmediate;
+    // keep setImmediate's own properties (util.promisify.custom) for code that calls it meanwhile
+    g.setImmediate = Object.defineProperties(quiet, Object.getOwnPropertyDescriptors(real)) as unknown as typeof setImmediate;
   }
   try {
     return await p;

@@ -14,6 +14,8 @@ describe('quietPolling', () => {
     const inner = quietPolling(Promise.resolve(7));
     expect(await inner).toBe(7);
     expect(globalThis.setImmediate).not.toBe(original); // the outer wait still runs
+    const { promisify } = await import('node:util');
+    expect(await promisify(globalThis.setImmediate)('value')).toBe('value'); // util.promisify.custom kept
     const ran: string[] = [];
     await new Promise<void>((r) => globalThis.setImmediate(() => (ran.push('js'), r())));
     expect(ran).toEqual(['js']);
