@@ -17,7 +17,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { makeRandomModel } from '../scripts/make-random-model.js';
+import { makeRandomModel } from './lib/make-random-model.js';
 import { ARCHS, repoRoot, type Arch } from './lib/random-model.js';
 import { cpuRecord, parseSdcppLog } from './lib/sdcpp.js';
 import { median } from './lib/timing.js';

@@ -3,7 +3,8 @@
 // wait goes through it and Dawn's binding really polls through the global (else the quiet wait would
 // silently be a spin again).
 import { describe, expect, it } from 'vitest';
-import { add, createContext, quietPolling } from '@ssd/tensor';
+import { createContext, quietPolling } from '@ssd/tensor';
+import { add } from '../src/ops/add.js';
 
 describe('quietPolling', () => {
   it('defers native setImmediate callbacks while waits run, passes JS ones through, restores the original after the last', async () => {
