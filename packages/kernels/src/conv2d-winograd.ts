@@ -7,10 +7,13 @@
 // V [T, Mb, C] and Mt [T, Mb, N] are scratch tensors for one band of Mb tiles; Mt[ξ] = V[ξ] · U[ξ]ᵀ.
 //
 // Bands: V and Mt of the whole image are (m+2)²/m² times x and out (4× for F(2×2), 2.25× for F(4×4)).
-// So that a conv never needs more scratch than twice its larger operand (memory plans count on that:
-// V + Mt ≤ 2·max(x, out) bytes, or one row of tiles if more), and no binding exceeds
-// maxStorageBufferBindingSize, the samples and then the tile rows of each sample are processed in
-// bands (three dispatches each); the bands' windows of x, out and residual are bound as conv2d's chunks are.
+// So that a conv never needs more scratch than twice its larger operand or 2 × 16 MiB, whichever is
+// more (memory plans count on that: V + Mt ≤ 2·max(x, out, WINOGRAD_SCRATCH_FLOOR_BYTES), or one row
+// of tiles if more), and no binding exceeds maxStorageBufferBindingSize, the samples and then the tile
+// rows of each sample are processed in bands (three dispatches each); the bands' windows of x, out and
+// residual are bound as conv2d's chunks are. The floor keeps small images whole: bands of a few tiles
+// would leave most rows of the GEMM's register tile empty and stream the weight once per band
+// (measured on lavapipe: an SSD-1B step at 256² gained 3% instead of the conv share's worth).
 // Precision: V and Mt are stored in the activations' dtype (f16 storage: the f16 GEMM), f32 inside
 // each kernel. F(4×4) is for f32 (see winograd-weights.ts); this op runs what it is given.
 import { DeviceLimitError, DTYPE_BYTES, foldWorkgroups, formatShape, InvalidArgumentError, ShapeError, type GpuContext, type Tensor } from '@ssd/tensor';
@@ -35,7 +38,7 @@ export interface Conv2dWinogradOptions {
   /** The batched GEMM's variant and tile (tests, bench); default: the GEMM's choice for the adapter. */
   gemm?: { force?: GemmVariant; tile?: GemmTile };
   /**
-   * Largest scratch tensor (V or Mt) in bytes; default the larger of x and out (at least one row of
+   * Largest scratch tensor (V or Mt) in bytes; default winogradScratchCap's (at least one row of
    * tiles), never past maxStorageBufferBindingSize. Tests of the banding set it small.
    */
   maxScratchBytes?: number;
@@ -120,6 +123,14 @@ export function conv2dWinograd(x: Tensor, weight: Tensor, opts: Conv2dWinogradOp
   return out;
 }
 
+/** Scratch bytes under which no band is split off (see the header): small convs run whole. */
+export const WINOGRAD_SCRATCH_FLOOR_BYTES = 16 * 2 ** 20;
+
+/** The default bound on each of V and Mt for a conv whose x and out take these bytes. */
+export function winogradScratchCap(xBytes: number, outBytes: number): number {
+  return Math.max(xBytes, outBytes, WINOGRAD_SCRATCH_FLOOR_BYTES);
+}
+
 /** Bands whose every binding fits (one band of everything when it all fits). */
 function planBands(ctx: GpuContext, g: Geometry, x: Tensor, opts: Conv2dWinogradOptions, op: string): Band[] {
   const limit = ctx.limits.maxStorageBufferBindingSize;
@@ -127,7 +138,7 @@ function planBands(ctx: GpuContext, g: Geometry, x: Tensor, opts: Conv2dWinograd
   const eb = DTYPE_BYTES[x.dtype];
   const scratchBytes = (zs: number, rs: number) => g.T * zs * rs * g.tw * Math.max(g.C, g.N) * eb;
   const outBytes = g.B * g.Ho * g.Wo * g.N * eb;
-  const scratch = Math.min(limit, opts.maxScratchBytes ?? Math.max(x.byteSize, outBytes, scratchBytes(1, 1)));
+  const scratch = Math.min(limit, opts.maxScratchBytes ?? Math.max(winogradScratchCap(x.byteSize, outBytes), scratchBytes(1, 1)));
   if (scratchBytes(g.B, g.th) <= scratch && x.byteSize <= limit && outBytes <= limit) return [{ z0: 0, zs: g.B, r0: 0, rs: g.th }];
   // per sample: the input rows a band of rs tile rows reads (+1 for the window's alignment), its output rows
   const inRows = (rs: number) => Math.min(g.H, Math.floor((rs * g.m + 1) / g.up) + 2);

@@ -8,7 +8,7 @@ import { createContext, DeviceLimitError, DTypeError, f32ArrayToF16, InvalidArgu
 import { SyntheticSafetensorsSource } from '@ssd/tensor/testing';
 import { chooseConvAlgorithm, type ConvAlgorithm, type ConvLayer } from '../src/conv2d-algorithm.js';
 import { Conv2d } from '../src/nn/conv2d.js';
-import { conv2dWinograd, type Conv2dWinogradOptions } from '../src/conv2d-winograd.js';
+import { conv2dWinograd, WINOGRAD_SCRATCH_FLOOR_BYTES, winogradScratchCap, type Conv2dWinogradOptions } from '../src/conv2d-winograd.js';
 import type { GemmTile } from '../src/gemm.js';
 import type { GemmVariant } from '../src/gemm-wgsl.js';
 import type { Activation } from '../src/shader.js';
@@ -135,16 +135,19 @@ describe('conv2dWinograd', () => {
     for (const tile of [2, 4] as const) await check(ctx, caseName('f32', tile, 'bands', c), 'f32', tile, c, { maxScratchBytes: 8192 });
   });
 
-  it('needs no more scratch than twice the larger of x and out', async () => {
-    for (const [tile, T] of [[2, 16], [4, 36]] as const) {
-      const x = ctx.empty([2, 24, 20, 32], 'f32', 'x');
+  it('needs no more scratch than twice the larger of x, out and the 16 MiB floor', async () => {
+    expect(winogradScratchCap(1 << 20, 2 << 20)).toBe(WINOGRAD_SCRATCH_FLOOR_BYTES);
+    expect(winogradScratchCap(40 << 20, 20 << 20)).toBe(40 << 20);
+    // x 6.3 MB f32: whole, F(2×2)'s V and Mt would take 25 MB each, F(4×4)'s 14 MB
+    for (const T of [16, 36]) {
+      const x = ctx.empty([1, 256, 192, 32], 'f32', 'x');
       const w = ctx.empty([T, 32, 32], 'f32', 'w');
       await ctx.sync();
       const live0 = ctx.memory.liveBytes;
       ctx.resetPeak();
       const out = conv2dWinograd(x, w, { padding: 1 });
-      // the output, V and Mt are live together; V alone would be (m+2)²/m² = ${T / tile ** 2}× x without bands
-      expect(ctx.memory.peakLiveBytes - live0).toBeLessThanOrEqual(sizeClass(out.byteSize) + 2 * sizeClass(Math.max(x.byteSize, out.byteSize)));
+      const cap = winogradScratchCap(x.byteSize, out.byteSize);
+      expect(ctx.memory.peakLiveBytes - live0).toBeLessThanOrEqual(sizeClass(out.byteSize) + 2 * sizeClass(cap)); // out, V and Mt live together
       for (const t of [x, w, out]) t.dispose();
     }
   });

@@ -13,7 +13,7 @@ import { DOWN_BLOCK_TYPES, MID_BLOCK_TYPES, UP_BLOCK_TYPES, type DownBlockSpec, 
 import { Transformer2DModel } from './transformer-2d.js';
 
 // The resnets' and upsamplers' 3×3 convs take the adapter's algorithm (Winograd on CPU adapters): its
-// scratch, at most twice a conv's larger operand, stays inside memory.ts's six largest activations per block.
+// scratch (≤ twice a conv's larger operand, or 32 MiB) stays inside memory.ts's six largest activations per block.
 const CONV = 'auto' as const;
 
 export type DownBlock = DownBlock2D | CrossAttnDownBlock2D;

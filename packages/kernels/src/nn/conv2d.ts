@@ -3,7 +3,7 @@
 // [T, Cout, Cin] (winogradWeightFromOIHW); the file's shape is still validated as OIHW. Only the chosen
 // layout is kept. `algorithm: 'auto'` takes chooseConvAlgorithm's pick for the adapter, dtype and
 // channels; the default is direct, because Winograd needs scratch (up to 2× the larger of the conv's
-// input and output, see conv2d-winograd.ts) that a model's memory plan must count before it opts in.
+// input and output, or 32 MiB; see conv2d-winograd.ts) that a model's memory plan must count before it opts in.
 // LoRA adapters (LoCon: a k×k down conv and a 1×1 up conv) run through `lora`.
 import type { Tensor, WeightStore } from '@ssd/tensor';
 import { chooseConvAlgorithm, winogradTileOf, type ConvAlgorithm } from '../conv2d-algorithm.js';
