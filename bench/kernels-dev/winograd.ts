@@ -2,13 +2,15 @@
 // so that a shared machine's load hits each alike; GFLOP/s-equivalent = the direct conv's FLOPs / time.
 //   node --conditions=source --import tsx bench/kernels-dev/winograd.ts [--shapes 32x32x320,64x64x128]
 //        [--dtype f32,f16] [--reps 5] [--algos direct,winograd2,winograd4] [--batch 1] [--tiles 32x8] [--nocap] [--profile]
+//        [--out bench/results/winograd-<adapter>.json]  (rows appended to the file's runs)
 // "cpu": the process's CPU time per run (lavapipe's threads are ours), steadier than wall time on a
 // shared machine; the ratios of both are printed. --profile adds one timestamp-query run per algorithm: GPU ms of the input transform, GEMM and output transform.
 import { createContext, type DType, type Tensor } from '@ssd/tensor';
 import { conv2d } from '../../packages/kernels/src/conv2d.js';
 import { conv2dWinograd } from '../../packages/kernels/src/conv2d-winograd.js';
 import { winogradWeightFromOIHW } from '../../packages/kernels/src/winograd-weights.js';
-import { median } from '../lib/timing.js';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { adapterRecord, hostRecord, median } from '../lib/timing.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: string) => {
@@ -34,6 +36,8 @@ function rand(n: number, seed: number, scale = 1): Float32Array {
 }
 
 const ctx = await createContext();
+const rows: Record<string, unknown>[] = [];
+const load0 = (await import('node:os')).loadavg();
 console.log(`${ctx.info.description} | subgroups ${ctx.subgroups} | f16 ${ctx.f16} | load ${(await import('node:os')).loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 for (const [h, w, c, n = c] of shapes) {
   for (const dtype of dtypes) {
@@ -91,6 +95,10 @@ for (const [h, w, c, n = c] of shapes) {
       return `${a} ${ms.toFixed(1)} ms ${(flop / ms / 1e6).toFixed(1)} GF/s ${(base / ms).toFixed(2)}× (cpu ${c.toFixed(0)} ms ${(cpuBase / c).toFixed(2)}×)`;
     });
     console.log(`${h}×${w}×${c}→${n} ${dtype}: ${cells.join(' | ')}`);
+    rows.push({
+      shape: `${batch}×${h}×${w}×${c}→${n} 3×3`, dtype, directGflop: flop / 1e9,
+      algorithms: Object.fromEntries(names.map((a) => [a, { ms: median(times[a]), cpuMs: median(cpu[a]), gflopsEquivalent: flop / median(times[a]) / 1e6, speedupWall: base / median(times[a]), speedupCpu: cpuBase / median(cpu[a]), runsMs: times[a], runsCpuMs: cpu[a] }])),
+    });
     if (args.includes('--profile') && ctx.timestampQuery) {
       for (const a of names) {
         ctx.startProfiling();
@@ -101,5 +109,13 @@ for (const [h, w, c, n = c] of shapes) {
     }
     for (const t of [x, ...weights]) t.dispose();
   }
+}
+const out = arg('out', '');
+if (out) {
+  const prev = existsSync(out) ? JSON.parse(readFileSync(out, 'utf8')) : { bench: 'winograd (bench/kernels-dev/winograd.ts)', runs: [] };
+  prev.method = 'per shape and dtype: one warm-up each, then --reps rounds running every algorithm once in turn (interleaved, so a shared machine\'s load hits each alike); median wall ms (each run ended by ctx.sync with a 75% nap) and median process CPU ms (lavapipe\'s threads are the process\'s; steadier than wall under load); GFLOP/s-equivalent = the direct conv\'s FLOPs / wall time';
+  prev.runs.push({ date: new Date().toISOString(), note: 'measured under load (2 shared cores; see host.loadAverage)', adapter: adapterRecord(ctx), host: { ...(await hostRecord()), loadAverageAtStart: load0.map((l) => Number(l.toFixed(2))) }, reps, rows });
+  writeFileSync(out, JSON.stringify(prev, null, 2) + '\n');
+  console.log(`wrote ${out}`);
 }
 ctx.destroy();
