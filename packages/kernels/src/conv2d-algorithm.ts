@@ -7,11 +7,13 @@
 // bench/kernels-dev/winograd.ts (direct vs Winograd interleaved; GFLOP/s-equivalent = direct FLOPs / time):
 // - CPU adapters (ctx.info.isCpu: lavapipe measured; SwiftShader and WARP share its shape — SIMD across
 //   invocations, FLOP-bound GEMMs, cheap memory-bound transforms). Winograd cuts the GEMM's FLOPs 2.25×
-//   (F(2×2)) or 4× (F(4×4)) at 16 resp. 36 GEMMs of K = Cin instead of one of K = 9·Cin; lavapipe,
-//   Cin = Cout, 32²–64² pixels, measured under load: F(2×2) 1.2–2.7×, F(4×4) 1.5–3.3× at Cin ≥ 64;
-//   at Cin = Cout = 32 F(2×2) loses (0.6–1.0×) and F(4×4) wins 1.4–2.3×; with Cin = 4 (conv_in) both lose
-//   (0.4–0.75×); with Cout = 4 (conv_out) F(2×2) gains nothing. F(4×4) only in f32: its f16 error is 4e-3
-//   (direct 2e-4), and in f32 its error grows with Cin (2e-6 at 64, 6e-6 at 640; direct 1e-6), so Cin ≤ 640.
+//   (F(2×2)) or 4× (F(4×4)) at 16 resp. 36 GEMMs of K = Cin instead of one of K = 9·Cin. Lavapipe,
+//   process-CPU-time speedups measured under load (bench/results/winograd-lavapipe.json): F(4×4) f32
+//   1.8–3.3× at Cin 128–640 (the VAE's 128–512 and the bench's 320/640); F(2×2) f16 1.65–2.1× at the
+//   UNet's convs (Cin 320–1280, 8²–64² latents, batch 2) but 1.35× at Cin = 128; at Cin = Cout = 32
+//   F(2×2) loses (0.6–1.0×) and F(4×4) wins; with Cin = 4 (conv_in) both lose (0.4–0.75×); with
+//   Cout = 4 (conv_out) F(2×2) gains nothing. F(4×4) only in f32: its f16 error is 4e-3 (direct 2e-4),
+//   and in f32 its error grows with Cin (2e-6 at 64, 5e-6 at 640; direct 1e-6), so Cin ≤ 640.
 // - Every other adapter (GPUs): direct. Winograd has not been measured on a GPU yet; the tiled GEMM it
 //   would run is the GPU kernel, so measuring it there is a bench run (bench:kernels), not new code.
 // $SSD_CONV_ALGORITHM (direct | winograd2 | winograd4) replaces the table for every layer that asks for
