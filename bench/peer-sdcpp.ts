@@ -1,5 +1,5 @@
 // pnpm bench:peer-sdcpp --arch ssd-1b|vega [--size 512] [--steps 2] [--threads N] [--models-dir models]
-//                       [--peer-dir ../shared/peers/sdcpp] [--out file.json]
+//                       [--peer-dir ../shared/peers/sdcpp] [--out file.json] [--note text]
 //
 // @ssd against stable-diffusion.cpp's CPU backend (the native engine a user without a GPU would pick)
 // on the same machine, one after the other: the same random weights (make-random-model, fp16; made
@@ -32,6 +32,7 @@ const { values: args } = parseArgs({
     'models-dir': { type: 'string', default: join(repoRoot, 'models') },
     'peer-dir': { type: 'string', default: resolve(repoRoot, '../shared/peers/sdcpp') },
     out: { type: 'string' },
+    note: { type: 'string' },
   },
 });
 const PROMPT = 'a lovely cat';
@@ -112,8 +113,12 @@ async function main(): Promise<void> {
     { stage: `UNet CFG step (steady${steps > 1 ? ', median of steps 2…' : ': only one step, includes compiling/loading'})`, ssd: steady(ours.stepS), sdcpp: steady(sd.stepS) },
     { stage: `VAE decode ${size}²`, ssd: ours.decodeS, sdcpp: sd.decodeS },
   ].map((r) => ({ ...r, ratio: r.sdcpp ? r.ssd / r.sdcpp : NaN }));
+  // other processes on the cores skew both engines, and not alike: say so in the file
+  const maxLoad = Math.max(...Object.values(load).map((l) => l[0]));
+  const loadNote = maxLoad > cpu.cpus * 0.5 ? `measured under load: 1-minute load average up to ${maxLoad.toFixed(1)} on ${cpu.cpus} CPUs; other processes shared the cores, which slows the engines unequally, so these ratios need a quiet rerun` : undefined;
   const result = {
     bench: 'peer-sdcpp', date: new Date().toISOString(), arch, size, steps, cfg: CFG, scheduler: 'euler', seed: SEED, prompt: PROMPT,
+    note: [loadNote, args.note].filter(Boolean).join('; ') || undefined,
     method: 'both engines one after the other on the same fp16 random weights (sd.cpp: the merged single file); ratio = @ssd time / sd.cpp time (≤ 1: ours as fast or faster); sd.cpp loads the UNet during step 1 and @ssd compiles its kernels in step 1, so the step row compares steady steps',
     host: { ...cpu, loadAverage: load },
     ssd: { adapter: ssd.adapter, dtype: ssd.dtype, loadS: ssd.loadMs / 1000, ...ours, steadyStepS: steady(ours.stepS), totalS: ssd.totalMs / 1000, wallS: ssdRun.wallS, peakRssBytes: ssdRun.peakRssBytes },
@@ -130,6 +135,7 @@ async function main(): Promise<void> {
   for (const r of rows) console.log(`| ${r.stage} | ${s1(r.ssd)} | ${s1(r.sdcpp)} | ${Number.isFinite(r.ratio) ? r.ratio.toFixed(2) + '×' : '—'} |`);
   console.log(`| every step | ${ours.stepS.map((v) => v.toFixed(1)).join(' / ')} s | ${sd.stepS.map((v) => v.toFixed(1)).join(' / ')} s (step 1 loads the UNet) | |`);
   console.log(`| peak RSS | ${(ssdRun.peakRssBytes / 2 ** 30).toFixed(1)} GiB | ${(sdRun.peakRssBytes / 2 ** 30).toFixed(1)} GiB | |`);
+  if (result.note) console.log(`note: ${result.note}`);
   console.log(`wrote ${file} (logs in ${dir})`);
 }
 
