@@ -82,7 +82,7 @@ function combo(coeffs: readonly number[], terms: readonly string[]): string {
  * `let` lines computing out[i][j] = Σ_{a,b} L[i][a] · in[a][b] · L[j][b] (L = Bᵀ or Aᵀ) in two passes,
  * names `${inName}{a}_{b}` → `${outName}{i}_{j}` via `${outName}r{i}_{b}`.
  */
-function sandwich(L: readonly (readonly number[])[], n: number, inName: string, outName: string): string[] {
+export function sandwich(L: readonly (readonly number[])[], n: number, inName: string, outName: string): string[] {
   const lines: string[] = [];
   const rows = L.length;
   for (let i = 0; i < rows; i++) {

@@ -1,14 +1,15 @@
 // LoraWeight vs float64: y = act(x·(W + Σ cᵢ·Bᵢ·Aᵢ)ᵀ + b) + residual for a stacked linear (three parts)
 // and for convs (3×3 stride 2, and with the fused 2× upsampling; the down projection is the layer's
-// own conv, the up a 1×1), two adapters (c = 1 reads A itself, c ≠ 1 a scaled copy), every epilogue,
+// own conv, the up a 1×1; and bases in conv2dWinograd's layout), two adapters (c = 1 reads A itself, c ≠ 1 a scaled copy), every epilogue,
 // awkward sizes, f32 and f16, side path and merged copy. Outputs are poisoned. Then the state
 // machine: fuse = the merged copy, and unfuse / coefficient 0 / delete give the base GEMM bit for bit.
 import { describe, expect, it } from 'vitest';
-import { DTypeError, ShapeError, type DType, type Tensor } from '@ssd/tensor';
+import { DTypeError, f32ArrayToF16, ShapeError, type DType, type Tensor } from '@ssd/tensor';
 import { conv2d, conv2dWeightFromOIHW } from '../src/conv2d.js';
 import { linear } from '../src/matmul.js';
 import { LoraWeight, type LoraMode } from '../src/nn/lora-weight.js';
 import { namedLoraTargets } from '../src/nn/lora-targets.js';
+import { winogradWeightFromOIHW, type WinogradTile } from '../src/winograd-weights.js';
 import { relL2, testContext } from '../../../testing/index.js';
 import { conv2dRef } from './reference/conv2d.js';
 import { matmulRef } from './reference/matmul.js';
@@ -63,13 +64,17 @@ describe('LoraWeight vs float64', () => {
         for (const v of [x.t, w.t, bias.t, res.t, r.out]) v.dispose();
       });
 
-      const convCases = [
-        { x: [2, 7, 9, 5], cout: 6, k: 3, stride: 2 as const, up: 1 as const, label: '2×7×9×5→6 3×3 s2 pad1 per-sample-bias+residual' },
-        { x: [1, 5, 4, 3], cout: 7, k: 3, stride: 1 as const, up: 2 as const, label: '1×5×4×3→7 3×3 up2 pad1 per-sample-bias+residual' },
+      // a base in conv2dWinograd's layout: the side path's down conv stays direct, merged copies are transformed
+      const convCases: { x: number[]; cout: number; k: number; stride: 1 | 2; up: 1 | 2; label: string; winograd?: WinogradTile }[] = [
+        { x: [2, 7, 9, 5], cout: 6, k: 3, stride: 2, up: 1, label: '2×7×9×5→6 3×3 s2 pad1 per-sample-bias+residual' },
+        { x: [1, 5, 4, 3], cout: 7, k: 3, stride: 1, up: 2, label: '1×5×4×3→7 3×3 up2 pad1 per-sample-bias+residual' },
+        { x: [2, 7, 9, 5], cout: 6, k: 3, stride: 1, up: 1, label: '2×7×9×5→6 3×3 pad1 Winograd F(2×2) base', winograd: 2 },
+        { x: [1, 5, 4, 3], cout: 7, k: 3, stride: 1, up: 2, label: '1×5×4×3→7 3×3 up2 pad1 Winograd F(4×4) base', winograd: 4 },
       ];
       for (const cc of convCases) {
         it(`lora conv2d ${dtype} ${mode} ${cc.label} R=3,5`, async (t) => {
           if (dtype === 'f16' && !ctx.f16) return t.skip(NO_F16);
+          if (dtype === 'f16' && cc.winograd === 4) return t.skip('F(4×4) is f32-only');
           const [B, , , C] = cc.x;
           const N = cc.cout;
           const k = cc.k;
@@ -77,10 +82,11 @@ describe('LoraWeight vs float64', () => {
           const x = input(ctx, cc.x, dtype, name + ' x');
           const wO = input(ctx, [N, C, k, k], dtype, name + ' w', -0.3, 0.3);
           wO.t.dispose();
-          const wl = conv2dWeightFromOIHW(wO.v, [N, C, k, k]);
+          const wl = cc.winograd ? winogradWeightFromOIHW(dtype === 'f16' ? f32ArrayToF16(wO.v) : wO.v, [N, C, k, k], cc.winograd) : conv2dWeightFromOIHW(wO.v, [N, C, k, k]);
           const w = ctx.fromData(wl.data, wl.shape, dtype, 'w');
           const bias = input(ctx, [B, N], dtype, name + ' bias');
-          const layer = new LoraWeight(w, 'conv2d', [{ path: 'resnets.0.conv1', rowOffset: 0, rows: N }]);
+          const layer = new LoraWeight(w, 'conv2d', [{ path: 'resnets.0.conv1', rowOffset: 0, rows: N }], cc.winograd);
+          expect(layer.downShape(3)).toEqual([3, k, k, C]);
           layer.mode = mode;
           const adapters = [3, 5].map((R, i) => {
             const aO = input(ctx, [R, C, k, k], dtype, `${name} a${i}`);
@@ -177,11 +183,13 @@ describe('LoraWeight state', () => {
   it('namedLoraTargets finds every part through fields and arrays', () => {
     const w1 = new LoraWeight(ctx.empty([6, 4], 'f32'), 'linear', [{ path: 'a.to_q', rowOffset: 0, rows: 3 }, { path: 'a.to_k', rowOffset: 3, rows: 3 }]);
     const w2 = new LoraWeight(ctx.empty([5, 3, 3, 2], 'f32'), 'conv2d', [{ path: 'b.conv1', rowOffset: 0, rows: 5 }]);
-    const model = { blocks: [{ attn: { proj: w1 } }, { conv: { lora: w2 } }], again: w1, weight: ctx.empty([1], 'f32') };
+    const w3 = new LoraWeight(ctx.empty([16, 5, 2], 'f32'), 'conv2d', [{ path: 'b.conv2', rowOffset: 0, rows: 5 }], 2); // Winograd layout
+    const model = { blocks: [{ attn: { proj: w1 } }, { conv: { lora: w2 } }, { conv: { lora: w3 } }], again: w1, weight: ctx.empty([1], 'f32') };
     const all = namedLoraTargets(model);
-    expect([...all.keys()]).toEqual(['a.to_q', 'a.to_k', 'b.conv1']);
+    expect([...all.keys()]).toEqual(['a.to_q', 'a.to_k', 'b.conv1', 'b.conv2']);
+    expect(all.get('b.conv2')).toMatchObject({ kind: 'conv2d', inFeatures: 2, outFeatures: 5, kernelSize: 3 });
     expect(all.get('a.to_k')).toMatchObject({ kind: 'linear', inFeatures: 4, outFeatures: 3, kernelSize: 1, part: { rowOffset: 3 } });
     expect(all.get('b.conv1')).toMatchObject({ kind: 'conv2d', inFeatures: 2, outFeatures: 5, kernelSize: 3 });
-    expect([...namedLoraTargets(model, 'conv2d').keys()]).toEqual(['b.conv1']);
+    expect([...namedLoraTargets(model, 'conv2d').keys()]).toEqual(['b.conv1', 'b.conv2']);
   });
 });

@@ -42,8 +42,7 @@ export function namedLoraTargets(root: object, kind?: LoraKind): Map<string, Lor
   const map = new Map<string, LoraTarget>();
   for (const w of collectLoraWeights(root)) {
     if (kind && w.kind !== kind) continue;
-    const kernelSize = w.kind === 'conv2d' ? w.base.shape[1] : 1;
-    const inFeatures = w.kind === 'conv2d' ? w.base.shape[3] : w.reduceSize;
+    const { kernelSize, inFeatures } = w;
     for (const part of w.parts) {
       if (map.has(part.path)) throw new Error(`namedLoraTargets: two layers claim the module path "${part.path}" (a model-building bug)`);
       map.set(part.path, { path: part.path, kind: w.kind, weight: w, part, inFeatures, outFeatures: part.rows, kernelSize });

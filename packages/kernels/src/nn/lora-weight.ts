@@ -1,14 +1,19 @@
-// Low-rank adapters (LoRA) on one GEMM weight: a Linear [N, K], a conv's OHWI [N, kh, kw, C], or a
+// Low-rank adapters (LoRA) on one GEMM weight: a Linear [N, K], a conv's OHWI [N, kh, kw, C] or its
+// Winograd transform [T, N, C] (a 3×3 layer loaded for conv2dWinograd: adapters stay OHWI, the side
+// path is a direct conv, and merged copies are transformed on the GPU), or a
 // stacked projection (q/k/v as one [3·inner, C]) whose row ranges are separate diffusers modules.
 // y = act(x·Wᵀ + b + Σᵢ cᵢ·(x·Aᵢᵀ)·Bᵢᵀ) + residual — for a conv, Aᵢ is a conv with the layer's
 // kernel, stride and padding and Bᵢ a 1×1 conv (diffusers models/lora.py LoRACompatibleConv). The base
 // tensor is never written, so removing the adapters (or unfusing) restores the base bit for bit.
 import { formatShape, ShapeError, type Tensor } from '@ssd/tensor';
 import { conv2d, type Conv2dOptions } from '../conv2d.js';
+import { conv2dWinograd } from '../conv2d-winograd.js';
 import { activate, add, scale } from '../elementwise.js';
 import { nchwToNhwc } from '../layout.js';
 import { linear, matmul, type MatmulOptions } from '../matmul.js';
 import { expectDtype } from '../validate.js';
+import { winogradWeightTransform } from '../winograd-weight-gpu.js';
+import type { WinogradTile } from '../winograd-weights.js';
 
 export type LoraKind = 'linear' | 'conv2d';
 
@@ -57,8 +62,10 @@ export class LoraWeight {
     readonly base: Tensor,
     readonly kind: LoraKind,
     readonly parts: readonly LoraPart[],
+    /** A conv2d base in conv2dWinograd's layout [T, N, C] (its output tile), else null. */
+    readonly winograd: WinogradTile | null = null,
   ) {
-    const n = base.shape[0];
+    const n = this.outFeatures;
     if (parts.some((p) => p.rowOffset < 0 || p.rows < 1 || p.rowOffset + p.rows > n)) {
       throw new ShapeError('LoraWeight', 'parts', `row ranges inside [0, ${n})`, JSON.stringify(parts));
     }
@@ -66,12 +73,27 @@ export class LoraWeight {
 
   /** N: output rows of the GEMM (every part). */
   get outFeatures(): number {
-    return this.base.shape[0];
+    return this.base.shape[this.winograd ? 1 : 0];
   }
 
-  /** K of the GEMM: in features (linear) or kh·kw·Cin (conv2d). */
+  /** Input features (conv2d: input channels). */
+  get inFeatures(): number {
+    return this.kind === 'linear' ? this.reduceSize : this.base.shape[this.winograd ? 2 : 3];
+  }
+
+  /** The conv's kernel size (1 for linear layers). */
+  get kernelSize(): number {
+    return this.kind === 'linear' ? 1 : this.winograd ? 3 : this.base.shape[1];
+  }
+
+  /** K of the direct GEMM: in features (linear) or kh·kw·Cin (conv2d, also for a Winograd base). */
   get reduceSize(): number {
-    return this.base.size / this.base.shape[0];
+    return this.kind === 'linear' ? this.base.size / this.base.shape[0] : this.kernelSize ** 2 * this.inFeatures;
+  }
+
+  /** The shape of a rank-R adapter's down projection: [R, K] (linear) or OHWI [R, k, k, Cin] (conv2d). */
+  downShape(R: number): number[] {
+    return this.kind === 'linear' ? [R, this.reduceSize] : [R, this.kernelSize, this.kernelSize, this.inFeatures];
   }
 
   /** Names of the adapters this layer holds (live or fused), in the order they were set. */
@@ -101,9 +123,9 @@ export class LoraWeight {
     expectDtype(op, 'down', down, this.base.dtype);
     expectDtype(op, 'up', up, this.base.dtype);
     const R = down.shape[0];
-    const downShape = this.kind === 'linear' ? [R, this.reduceSize] : [R, ...this.base.shape.slice(1)];
+    const downShape = this.downShape(R);
     if (R < 1 || formatShape(down.shape) !== formatShape(downShape)) {
-      throw new ShapeError(op, `adapter "${name}" down`, this.kind === 'linear' ? `[R, ${this.reduceSize}]` : `[R, ${this.base.shape.slice(1).join(', ')}] (OHWI)`, formatShape(down.shape));
+      throw new ShapeError(op, `adapter "${name}" down`, this.kind === 'linear' ? `[R, ${this.reduceSize}]` : `[R, ${downShape.slice(1).join(', ')}] (OHWI)`, formatShape(down.shape));
     }
     if (formatShape(up.shape) !== formatShape([this.outFeatures, R])) {
       throw new ShapeError(op, `adapter "${name}" up`, formatShape([this.outFeatures, R]), formatShape(up.shape));
@@ -180,9 +202,10 @@ export class LoraWeight {
   /** conv2d with the adapters: the down projection is a conv with the same stride, padding and upsampling. */
   conv2d(x: Tensor, opts: Conv2dOptions = {}): Tensor {
     const { weight, side } = this.current();
-    if (!side.length) return conv2d(x, weight, opts);
+    const base = (o: Conv2dOptions) => (this.winograd ? conv2dWinograd(x, weight, o) : conv2d(x, weight, o));
+    if (!side.length) return base(opts);
     const act = opts.activation ?? 'none';
-    let y = conv2d(x, weight, { ...opts, activation: undefined, residual: act === 'none' ? opts.residual : undefined });
+    let y = base({ ...opts, activation: undefined, residual: act === 'none' ? opts.residual : undefined });
     const geometry: Conv2dOptions = { stride: opts.stride, padding: opts.padding, upsample: opts.upsample, force: opts.force };
     for (const s of side) y = this.addLowRank(y, conv2d(x, s.down, geometry), s.up);
     return this.finish(y, act, opts.residual);
@@ -262,7 +285,26 @@ export class LoraWeight {
   private merge(base: Tensor, live: readonly Term[]): Tensor {
     const N = this.outFeatures;
     const K = this.reduceSize;
-    let acc = base.reshape([N, K]);
+    if (this.winograd) {
+      // the sum of the deltas in the direct layout, then U + G·Δ·Gᵀ in one pass
+      const delta = this.mergeDeltas(null, live);
+      const d4 = delta.reshape([N, 3, 3, this.inFeatures]);
+      delta.dispose();
+      const out = winogradWeightTransform(d4, this.winograd, { residual: base });
+      d4.dispose();
+      return out;
+    }
+    const acc = this.mergeDeltas(base, live);
+    const out = acc.reshape(base.shape);
+    acc.dispose();
+    return out;
+  }
+
+  /** (base +) Σ cᵢ·Bᵢ·Aᵢ as [N, K]: each adapter's GEMM adds to the running sum in its epilogue. */
+  private mergeDeltas(base: Tensor | null, live: readonly Term[]): Tensor {
+    const N = this.outFeatures;
+    const K = this.reduceSize;
+    let acc: Tensor | null = base ? base.reshape([N, K]) : null;
     for (const [, p, c] of live) {
       const R = p.down.shape[0];
       const flat = p.down.reshape([1, R, 1, K]);
@@ -272,14 +314,12 @@ export class LoraWeight {
       t4.dispose();
       const scaled = c === 1 ? aT : scale(aT, c);
       if (scaled !== aT) aT.dispose();
-      const next = matmul(p.up, scaled, { residual: acc });
+      const next = matmul(p.up, scaled, { residual: acc ?? undefined });
       scaled.dispose();
-      acc.dispose();
+      acc?.dispose();
       acc = next;
     }
-    const out = acc.reshape(base.shape);
-    acc.dispose();
-    return out;
+    return acc!;
   }
 
   private dropScaled(name: string): void {

@@ -174,7 +174,7 @@ export async function buildPair(lora: LoraFile, weight: LoraWeight, modules: rea
   }
   const ctx = weight.base.ctx;
   const dtype = weight.base.dtype;
-  const downShape = weight.kind === 'conv2d' ? [R, ...weight.base.shape.slice(1)] : [R, K];
+  const downShape = weight.downShape(R);
   return { down: upload(ctx, down, downShape, dtype, 'lora down'), up: upload(ctx, up, [N, R], dtype, 'lora up') };
 }
 
