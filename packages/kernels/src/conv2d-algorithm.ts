@@ -86,6 +86,16 @@ function envAlgorithm(): ConvAlgorithm | undefined {
   return v as ConvAlgorithm;
 }
 
+/**
+ * Elements of a conv layer's weight as nn.Conv2d loads it with this algorithm request ('auto': the
+ * table's): Cout·k²·Cin direct, (m+2)²·Cout·Cin Winograd — for memory plans made from file headers.
+ */
+export function convWeightElements(ctx: GpuContext, layer: ConvLayer, algorithm: ConvAlgorithm | 'auto' = 'direct'): number {
+  const tile = winogradTileOf(chooseConvAlgorithm(ctx, layer, algorithm === 'auto' ? undefined : algorithm));
+  const taps = tile === null ? layer.kernelSize ** 2 : WINOGRAD[tile].n ** 2;
+  return taps * layer.outChannels * layer.inChannels;
+}
+
 /** The table row that decides for this adapter, in words. */
 export function convAlgorithmSource(ctx: GpuContext): string {
   return TABLE.find((r) => r.matches(ctx))!.adapters;

@@ -9,7 +9,7 @@ import {
 } from '@ssd/tensor';
 import { checkPromptLengthsMatch, checkTokenizerFitsEncoder, parseCLIPTextConfig, type CLIPTextConfig, type CLIPTokenizer } from '@ssd/clip';
 import { checkComponentClasses } from './component-classes.js';
-import { parseUNetConfig, planUNetMemory, type UNet2DConditionConfig, type UNet2DConditionModel, type UNetSpec } from '@ssd/unet';
+import { parseUNetConfig, planUNetMemory, unetLoadedElements, type UNet2DConditionConfig, type UNet2DConditionModel, type UNetSpec } from '@ssd/unet';
 import { SdxlComponentsLoader } from './component-loader.js';
 import type { ComponentSource, ComponentsOptions, TextEncoders, Vae } from './component-types.js';
 import { LoraAdapters } from './lora/index.js';
@@ -137,7 +137,7 @@ export class SdxlComponents {
       const stageWeightBytes = low
         ? {
             textEncoders: (await componentWeightBytes(src, 'text_encoder', options.variant, dtype)) + (await componentWeightBytes(src, 'text_encoder_2', options.variant, dtype)),
-            unet: await componentWeightBytes(unetSource.source, unetSource.subfolder, options.variant, dtype),
+            unet: await componentWeightBytes(unetSource.source, unetSource.subfolder, options.variant, dtype, (k, shape) => unetLoadedElements(ctx, k, shape, dtype)),
           }
         : null;
       if (!low) resident.vae = await loader.vae(options.signal, 'both');

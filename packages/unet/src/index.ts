@@ -16,3 +16,4 @@ export {
 } from './unet-2d-blocks.js';
 export { TimestepEmbedding, guidanceScaleEmbedding } from './embeddings.js';
 export { planUNetMemory, type UNetMemoryPlan, type WholeBinding } from './memory.js';
+export { unetLoadedElements } from './weight-bytes.js';

@@ -13,8 +13,10 @@ import { DOWN_BLOCK_TYPES, MID_BLOCK_TYPES, UP_BLOCK_TYPES, type DownBlockSpec, 
 import { Transformer2DModel } from './transformer-2d.js';
 
 // The resnets' and upsamplers' 3×3 convs take the adapter's algorithm (Winograd on CPU adapters): its
-// scratch (≤ twice a conv's larger operand, or 32 MiB) stays inside memory.ts's six largest activations per block.
+// scratch (≤ twice a conv's larger operand, or 32 MiB) stays inside memory.ts's six largest activations per
+// block. Their checkpoint keys are CONV_KEY's, so plans made from file headers (weight-bytes.ts) find them.
 const CONV = 'auto' as const;
+export const CONV_ALGORITHM_BY_KEY: readonly (readonly [RegExp, typeof CONV])[] = [[/(^|\.)(resnets\.\d+\.conv[12]|upsamplers\.0\.conv)\.weight$/, CONV]];
 
 export type DownBlock = DownBlock2D | CrossAttnDownBlock2D;
 export type MidBlock = UNetMidBlock2D | UNetMidBlock2DCrossAttn;

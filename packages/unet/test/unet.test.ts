@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CheckpointError, ConfigError, FolderSource, MemorySource, NodeFileSource, SafetensorsFile, type Tensor, type WeightStore } from '@ssd/tensor';
 import { nhwcToNchw } from '@ssd/kernels';
-import { getDownBlock, getMidBlock, getUpBlock, parseUNetConfig, UNet2DConditionModel } from '@ssd/unet';
+import { getDownBlock, getMidBlock, getUpBlock, parseUNetConfig, UNet2DConditionModel, unetLoadedElements } from '@ssd/unet';
 import { fixturesDir, relL2, testContext } from '../../../testing/index.js';
 
 interface UNetCase {
@@ -164,5 +164,19 @@ describe('UNet config and weights', () => {
     expect(err.message).toMatch(/conv_in\.weight: expected \[16, 4, 3, 3\], found \[16, 4, 1, 1\]/);
     expect(ctx.memory.liveBytes).toBe(0);
     await st.source.close();
+  });
+});
+
+describe('unetLoadedElements', () => {
+  it("counts a resnet's or upsampler's 3×3 conv in the layout it loads in, every other tensor as in the file", async () => {
+    const ctx = await testContext();
+    const wino = ctx.info.isCpu; // the conv table picks F(2×2) at 320 channels in f16 on CPU adapters, direct elsewhere
+    for (const key of ['down_blocks.0.resnets.1.conv2.weight', 'up_blocks.1.upsamplers.0.conv.weight']) {
+      expect(unetLoadedElements(ctx, key, [320, 320, 3, 3], 'f16')).toBe((wino ? 16 : 9) * 320 * 320);
+    }
+    expect(unetLoadedElements(ctx, 'conv_in.weight', [320, 4, 3, 3], 'f16')).toBe(320 * 4 * 9);
+    expect(unetLoadedElements(ctx, 'down_blocks.0.downsamplers.0.conv.weight', [320, 320, 3, 3], 'f16')).toBe(320 * 320 * 9); // stride 2: direct
+    expect(unetLoadedElements(ctx, 'down_blocks.1.resnets.0.conv_shortcut.weight', [640, 320, 1, 1], 'f16')).toBe(640 * 320);
+    expect(unetLoadedElements(ctx, 'down_blocks.0.resnets.1.conv2.bias', [320], 'f16')).toBe(320);
   });
 });
