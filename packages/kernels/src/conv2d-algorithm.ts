@@ -5,8 +5,9 @@
 //
 // The table is keyed by adapter properties, first matching row wins. Numbers measured with
 // bench/kernels-dev/winograd.ts (direct vs Winograd interleaved; GFLOP/s-equivalent = direct FLOPs / time):
-// - CPU adapters (ctx.info.isCpu: lavapipe measured; SwiftShader and WARP share its shape — SIMD across
-//   invocations, FLOP-bound GEMMs, cheap memory-bound transforms). Winograd cuts the GEMM's FLOPs 2.25×
+// - CPU adapters (ctx.info.isCpu: lavapipe and SwiftShader measured; WARP shares their shape — SIMD
+//   across invocations, FLOP-bound GEMMs, cheap memory-bound transforms). SwiftShader in Chromium (f32
+//   only; bench/results/winograd-swiftshader.json): F(4×4) 2.0–3.8×, F(2×2) 1.7–2.0× at the bench's shapes. Winograd cuts the GEMM's FLOPs 2.25×
 //   (F(2×2)) or 4× (F(4×4)) at 16 resp. 36 GEMMs of K = Cin instead of one of K = 9·Cin. Lavapipe,
 //   process-CPU-time speedups measured under load (bench/results/winograd-lavapipe.json): F(4×4) f32
 //   1.8–3.3× at Cin 128–640 (the VAE's 128–512 and the bench's 320/640); F(2×2) f16 1.65–2.1× at the
