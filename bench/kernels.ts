@@ -1,15 +1,14 @@
-// pnpm bench:kernels — kernel microbenchmarks: matmul, conv 3×3 (direct, and Winograd F(2×2) / F(4×4)
-// beside it in GFLOP/s-equivalent), attention and groupNorm at SDXL
-// shapes, f32 and f16, ms / GFLOP/s (GB/s for memory-bound ops) and the fraction of the adapter's
-// peak where known, against tfjs-backend-webgpu on the same adapter. Writes
-// bench/results/kernels-<adapter>.json; `--only matmul,conv` picks cases, `--json` prints one JSON
-// object as the last line of stdout, `--runs N` (default 5), `--no-peer` skips tfjs.
+// pnpm bench:kernels — kernel microbenchmarks at SDXL shapes, f32 and f16: matmul, conv 3×3 (direct, and
+// Winograd F(2×2) / F(4×4) beside it in GFLOP/s-equivalent), attention, groupNorm; ms, GFLOP/s or GB/s,
+// fraction of peak, against tfjs-backend-webgpu. Writes bench/results/kernels-<adapter>.json; `--only
+// matmul,conv` picks cases (nothing written), `--json` prints the result as stdout's last line, `--runs N`
+// (default 5), `--no-peer` skips tfjs, `--note text` goes into the file (e.g. that the machine was shared).
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createContext } from '@ssd/tensor';
 import { CASES, formatPerf, measureCase, type DType, type Row } from './lib/kernel-cases.js';
 import { loadTfjs } from './lib/tfjs.js';
-import { adapterSlug, argValue, fmtMs } from './lib/timing.js';
+import { adapterSlug, argValue, fmtMs, hostRecord } from './lib/timing.js';
 
 const argv = process.argv.slice(2);
 const only = argValue(argv, 'only')?.split(',');
@@ -52,8 +51,10 @@ async function main(): Promise<void> {
   const result = {
     adapter: { description: info.description, vendor: info.vendor, architecture: info.architecture, device: info.device, features: info.features, limits: info.limits, subgroupMinSize: info.subgroupMinSize, subgroupMaxSize: info.subgroupMaxSize },
     date: new Date().toISOString(),
+    host: await hostRecord(),
+    note: argValue(argv, 'note'),
     runs,
-    method: 'warm-up, then the median of `runs` runs, each ended by queue.onSubmittedWorkDone() after sleeping 75% of the fastest run so far (Dawn polls on the main thread while it waits, which takes a core from a CPU adapter); the peer is timed the same way',
+    method: 'warm-up, then the median of `runs` runs, each ended by queue.onSubmittedWorkDone() after sleeping 75% of the fastest run so far (Dawn polls on the main thread while it waits, which takes a core from a CPU adapter); the peer is timed the same way; cases run one after the other (for A/B under load see bench/kernels-dev/winograd.ts)',
     cases: rows,
   };
   const dir = fileURLToPath(new URL('./results/', import.meta.url));
