@@ -1,5 +1,6 @@
-// "Cached models": what the weight cache holds (per model: files, size, unfinished downloads), the
-// site's storage use and quota, and buttons to clear one model or all of them.
+// "Cached models": what the weight cache holds (per model folder, or the folder of a single file — a
+// checkpoint, a LoRA — with its files, size, unfinished downloads), the site's storage use and quota,
+// and buttons to clear one of them or all.
 import { clearCachedModels, fmtBytes, listCachedModels, weightCacheStorage } from '@ssd/pipeline/browser';
 import { $, logEvent, showMessage } from './dom.js';
 
@@ -13,7 +14,7 @@ export function setupCachePanel(): { refresh(): Promise<void> } {
     try {
       const [models, kind, estimate] = await Promise.all([listCachedModels(), weightCacheStorage(), navigator.storage?.estimate?.() ?? Promise.resolve(undefined)]);
       if (ticket !== latest) return;
-      logEvent('cache-list', { models: models.map((m) => ({ base: m.base, files: m.files.length, sizeBytes: m.sizeBytes, partialBytes: m.partialBytes, storage: m.storage })) });
+      logEvent('cache-list', { models: models.map((m) => ({ base: m.base, files: m.files.length, paths: m.files.map((f) => f.path), sizeBytes: m.sizeBytes, partialBytes: m.partialBytes, storage: m.storage })) });
       const where = kind === 'opfs' ? 'the Origin Private File System' : kind === 'cache-api' ? 'the Cache API (no OPFS here)' : 'nowhere: this browser offers no storage for it';
       $('storage-estimate').textContent =
         `Weights are kept in ${where}.` + (estimate?.quota ? ` This site uses ${fmtBytes(estimate.usage ?? 0)} of its ${fmtBytes(estimate.quota)} quota.` : '');
@@ -28,6 +29,8 @@ export function setupCachePanel(): { refresh(): Promise<void> } {
         const name = tr.insertCell();
         name.className = 'name';
         name.textContent = m.base;
+        // single files (a checkpoint, a LoRA) are cached under their folder's URL: name them
+        if (m.files.length && m.files.every((f) => !f.path.includes('/'))) name.append(Object.assign(document.createElement('small'), { textContent: m.files.map((f) => f.path).join(', ') }));
         name.title = m.files.map((f) => `${f.path}  ${fmtBytes(f.sizeBytes)}  ${f.etag ?? ''}`).join('\n');
         const bytes = tr.insertCell();
         bytes.className = 'bytes';

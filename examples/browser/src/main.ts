@@ -1,10 +1,12 @@
 // The demo page: tabs, the WebGPU probe (adapter name and features in the header, or why there is
-// no WebGPU), and the wiring between the pipeline worker and the Generate and Inpaint tabs.
+// no WebGPU), and the wiring between the pipeline worker and the Generate tab (with its LoRA panel)
+// and the Inpaint tab.
 import { $, logEvent, showMessage } from './dom.js';
 import { setupBenchTab } from './bench-tab.js';
 import { setupCachePanel } from './cache-panel.js';
 import { setupGenerateTab } from './generate-tab.js';
 import { setupInpaintTab } from './inpaint-tab.js';
+import { setupLoraPanel } from './lora-panel.js';
 import type { FromWorker, ToWorker } from './protocol.js';
 
 for (const tab of document.querySelectorAll<HTMLButtonElement>('[data-tab]')) {
@@ -22,6 +24,7 @@ setupBenchTab();
 const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
 const generate = setupGenerateTab(worker, () => void cache.refresh());
 const inpaint = setupInpaintTab(worker);
+const loras = setupLoraPanel(worker, () => void cache.refresh());
 worker.onmessage = (e: MessageEvent<FromWorker>) => {
   const m = e.data;
   if (m.type === 'adapter') {
@@ -42,8 +45,10 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
     generate.setAdapter(null);
   } else {
     inpaint.onWorkerMessage(m);
-    // the Inpaint tab's own messages stay there
-    if (!m.type.startsWith('inpaint') && !((m.type === 'error' || m.type === 'cancelled') && m.op === 'inpaint')) generate.onWorkerMessage(m);
+    loras.onWorkerMessage(m);
+    // the Inpaint tab's and the LoRA panel's own messages stay there
+    const op = m.type === 'error' || m.type === 'cancelled' ? m.op : null;
+    if (!m.type.startsWith('inpaint') && !m.type.startsWith('lora-') && op !== 'inpaint' && op !== 'lora') generate.onWorkerMessage(m);
   }
 };
 worker.onerror = (e) => showMessage('error', 'The pipeline worker failed to start', e.message || 'see the browser console', 'worker');

@@ -22,6 +22,25 @@ export type ModelChoice =
   | { kind: 'files'; name: string; files: [string, File][] }
   | { kind: 'file'; file: File };
 
+/** A LoRA .safetensors at a URL (a single file, cached like a model's files) or picked on this computer. */
+export type LoraChoice =
+  | { kind: 'url'; url: string; cache: boolean; storage?: 'auto' | 'opfs' | 'cache-api' }
+  | { kind: 'file'; file: File };
+
+/** A LoRA the worker loaded onto the pipeline (`id` is its adapter name there). */
+export interface LoraInfo {
+  id: string;
+  /** The name A1111 shows and the PNG records: the file name without .safetensors. */
+  name: string;
+  layout: string;
+  modules: Record<string, number>;
+  parameters: number;
+  /** GPU bytes of its low-rank pairs. */
+  bytes: number;
+  /** A1111's AutoV3 hash (sha256 of the tensor data after the header, 12 hex digits); absent for an uncached URL. */
+  hash?: string;
+}
+
 export interface GenerateParams {
   prompt: string;
   negativePrompt: string;
@@ -66,6 +85,12 @@ export type ToWorker =
   | { type: 'load'; model: ModelChoice; dtype: 'f16' | 'f32' }
   | { type: 'generate'; params: GenerateParams }
   | { type: 'inpaint'; params: InpaintParams }
+  /** Loads a LoRA as adapter `id`, active at `scale` beside the others. */
+  | { type: 'lora-add'; id: string; lora: LoraChoice; scale: number }
+  /** A new weight for a loaded LoRA: set_adapters, nothing is reloaded. */
+  | { type: 'lora-scale'; id: string; scale: number }
+  /** Unloads a LoRA (or stops its loading). */
+  | { type: 'lora-remove'; id: string }
   | { type: 'cancel' };
 
 export type FromWorker =
@@ -79,5 +104,10 @@ export type FromWorker =
   | { type: 'result'; image: Rgba; png: Uint8Array; seed: number; parameters: string; totalMs: number; stepMs: number[]; peakBytes: number; adapter: string; dtype: string }
   | { type: 'inpaint-step'; step: number; total: number }
   | { type: 'inpaint-result'; image: Rgba; png: Uint8Array; seed: number; totalMs: number; composite: boolean }
-  | { type: 'cancelled'; op: 'load' | 'generate' | 'inpaint'; message: string }
-  | { type: 'error'; op: 'load' | 'generate' | 'inpaint'; error: ErrorInfo };
+  /** A LoRA's bytes: from the network or the cache (as 'file'), then to the GPU ('upload'). */
+  | { type: 'lora-progress'; id: string; loadedBytes: number; totalBytes: number; state: 'cached' | 'download' | 'done' | 'upload' }
+  | { type: 'lora-loaded'; lora: LoraInfo; loadMs: number }
+  | { type: 'lora-removed'; id: string }
+  | { type: 'cancelled'; op: 'load' | 'generate' | 'inpaint' | 'lora'; message: string; id?: string }
+  /** `id`: the LoRA concerned (op 'lora'). */
+  | { type: 'error'; op: 'load' | 'generate' | 'inpaint' | 'lora'; error: ErrorInfo; id?: string };

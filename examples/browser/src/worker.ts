@@ -5,6 +5,8 @@ import { applyOverlay, encodePng, formatParameters, StableDiffusionXLPipeline } 
 import { CachedUrlSource, fmtBytes } from '@ssd/pipeline/browser';
 import { BlobSource, createContext, FileListSource, UrlSource, type GpuContext, type ModelSource } from '@ssd/tensor';
 import { isCheckpointUrl, type ErrorInfo, type FromWorker, type GenerateParams, type InpaintParams, type ModelChoice, type ToWorker } from './protocol.js';
+import { throttled } from './throttle.js';
+import { WorkerLoras } from './worker-loras.js';
 
 const scope = self as unknown as {
   postMessage(m: FromWorker, transfer?: Transferable[]): void;
@@ -18,6 +20,7 @@ let modelName = '';
 let running: AbortController | null = null;
 let queue: Promise<unknown> = Promise.resolve();
 let memoryBudgetBytes: number | undefined;
+const loras = new WorkerLoras(post, describe);
 
 scope.addEventListener('message', (e) => {
   const msg = e.data;
@@ -25,6 +28,7 @@ scope.addEventListener('message', (e) => {
     running?.abort();
     return;
   }
+  if (msg.type === 'lora-remove') loras.abort(msg.id); // a download in progress stops now; the removal itself queues
   queue = queue.then(() => handle(msg)).catch(() => {});
 });
 
@@ -36,6 +40,11 @@ async function handle(msg: ToWorker): Promise<void> {
   else if (msg.type === 'load') await load(msg.model, msg.dtype);
   else if (msg.type === 'generate') await generate(msg.params);
   else if (msg.type === 'inpaint') await inpaint(msg.params);
+  else if (msg.type === 'lora-add') {
+    if (pipe) await loras.add(pipe, msg.id, msg.lora, msg.scale);
+    else post({ type: 'error', op: 'lora', id: msg.id, error: { kind: 'input', code: 'NO_MODEL', message: 'load a model first' } });
+  } else if (msg.type === 'lora-scale') await loras.setScale(pipe, msg.id, msg.scale);
+  else if (msg.type === 'lora-remove') await loras.remove(pipe, msg.id);
 }
 
 async function context(): Promise<GpuContext> {
@@ -65,17 +74,6 @@ async function probe(): Promise<void> {
   } catch (e) {
     post({ type: 'no-webgpu', error: describe(e) });
   }
-}
-
-function throttled<T extends unknown[]>(fn: (...a: T) => void, ms: number, isFinal: (...a: T) => boolean): (...a: T) => void {
-  let last = 0;
-  return (...a: T) => {
-    const now = performance.now();
-    if (isFinal(...a) || now - last >= ms) {
-      last = now;
-      fn(...a);
-    }
-  };
 }
 
 function openSource(model: ModelChoice, signal: AbortSignal): ModelSource {
@@ -133,6 +131,7 @@ async function load(model: ModelChoice, dtype: 'f16' | 'f32'): Promise<void> {
       type: 'loaded', model: modelName, dtype: pipe.dtype, storage, loadMs: performance.now() - t0,
       weightBytes: c.memory.liveBytes, defaultSize: pipe.defaultSize, scheduler: pipe.scheduler,
     });
+    await loras.reattach(pipe, abort.signal); // the LoRAs of the previous model, onto this one
   } catch (e) {
     pipe = null;
     if (abort.signal.aborted) post({ type: 'cancelled', op: 'load', message: 'loading was cancelled; downloaded files stay in the cache and resume next time' });
@@ -172,6 +171,7 @@ async function generate(params: GenerateParams): Promise<void> {
     const parameters = formatParameters({
       prompt: params.prompt, negativePrompt: params.negativePrompt || undefined, steps: params.steps, scheduler: params.scheduler,
       guidanceScale: params.guidanceScale, seed: r.seed, width: params.width, height: params.height, model: modelName,
+      loras: loras.forPng(),
     });
     const png = encodePng(image, { text: { parameters, Software: '@ssd (WebGPU)' } });
     post(
@@ -209,7 +209,7 @@ async function inpaint(p: InpaintParams): Promise<void> {
     const image = p.composite ? applyOverlay(maskImage, p.image, r.images[0]) : r.images[0];
     const parameters = formatParameters({
       prompt: p.prompt, negativePrompt: p.negativePrompt || undefined, steps: p.steps, scheduler: pipe.scheduler, guidanceScale: p.guidanceScale, seed: r.seed,
-      width: image.width, height: image.height, model: modelName, strength: p.strength,
+      width: image.width, height: image.height, model: modelName, strength: p.strength, loras: loras.forPng(),
     });
     const png = encodePng(image, { text: { parameters, Software: '@ssd (WebGPU)' } });
     post({ type: 'inpaint-result', image, png, seed: Number(r.seed), totalMs: r.report.totalMs, composite: p.composite }, [image.data.buffer, png.buffer]);
