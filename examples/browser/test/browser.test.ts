@@ -9,7 +9,6 @@
 // by URL (its size shown first) and as a local file, giving Node's image from the same file; the
 // benchmark tab fills its table. A screenshot after
 // the run is kept in test-artifacts/browser/ (not committed).
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -19,10 +18,10 @@ import type { Page } from 'playwright-core';
 import { applyOverlay, decodePng, encodePng, StableDiffusionXLPipeline, type GenerateResult } from '@ssd/pipeline';
 import { fmtBytes } from '@ssd/pipeline/browser';
 import { FolderSource, NodeFileSink, quantizeModelToGguf } from '@ssd/tensor';
-import { maxAbsDiff, repoRoot, testContext } from '../../../testing/index.js';
+import { repoRoot, testContext } from '../../../testing/index.js';
 import { serveStatic, type StaticServer } from '../server/static.js';
 import { launch, type Browser } from './chromium.js';
-import { downloadedPng, eventCount, events, fillSettings, loadModel, paintedMask, paintMask, waitForEvent, type RunSettings } from './demo-page.js';
+import { downloadedPng, eventCount, events, fillSettings, loadModel, paintedMask, paintMask, rgbDiff, viteBuild, waitForEvent, type RunSettings } from './demo-page.js';
 
 const here = fileURLToPath(new URL('..', import.meta.url));
 const modelsDir = join(repoRoot, 'fixtures/models');
@@ -48,14 +47,6 @@ function tinyFiles(): Map<string, number> {
   return out;
 }
 
-function viteBuild(): Promise<void> {
-  return new Promise((resolve, reject) =>
-    execFile(join(here, 'node_modules/.bin/vite'), ['build', '--logLevel', 'warn'], { cwd: here, timeout: 240_000 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`vite build failed: ${err.message}\n${stdout}\n${stderr}`)) : resolve(),
-    ),
-  );
-}
-
 async function nodeReference(): Promise<GenerateResult> {
   const ctx = await testContext();
   const pipe = await StableDiffusionXLPipeline.fromPretrained(tinyDir, { context: ctx, dtype: 'f32', scheduler: RUN.scheduler, onNotice: () => {} });
@@ -64,15 +55,6 @@ async function nodeReference(): Promise<GenerateResult> {
   } finally {
     await pipe.dispose();
   }
-}
-
-/** Max |Δ| over RGB between the page's PNG and Node's image. */
-function rgbDiff(png: { width: number; height: number; data: ArrayLike<number> }, ref: { data: ArrayLike<number> }): number {
-  const n = png.width * png.height;
-  const a = new Uint8Array(n * 3);
-  const b = new Uint8Array(n * 3);
-  for (let p = 0; p < n; p++) for (let c = 0; c < 3; c++) (a[p * 3 + c] = png.data[p * 4 + c]), (b[p * 3 + c] = ref.data[p * 4 + c]);
-  return maxAbsDiff(a, b);
 }
 
 describe('browser demo in headless Chromium (SwiftShader)', () => {
@@ -87,7 +69,7 @@ describe('browser demo in headless Chromium (SwiftShader)', () => {
   beforeAll(async () => {
     reference = nodeReference();
     reference.catch(() => {}); // awaited by the tests that compare
-    await viteBuild();
+    await viteBuild(join(here, 'dist'));
     await quantizeModelToGguf(new FolderSource(tinyDir), new NodeFileSink(ggufFile), { type: 'q8_0' });
     server = await serveStatic({ '/': join(here, 'dist'), '/gguf/': ggufDir, '/models/': modelsDir, '/models-flaky/': modelsDir, '/models-missing/': modelsDir, '/models-cacheapi/': modelsDir, '/models-budget/': modelsDir });
     browser = await launch();

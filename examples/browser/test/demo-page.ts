@@ -1,6 +1,9 @@
-// Driving the demo page from a test: wait for worker events (window.ssdDemo.events), fill the form,
-// read the PNG behind the download link.
+// Driving the demo page from a test: build it, wait for worker events (window.ssdDemo.events), fill
+// the form, read the PNG behind the download link and compare it with Node's image.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
+import { maxAbsDiff } from '../../../testing/index.js';
 import type { GenerateParams } from '../src/protocol.js';
 
 export interface DemoEvent {
@@ -11,6 +14,26 @@ export interface DemoEvent {
 
 /** What the test fills into the form: the page's own generate parameters. */
 export type RunSettings = GenerateParams;
+
+const demoDir = fileURLToPath(new URL('..', import.meta.url));
+
+/** `vite build` of the page into `outDir` (each test file its own, as files run in parallel). */
+export function viteBuild(outDir: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    execFile(`${demoDir}/node_modules/.bin/vite`, ['build', '--logLevel', 'warn', '--outDir', outDir, '--emptyOutDir'], { cwd: demoDir, timeout: 240_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`vite build failed: ${err.message}\n${stdout}\n${stderr}`)) : resolve(),
+    ),
+  );
+}
+
+/** Max |Δ| over RGB between the page's PNG and Node's image. */
+export function rgbDiff(png: { width: number; height: number; data: ArrayLike<number> }, ref: { data: ArrayLike<number> }): number {
+  const n = png.width * png.height;
+  const a = new Uint8Array(n * 3);
+  const b = new Uint8Array(n * 3);
+  for (let p = 0; p < n; p++) for (let c = 0; c < 3; c++) (a[p * 3 + c] = png.data[p * 4 + c]), (b[p * 3 + c] = ref.data[p * 4 + c]);
+  return maxAbsDiff(a, b);
+}
 
 export async function events(page: Page): Promise<DemoEvent[]> {
   return page.evaluate(() => (window as unknown as { ssdDemo: { events: DemoEvent[] } }).ssdDemo.events);
@@ -83,4 +106,14 @@ export async function paintedMask(page: Page): Promise<{ width: number; height: 
     return { width: c.width, height: c.height, data: Array.from({ length: c.width * c.height }, (_, p) => px[p * 4 + 3]) };
   });
   return { ...m, data: Uint8Array.from(m.data) };
+}
+
+/** Moves a range input to `value` as a user's drag ends: 'input', then 'change'. */
+export async function setRange(page: Page, selector: string, value: number): Promise<void> {
+  await page.$eval(selector, (el, v) => {
+    const input = el as HTMLInputElement;
+    input.value = String(v);
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+    input.dispatchEvent(new Event('change', { bubbles: true }));
+  }, value);
 }
