@@ -104,8 +104,8 @@ export type FromWorker =
   | { type: 'result'; image: Rgba; png: Uint8Array; seed: number; parameters: string; totalMs: number; stepMs: number[]; peakBytes: number; adapter: string; dtype: string }
   | { type: 'inpaint-step'; step: number; total: number }
   | { type: 'inpaint-result'; image: Rgba; png: Uint8Array; seed: number; totalMs: number; composite: boolean }
-  /** A LoRA's bytes: from the network or the cache (as 'file'), then to the GPU ('upload'). */
-  | { type: 'lora-progress'; id: string; loadedBytes: number; totalBytes: number; state: 'cached' | 'download' | 'done' | 'upload' }
+  /** A LoRA URL's file: from the network or the cache (as 'file' for a model's). */
+  | { type: 'lora-progress'; id: string; loadedBytes: number; totalBytes: number; state: 'cached' | 'download' | 'done' }
   | { type: 'lora-loaded'; lora: LoraInfo; loadMs: number }
   | { type: 'lora-removed'; id: string }
   | { type: 'cancelled'; op: 'load' | 'generate' | 'inpaint' | 'lora'; message: string; id?: string }

@@ -1,11 +1,8 @@
-// The demo page's LoRA panel in headless Chromium (SwiftShader: f32) against the library in Node (Dawn
-// on lavapipe), on the tiny model: a kohya-SGM LoRA added by URL at weight 0.6 gives Node's image
-// (loadLoraWeights + setAdapters(name, 0.6)) within 1/255 and a PNG recording <lora:…:0.6> with its
-// AutoV3 hash; moving the slider reloads nothing; removing it gives the no-LoRA image exactly; an
-// LCM-LoRA picked as a local file plus the Few-step (LCM) preset gives Node's LCM run; a file that is
-// no LoRA and one that does not fit the model are explained; the LoRA's cached file is listed and
-// cleared in the cache panel. The LoRA fixtures exist only in ../shared/fixtures: served from there.
-// A screenshot with the LoRA loaded is kept in test-artifacts/browser/ (not committed).
+// The LoRA panel in headless Chromium (SwiftShader, f32) vs the library in Node, tiny model: a LoRA by URL
+// at 0.6 = Node's loadLoraWeights + setAdapters within 1/255, PNG with <lora:…:0.6> and its hash; the
+// slider reloads nothing; a model reload keeps it; removing it = no-LoRA image; LCM-LoRA file + Few-step
+// preset = Node's LCM run; bad files explained; the cache panel lists/clears it. LoRA fixtures are served
+// from ../shared/fixtures (never copied); a screenshot goes to test-artifacts/browser/.
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -84,6 +81,7 @@ describe.skipIf(!hasFixtures(`models/loras/${SGM}`, `models/loras/${LCM}`))('bro
   let page: Page;
   let node: Promise<NodeRuns>;
   let basePng: Uint8ClampedArray | Uint8Array;
+  let loraPng: Uint8ClampedArray | Uint8Array;
   const loraRequests = () => server.handler.requests.filter((r) => r.path.startsWith('/loras/') || r.path.startsWith('/models/'));
 
   beforeAll(async () => {
@@ -135,6 +133,7 @@ describe.skipIf(!hasFixtures(`models/loras/${SGM}`, `models/loras/${LCM}`))('bro
     console.log(`browser vs node, LoRA at 0.6: image max |Δ| ${diff}/255 (the LoRA itself moves it by ${rgbDiff(png, ref.base)}/255)`);
     expect(diff).toBeLessThanOrEqual(1);
     expect(rgbDiff(png, ref.base)).toBeGreaterThan(10);
+    loraPng = png.data;
     expect(png.text.parameters).toContain(`${RUN.prompt} <lora:lora_kohya_sgm:0.6>`);
     expect(png.text.parameters).toContain(`Lora hashes: "lora_kohya_sgm: ${autoV3(join(lorasDir, SGM))}"`);
     mkdirSync(artifacts, { recursive: true });
@@ -142,7 +141,14 @@ describe.skipIf(!hasFixtures(`models/loras/${SGM}`, `models/loras/${LCM}`))('bro
     await page.screenshot({ path: join(artifacts, 'demo-lora.png'), fullPage: true });
   }, LONG);
 
-  it('removing the LoRA gives the no-LoRA image exactly', async () => {
+  it('loading the model again puts the LoRA back at its weight; removing it gives the no-LoRA image exactly', async () => {
+    const reload = await eventCount(page);
+    const { done } = await loadModel(page, `${server.url}/models/tiny-ssd1b`);
+    expect(done.type, JSON.stringify(done)).toBe('loaded');
+    expect(await waitForEvent(page, ['lora-loaded', 'error'], reload)).toMatchObject({ type: 'lora-loaded', name: 'lora_kohya_sgm' });
+    await fillSettings(page, RUN); // a load resets the size and scheduler to the model's
+    expect(Buffer.from((await generate(page)).png.data).equals(Buffer.from(loraPng))).toBe(true);
+
     const from = await eventCount(page);
     await page.click('#lora-list li .remove');
     await waitForEvent(page, ['lora-removed'], from);
