@@ -15,9 +15,11 @@
 // Fusions: bias [N] or per-sample [B, N] (ResnetBlock2D folds its time embedding into conv1's bias),
 // activation, residual [B, Ho, Wo, N] added last (the block's skip). Past maxStorageBufferBindingSize,
 // x / out / residual are split into chunks of output rows, each binding the input rows it reads.
-import { formatShape, InvalidArgumentError, ShapeError, type Tensor } from '@ssd/tensor';
+// A QuantizedWeight keeps GGUF's OIHW rows: its kernels walk K channel-major (quantized-gemm-wgsl.ts).
+import { formatShape, InvalidArgumentError, ShapeError, type QuantizedWeight, type Tensor } from '@ssd/tensor';
 import { gemmSpec, recordGemm, type GemmProblem, type GemmTile } from './gemm.js';
 import type { GemmVariant } from './gemm-wgsl.js';
+import { expectQuantized, isQuantizedWeight, recordQuantizedGemm } from './quantized-gemm.js';
 import type { Activation } from './shader.js';
 import { expectDtype, expectFloat, expectRank } from './validate.js';
 
@@ -40,16 +42,28 @@ export interface Conv2dOptions {
   tile?: GemmTile;
 }
 
-/** NHWC implicit-GEMM convolution. x [B, H, W, Cin]; weight OHWI [Cout, KH, KW, Cin]; out [B, Ho, Wo, Cout]. */
-export function conv2d(x: Tensor, weight: Tensor, opts: Conv2dOptions = {}): Tensor {
+/**
+ * NHWC implicit-GEMM convolution. x [B, H, W, Cin]; weight OHWI [Cout, KH, KW, Cin], or a QuantizedWeight
+ * in its file's OIHW shape [Cout, Cin, KH, KW] (dequantized in the kernel, K in OIHW order); out [B, Ho, Wo, Cout].
+ */
+export function conv2d(x: Tensor, weight: Tensor | QuantizedWeight, opts: Conv2dOptions = {}): Tensor {
   const op = 'conv2d';
   expectFloat(op, 'x', x);
   expectRank(op, 'x', x, 4, '[B, H, W, Cin]');
-  expectDtype(op, 'weight', weight, x.dtype);
-  expectRank(op, 'weight', weight, 4, '[Cout, KH, KW, Cin] (conv2dWeightFromOIHW)');
   const [B, H, W, C] = x.shape;
-  const [N, kh, kw, wc] = weight.shape;
-  if (wc !== C) throw new ShapeError(op, 'weight', `[Cout, KH, KW, ${C}] (Cin of x ${formatShape(x.shape)})`, formatShape(weight.shape));
+  const quant = isQuantizedWeight(weight) ? weight.type : undefined;
+  let N: number, kh: number, kw: number;
+  if (isQuantizedWeight(weight)) {
+    [N, , kh, kw] = weight.shape;
+    if (weight.shape.length !== 4 || weight.shape[1] !== C) throw new ShapeError(op, 'weight', `OIHW [Cout, ${C}, KH, KW] (Cin of x ${formatShape(x.shape)})`, formatShape(weight.shape));
+    expectQuantized(op, 'weight', weight, N, C * kh * kw);
+  } else {
+    expectDtype(op, 'weight', weight, x.dtype);
+    expectRank(op, 'weight', weight, 4, '[Cout, KH, KW, Cin] (conv2dWeightFromOIHW)');
+    let wc: number;
+    [N, kh, kw, wc] = weight.shape;
+    if (wc !== C) throw new ShapeError(op, 'weight', `[Cout, KH, KW, ${C}] (Cin of x ${formatShape(x.shape)})`, formatShape(weight.shape));
+  }
   const stride = opts.stride ?? 1;
   const up = opts.upsample ?? 1;
   if (stride !== 1 && stride !== 2) throw new InvalidArgumentError(`conv2d: stride must be 1 or 2, got ${stride}`);
@@ -77,13 +91,14 @@ export function conv2d(x: Tensor, weight: Tensor, opts: Conv2dOptions = {}): Ten
   const ctx = x.ctx;
   const out = ctx.empty(outShape, x.dtype, op);
   if (out.size === 0) return out;
-  const common = { op, a: x, b: weight, bias: opts.bias, residual: opts.residual, out, batches: B, N, bBatchStride: 0, biasBatchStride, activation: opts.activation ?? 'none' };
+  const common = { op, a: x, b: isQuantizedWeight(weight) ? weight.data : weight, bias: opts.bias, residual: opts.residual, out, batches: B, N, bBatchStride: 0, biasBatchStride, activation: opts.activation ?? 'none' };
   const pointwise = kh === 1 && kw === 1 && stride === 1 && up === 1 && pt + pl + pb + pr === 0;
   const problem: GemmProblem = pointwise
     ? { ...common, M: H * W, K: C, aBatchStride: H * W * C }
     : { ...common, M: Ho * Wo, K: kh * kw * C, aBatchStride: H * W * C, conv: { kh, kw, stride, upsample: up, H, W, C, Ho, Wo, padT: pt, padL: pl } };
   try {
-    recordGemm(ctx, problem, gemmSpec(ctx, problem, opts));
+    if (quant) recordQuantizedGemm(ctx, problem, quant, opts);
+    else recordGemm(ctx, problem, gemmSpec(ctx, problem, opts));
   } catch (e) {
     out.dispose();
     throw e;

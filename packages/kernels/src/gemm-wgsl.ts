@@ -197,7 +197,7 @@ function generic4Wgsl(spec: GemmSpec): string {
 }
 
 /** `finish(z, m, n, acc)`: bias, activation, residual, one rounding to S, store (rows/cols past the edge are dropped). */
-function epilogueWgsl(spec: GemmSpec): string {
+export function epilogueWgsl(spec: Pick<GemmSpec, 'hasBias' | 'hasResidual'>): string {
   const bias = spec.hasBias ? '\n  v += f32(bias[(u.z0 + z) * u.bias_bs + n]);' : '';
   const res = spec.hasResidual ? '\n  v += f32(residual[u.r_off + z * u.o_bs + m * u.N + n]);' : '';
   return /* wgsl */ `

@@ -156,9 +156,12 @@ function planChunks(ctx: GpuContext, p: GemmProblem, spec: GemmSpec): Chunk[] {
   return chunks;
 }
 
-/** Records the GEMM into ctx (one dispatch per chunk). */
-export function recordGemm(ctx: GpuContext, p: GemmProblem, spec: GemmSpec): void {
-  const pipeline = ctx.kernel(`kernels.gemm.${spec.variant}`, spec, wgslOf);
+/**
+ * Records the GEMM into ctx (one dispatch per chunk). `kernel` replaces the float kernel with another
+ * of the same bindings, uniforms and dispatch shape (the quantized GEMM: its pipeline and K trip count).
+ */
+export function recordGemm(ctx: GpuContext, p: GemmProblem, spec: GemmSpec, kernel?: { pipeline: GPUComputePipeline; kv: number }): void {
+  const pipeline = kernel?.pipeline ?? ctx.kernel(`kernels.gemm.${spec.variant}`, spec, wgslOf);
   const c = p.conv;
   const colsPerWg = spec.variant === 'tiled' ? spec.tileN : spec.lanes * spec.tileN;
   const mPerRow = c ? c.Wo : 1;
@@ -187,7 +190,7 @@ export function recordGemm(ctx: GpuContext, p: GemmProblem, spec: GemmSpec): voi
     if (p.bias) bindings.push(p.bias);
     if (rWin) bindings.push(rWin.binding);
     bindings.push(oWin.binding);
-    const kv = spec.variant === 'tiled' ? Math.ceil(p.K / 4) : p.K / spec.vec;
+    const kv = kernel?.kv ?? (spec.variant === 'tiled' ? Math.ceil(p.K / 4) : p.K / spec.vec);
     ctx.dispatch({
       pipeline,
       bindings,

@@ -7,10 +7,12 @@
 // subgroups), a workgroup-memory tiled kernel on GPUs — chosen in chooseGemmVariant (gemm.ts), with
 // `force` and `tile` for tests and benchmarks. f16 or f32 storage, f32 accumulation, epilogue fused
 // (bias before the activation, residual after it). Tensors past maxStorageBufferBindingSize are
-// split into row chunks (gemm.ts); a weight past it is a DeviceLimitError.
-import { formatShape, ShapeError, type Tensor } from '@ssd/tensor';
+// split into row chunks (gemm.ts); a weight past it is a DeviceLimitError. A QuantizedWeight (GGUF
+// blocks) runs the quantized kernels of the same variant (quantized-gemm.ts).
+import { formatShape, ShapeError, type QuantizedWeight, type QuantType, type Tensor } from '@ssd/tensor';
 import { gemmSpec, recordGemm, type GemmTile } from './gemm.js';
 import type { GemmVariant } from './gemm-wgsl.js';
+import { expectQuantized, isQuantizedWeight, recordQuantizedGemm } from './quantized-gemm.js';
 import type { Activation } from './shader.js';
 import { expectDtype, expectFloat, expectRank } from './validate.js';
 
@@ -28,10 +30,14 @@ export interface MatmulOptions {
   tile?: GemmTile;
 }
 
-/** y[..., N] = act(x[..., K] · weightᵀ + bias) + residual. weight is PyTorch Linear layout [N, K]. */
-export function linear(x: Tensor, weight: Tensor, opts: MatmulOptions = {}): Tensor {
+/**
+ * y[..., N] = act(x[..., K] · weightᵀ + bias) + residual. weight is PyTorch Linear layout [N, K], or a
+ * QuantizedWeight of shape [N, K] (or a 1×1 conv's [N, K, 1, 1]) dequantized in the kernel.
+ */
+export function linear(x: Tensor, weight: Tensor | QuantizedWeight, opts: MatmulOptions = {}): Tensor {
   const op = 'linear';
   expectFloat(op, 'x', x);
+  if (isQuantizedWeight(weight)) return linearQuantized(x, weight, opts);
   expectDtype(op, 'weight', weight, x.dtype);
   expectRank(op, 'weight', weight, 2, '[N, K]');
   if (x.rank < 1) throw new ShapeError(op, 'x', '[..., K]', formatShape(x.shape));
@@ -69,7 +75,19 @@ interface Dims {
   bBatchStride: number;
 }
 
-function gemm(op: string, a: Tensor, b: Tensor, outShape: number[], d: Dims, opts: MatmulOptions): Tensor {
+function linearQuantized(x: Tensor, weight: QuantizedWeight, opts: MatmulOptions): Tensor {
+  const op = 'linear';
+  const [N, wk, ...rest] = weight.shape;
+  const K = x.rank ? x.shape[x.rank - 1] : 0;
+  if (x.rank < 1 || wk !== K || !(rest.length === 0 || (rest.length === 2 && rest[0] === 1 && rest[1] === 1))) {
+    throw new ShapeError(op, 'weight', `[N, K] or [N, K, 1, 1] with K = ${K} (the last dim of x ${formatShape(x.shape)})`, formatShape(weight.shape));
+  }
+  expectQuantized(op, 'weight', weight, N, K);
+  const M = x.size / K;
+  return gemm(op, x, weight.data, [...x.shape.slice(0, -1), N], { batches: 1, M, N, K, aBatchStride: M * K, bBatchStride: 0 }, opts, weight.type);
+}
+
+function gemm(op: string, a: Tensor, b: Tensor, outShape: number[], d: Dims, opts: MatmulOptions, quant?: QuantType): Tensor {
   if (opts.bias) {
     expectDtype(op, 'bias', opts.bias, a.dtype);
     if (opts.bias.rank !== 1 || opts.bias.shape[0] !== d.N) throw new ShapeError(op, 'bias', `[N] = [${d.N}]`, formatShape(opts.bias.shape));
@@ -84,7 +102,8 @@ function gemm(op: string, a: Tensor, b: Tensor, outShape: number[], d: Dims, opt
   if (out.size === 0) return out;
   const problem = { op, a, b, bias: opts.bias, residual: opts.residual, out, ...d, biasBatchStride: 0, activation: opts.activation ?? 'none' };
   try {
-    recordGemm(ctx, problem, gemmSpec(ctx, problem, opts));
+    if (quant) recordQuantizedGemm(ctx, problem, quant, opts);
+    else recordGemm(ctx, problem, gemmSpec(ctx, problem, opts));
   } catch (e) {
     out.dispose();
     throw e;
