@@ -1,7 +1,7 @@
 // The kernel microbenchmark cases (matmul, conv 3×3, attention, groupNorm at SDXL shapes) and the
 // measurement of one case, shared by `pnpm bench:kernels` (bench/kernels.ts, Node) and the browser
 // demo's benchmark tab (examples/browser). No Node imports here: this file runs in browsers too.
-import type { GpuContext, Tensor } from '@ssd/tensor';
+import { QUANT_BLOCKS, type GpuContext, type QuantizedWeight, type QuantType, type Tensor } from '@ssd/tensor';
 import { attention, conv2d, conv2dWinograd, groupNorm, linear, winogradWeightFromOIHW, type WinogradTile } from '@ssd/kernels';
 import type { Peer } from './tfjs.js';
 import { peakGflops, timeGpu } from './timing.js';
@@ -60,6 +60,36 @@ export function matmulCase(m: number, k: number, n: number): Case {
       const a = tf.randomUniform([m, k]);
       const b = tf.randomUniform([n, k]);
       return { run: () => tf.matMul(a, b, false, true), dispose: () => (a.dispose(), b.dispose()) };
+    },
+  };
+}
+
+/**
+ * `blocks` blocks of `type` with random quants and every f16 scale / min 2⁻⁷ (finite values: what the
+ * kernel computes does not depend on them, only that it computes no inf or NaN), as u32-padded bytes.
+ */
+export function randomQuantizedBytes(type: QuantType, blocks: number): Uint8Array {
+  const { bytes: size } = QUANT_BLOCKS[type];
+  const b = new Uint8Array(Math.ceil((blocks * size) / 4) * 4);
+  let s = 7;
+  for (let i = 0; i < blocks * size; i++) b[i] = (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 24;
+  const halves = type === 'q6_K' ? [208] : type === 'q8_0' || type === 'q4_0' || type === 'q5_0' ? [0] : [0, 2];
+  for (let i = 0; i < blocks; i++) for (const h of halves) (b[i * size + h] = 0x00), (b[i * size + h + 1] = 0x20); // f16 2⁻⁷
+  return b;
+}
+
+/** A linear layer with a `type` weight, beside matmulCase's float one (bench:kernels' quantized rows). */
+export function quantizedMatmulCase(m: number, k: number, n: number, type: QuantType): Case {
+  return {
+    op: 'matmul',
+    shape: `${m}×${k}×${n} ${type}`,
+    flop: 2 * m * k * n,
+    make(ctx, dtype) {
+      const x = ctx.fromData(rand(m * k, 1), [m, k], dtype);
+      const bytes = randomQuantizedBytes(type, (n * k) / QUANT_BLOCKS[type].values);
+      const data = ctx.fromData(new Uint32Array(bytes.buffer), [bytes.byteLength / 4], 'u32', `${type} weight`);
+      const w: QuantizedWeight = { kind: 'quantized', type, shape: [n, k], data, dispose: () => data.dispose() };
+      return { run: () => linear(x, w), dispose: () => (x.dispose(), w.dispose()) };
     },
   };
 }

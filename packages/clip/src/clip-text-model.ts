@@ -4,7 +4,7 @@
 // LayerNorm at the first EOS position and, for the projection model, text_projection (no bias).
 import {
   buildAndLoad, chooseComputeDtype, ConfigError, formatShape, InvalidArgumentError, openModelSource, parameterStats, readComponentConfig, ShapeError, WeightStore, withScopeSync,
-  type DType, type GpuContext, type LoadProgress, type ModelSource, type Tensor,
+  type DType, type GpuContext, type LoadProgress, type ModelSource, type QuantizedWeight, type Tensor,
 } from '@ssd/tensor';
 import { attention, gatherRows, LayerNorm, Linear, linear, LoraWeight, namedLoraTargets, collectLoraWeights, tokenEmbedding, type Activation, type LoraTarget } from '@ssd/kernels';
 import { parseCLIPTextConfig, type CLIPTextConfig, type CLIPTextSpec } from './config.js';
@@ -42,7 +42,8 @@ export interface CLIPTextOutput {
 
 class EncoderLayer {
   readonly layer_norm1: LayerNorm;
-  readonly qkvWeight: Tensor;
+  /** q, k, v stacked; a quantized checkpoint's blocks stay quantized. */
+  readonly qkvWeight: Tensor | QuantizedWeight;
   readonly qkvBias: Tensor;
   /** q_proj, k_proj and v_proj as one LoRA-adaptable weight (three parts). */
   readonly qkvProj: LoraWeight;
@@ -55,9 +56,9 @@ class EncoderLayer {
     const d = cfg.hidden_size;
     const a = `${prefix}.self_attn`;
     this.layer_norm1 = new LayerNorm(store, `${prefix}.layer_norm1`, d, cfg.layer_norm_eps);
-    this.qkvWeight = store.takeStacked([`${a}.q_proj.weight`, `${a}.k_proj.weight`, `${a}.v_proj.weight`], [[d, d], [d, d], [d, d]]);
+    this.qkvWeight = store.takeStacked([`${a}.q_proj.weight`, `${a}.k_proj.weight`, `${a}.v_proj.weight`], [[d, d], [d, d], [d, d]], { allowQuantized: true });
     this.qkvBias = store.takeStacked([`${a}.q_proj.bias`, `${a}.k_proj.bias`, `${a}.v_proj.bias`], [[d], [d], [d]]);
-    this.qkvProj = new LoraWeight(this.qkvWeight, 'linear', ['q_proj', 'k_proj', 'v_proj'].map((n, i) => ({ path: `${a}.${n}`, rowOffset: i * d, rows: d })));
+    this.qkvProj = new LoraWeight(this.qkvWeight, 'linear', ['q_proj', 'k_proj', 'v_proj'].map((n, i) => ({ path: `${a}.${n}`, rowOffset: i * d, rows: d })), null, store.dtype);
     this.out_proj = new Linear(store, `${a}.out_proj`, d, d);
     this.layer_norm2 = new LayerNorm(store, `${prefix}.layer_norm2`, d, cfg.layer_norm_eps);
     this.fc1 = new Linear(store, `${prefix}.mlp.fc1`, d, cfg.intermediate_size);

@@ -2,8 +2,9 @@
 // heads split into contiguous chunks of dimHead, scale 1/√dimHead. Self-attention loads q/k/v as
 // one stacked [3·inner, C] projection (one matmul, read in place by the attention kernel); cross-
 // attention stacks k/v. Legacy names (query/key/value/proj_attn) and 1×1-conv shapes are accepted.
-// Each projection is a LoraWeight whose parts are the diffusers modules (to_q, to_k, to_v, to_out.0).
-import { withScopeSync, type Tensor, type WeightStore } from '@ssd/tensor';
+// Each projection is a LoraWeight whose parts are the diffusers modules (to_q, to_k, to_v, to_out.0);
+// quantized projections stay quantized (stacked parts of one format stack as their blocks).
+import { withScopeSync, type QuantizedWeight, type Tensor, type WeightStore } from '@ssd/tensor';
 import { attention } from '../attention.js';
 import { LoraWeight } from './lora-weight.js';
 
@@ -25,13 +26,13 @@ export class Attention {
   readonly inner: number;
   readonly isCross: boolean;
   /** Self: [3·inner, C] (q, k, v); cross: q [inner, C] and kv [2·inner, Cctx]. */
-  readonly qkvWeight: Tensor | null = null;
+  readonly qkvWeight: Tensor | QuantizedWeight | null = null;
   readonly qkvBias: Tensor | null = null;
-  readonly qWeight: Tensor | null = null;
+  readonly qWeight: Tensor | QuantizedWeight | null = null;
   readonly qBias: Tensor | null = null;
-  readonly kvWeight: Tensor | null = null;
+  readonly kvWeight: Tensor | QuantizedWeight | null = null;
   readonly kvBias: Tensor | null = null;
-  readonly outWeight: Tensor;
+  readonly outWeight: Tensor | QuantizedWeight;
   readonly outBias: Tensor | null;
   /** The projections as LoRA-adaptable weights: qkv (self) or q and kv (cross), and out. */
   readonly qkvProj: LoraWeight | null = null;
@@ -53,24 +54,24 @@ export class Attention {
     const part = (n: keyof typeof NEW_NAMES, i: number) => ({ path: `${prefix}.${names[n]}`, rowOffset: i * this.inner, rows: this.inner });
     if (!this.isCross) {
       const w = [this.inner, queryDim];
-      this.qkvWeight = store.takeStacked([key('q', 'weight'), key('k', 'weight'), key('v', 'weight')], [w, w, w], { alternateShapes: conv1x1(w) });
+      this.qkvWeight = store.takeStacked([key('q', 'weight'), key('k', 'weight'), key('v', 'weight')], [w, w, w], { alternateShapes: conv1x1(w), allowQuantized: true });
       if (config.bias) this.qkvBias = store.takeStacked([key('q', 'bias'), key('k', 'bias'), key('v', 'bias')], [[this.inner], [this.inner], [this.inner]]);
-      this.qkvProj = new LoraWeight(this.qkvWeight, 'linear', [part('q', 0), part('k', 1), part('v', 2)]);
+      this.qkvProj = new LoraWeight(this.qkvWeight, 'linear', [part('q', 0), part('k', 1), part('v', 2)], null, store.dtype);
     } else {
       const ctxDim = config.crossAttentionDim!;
-      this.qWeight = store.take(key('q', 'weight'), [this.inner, queryDim], { alternateShapes: conv1x1([this.inner, queryDim]) });
+      this.qWeight = store.take(key('q', 'weight'), [this.inner, queryDim], { alternateShapes: conv1x1([this.inner, queryDim]), allowQuantized: true });
       const kv = [this.inner, ctxDim];
-      this.kvWeight = store.takeStacked([key('k', 'weight'), key('v', 'weight')], [kv, kv], { alternateShapes: conv1x1(kv) });
+      this.kvWeight = store.takeStacked([key('k', 'weight'), key('v', 'weight')], [kv, kv], { alternateShapes: conv1x1(kv), allowQuantized: true });
       if (config.bias) {
         this.qBias = store.take(key('q', 'bias'), [this.inner]);
         this.kvBias = store.takeStacked([key('k', 'bias'), key('v', 'bias')], [[this.inner], [this.inner]]);
       }
-      this.qProj = new LoraWeight(this.qWeight, 'linear', [part('q', 0)]);
-      this.kvProj = new LoraWeight(this.kvWeight, 'linear', [part('k', 0), part('v', 1)]);
+      this.qProj = new LoraWeight(this.qWeight, 'linear', [part('q', 0)], null, store.dtype);
+      this.kvProj = new LoraWeight(this.kvWeight, 'linear', [part('k', 0), part('v', 1)], null, store.dtype);
     }
-    this.outWeight = store.take(key('out', 'weight'), [queryDim, this.inner], { alternateShapes: conv1x1([queryDim, this.inner]) });
+    this.outWeight = store.take(key('out', 'weight'), [queryDim, this.inner], { alternateShapes: conv1x1([queryDim, this.inner]), allowQuantized: true });
     this.outBias = config.outBias === false ? null : store.take(key('out', 'bias'), [queryDim]);
-    this.outProj = new LoraWeight(this.outWeight, 'linear', [{ path: `${prefix}.${names.out}`, rowOffset: 0, rows: queryDim }]);
+    this.outProj = new LoraWeight(this.outWeight, 'linear', [{ path: `${prefix}.${names.out}`, rowOffset: 0, rows: queryDim }], null, store.dtype);
   }
 
   /** x [B, N, C] (and context [B, M, Cctx] for cross-attention) → [B, N, C] (+ residual). */

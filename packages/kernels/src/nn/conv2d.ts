@@ -4,8 +4,9 @@
 // layout is kept. `algorithm: 'auto'` takes chooseConvAlgorithm's pick for the adapter, dtype and
 // channels; the default is direct, because Winograd needs scratch (up to 2× the larger of the conv's
 // input and output, or 32 MiB; see conv2d-winograd.ts) that a model's memory plan must count before it opts in.
-// LoRA adapters (LoCon: a k×k down conv and a 1×1 up conv) run through `lora`.
-import type { Tensor, WeightStore } from '@ssd/tensor';
+// LoRA adapters (LoCon: a k×k down conv and a 1×1 up conv) run through `lora`. A quantized entry stays
+// as stored (OIHW rows of blocks, which only the direct kernels read: conv2d walks K in that order).
+import type { QuantizedWeight, Tensor, WeightStore } from '@ssd/tensor';
 import { chooseConvAlgorithm, winogradTileOf, type ConvAlgorithm } from '../conv2d-algorithm.js';
 import { conv2dWeightFromOIHW, conv2dWeightShape, type Conv2dOptions } from '../conv2d.js';
 import type { Activation } from '../shader.js';
@@ -26,8 +27,8 @@ export interface Conv2dConfig {
 }
 
 export class Conv2d {
-  /** OHWI [Cout, KH, KW, Cin] (direct) or [T, Cout, Cin] (Winograd). */
-  readonly weight: Tensor;
+  /** OHWI [Cout, KH, KW, Cin] (direct), [T, Cout, Cin] (Winograd), or the file's OIHW blocks (quantized). */
+  readonly weight: Tensor | QuantizedWeight;
   readonly bias: Tensor | null;
   /** LoRA adapters on this layer (module path = prefix). */
   readonly lora: LoraWeight;
@@ -44,14 +45,15 @@ export class Conv2d {
     const oihw = [outChannels, inChannels, k, k];
     const dtype = store.dtype === 'f16' ? 'f16' : 'f32';
     const want = config.algorithm ?? 'direct';
-    this.algorithm = chooseConvAlgorithm(store.ctx, { dtype, inChannels, outChannels, kernelSize: k, stride: config.stride ?? 1 }, want === 'auto' ? undefined : want);
+    const quantized = !!store.info(`${prefix}.weight`)?.quantized;
+    this.algorithm = quantized ? 'direct' : chooseConvAlgorithm(store.ctx, { dtype, inChannels, outChannels, kernelSize: k, stride: config.stride ?? 1 }, want === 'auto' ? undefined : want);
     const tile = winogradTileOf(this.algorithm);
     this.weight =
       tile === null
-        ? store.take(`${prefix}.weight`, conv2dWeightShape(oihw), { fileShape: oihw, transform: (data, shape) => conv2dWeightFromOIHW(data as Float32Array | Uint16Array, shape).data })
+        ? store.take(`${prefix}.weight`, conv2dWeightShape(oihw), { fileShape: oihw, transform: (data, shape) => conv2dWeightFromOIHW(data as Float32Array | Uint16Array, shape).data, allowQuantized: true })
         : store.take(`${prefix}.weight`, winogradWeightShape(oihw, tile), { fileShape: oihw, transform: (data, shape) => winogradWeightFromOIHW(data as Float32Array | Uint16Array, shape, tile).data });
     this.bias = config.bias === false ? null : store.take(`${prefix}.bias`, [outChannels]);
-    this.lora = new LoraWeight(this.weight, 'conv2d', [{ path: prefix, rowOffset: 0, rows: outChannels }], tile ?? undefined);
+    this.lora = new LoraWeight(this.weight, 'conv2d', [{ path: prefix, rowOffset: 0, rows: outChannels }], tile, store.dtype);
   }
 
   /**

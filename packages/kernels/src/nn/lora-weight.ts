@@ -4,13 +4,15 @@
 // stacked projection (q/k/v as one [3·inner, C]) whose row ranges are separate diffusers modules.
 // y = act(x·Wᵀ + b + Σᵢ cᵢ·(x·Aᵢᵀ)·Bᵢᵀ) + residual — for a conv, Aᵢ is a conv with the layer's
 // kernel, stride and padding and Bᵢ a 1×1 conv (diffusers models/lora.py LoRACompatibleConv). The base
-// tensor is never written, so removing the adapters (or unfusing) restores the base bit for bit.
-import { formatShape, ShapeError, type Tensor } from '@ssd/tensor';
+// tensor is never written, so removing the adapters (or unfusing) restores the base bit for bit. A
+// quantized base has no float copy to merge into: its adapters always run on the side (fuse freezes them).
+import { formatShape, ShapeError, type DType, type GpuContext, type QuantizedWeight, type Tensor } from '@ssd/tensor';
 import { conv2d, type Conv2dOptions } from '../conv2d.js';
 import { conv2dWinograd } from '../conv2d-winograd.js';
 import { activate, add, scale } from '../elementwise.js';
 import { nchwToNhwc } from '../layout.js';
 import { linear, matmul, type MatmulOptions } from '../matmul.js';
+import { isQuantizedWeight } from '../quantized-gemm.js';
 import { expectDtype } from '../validate.js';
 import { winogradWeightTransform } from '../winograd-weight-gpu.js';
 import type { WinogradTile } from '../winograd-weights.js';
@@ -56,15 +58,21 @@ export class LoraWeight {
   private readonly scaledDowns = new Map<string, { c: number; t: Tensor }>();
   private merged: { key: string; t: Tensor } | null = null;
   private fusedCopy: { key: string; t: Tensor; names: ReadonlySet<string> } | null = null;
+  /** fuse() on a quantized base: the adapters frozen at their coefficients (c·A owned when c ≠ 1). */
+  private fusedSide: { names: ReadonlySet<string>; terms: (LowRankPair & { owned: boolean })[] } | null = null;
+  private readonly layerDtype: DType;
 
   constructor(
-    /** The layer's weight as loaded; never written. */
-    readonly base: Tensor,
+    /** The layer's weight as loaded (a conv's QuantizedWeight keeps the file's OIHW shape); never written. */
+    readonly base: Tensor | QuantizedWeight,
     readonly kind: LoraKind,
     readonly parts: readonly LoraPart[],
     /** A conv2d base in conv2dWinograd's layout [T, N, C] (its output tile), else null. */
     readonly winograd: WinogradTile | null = null,
+    /** The layer's compute dtype, which adapters must have: a quantized base's (a float base's is its dtype). */
+    dtype: DType = 'f32',
   ) {
+    this.layerDtype = isQuantizedWeight(base) ? dtype : base.dtype;
     const n = this.outFeatures;
     if (parts.some((p) => p.rowOffset < 0 || p.rows < 1 || p.rowOffset + p.rows > n)) {
       throw new ShapeError('LoraWeight', 'parts', `row ranges inside [0, ${n})`, JSON.stringify(parts));
@@ -78,17 +86,26 @@ export class LoraWeight {
 
   /** Input features (conv2d: input channels). */
   get inFeatures(): number {
-    return this.kind === 'linear' ? this.reduceSize : this.base.shape[this.winograd ? 2 : 3];
+    return this.kind === 'linear' ? this.reduceSize : this.base.shape[this.winograd ? 2 : isQuantizedWeight(this.base) ? 1 : 3];
   }
 
   /** The conv's kernel size (1 for linear layers). */
   get kernelSize(): number {
-    return this.kind === 'linear' ? 1 : this.winograd ? 3 : this.base.shape[1];
+    return this.kind === 'linear' ? 1 : this.winograd ? 3 : this.base.shape[isQuantizedWeight(this.base) ? 2 : 1];
   }
 
   /** K of the direct GEMM: in features (linear) or kh·kw·Cin (conv2d, also for a Winograd base). */
   get reduceSize(): number {
-    return this.kind === 'linear' ? this.base.size / this.base.shape[0] : this.kernelSize ** 2 * this.inFeatures;
+    return this.kind === 'linear' ? this.base.shape.reduce((a, d) => a * d, 1) / this.base.shape[0] : this.kernelSize ** 2 * this.inFeatures;
+  }
+
+  /** The dtype adapters must have (the layer's activations). */
+  get dtype(): DType {
+    return this.layerDtype;
+  }
+
+  get ctx(): GpuContext {
+    return isQuantizedWeight(this.base) ? this.base.data.ctx : this.base.ctx;
   }
 
   /** The shape of a rank-R adapter's down projection: [R, K] (linear) or OHWI [R, k, k, Cin] (conv2d). */
@@ -103,7 +120,7 @@ export class LoraWeight {
 
   /** Whether a fused copy is in use (fuse() without unfuse()). */
   get isFused(): boolean {
-    return this.fusedCopy !== null;
+    return this.fusedCopy !== null || this.fusedSide !== null;
   }
 
   /** GPU bytes this layer holds beyond its base weight (adapters, scaled copies, merged/fused copies). */
@@ -113,6 +130,7 @@ export class LoraWeight {
     for (const s of this.scaledDowns.values()) b += s.t.byteSize;
     if (this.merged) b += this.merged.t.byteSize;
     if (this.fusedCopy) b += this.fusedCopy.t.byteSize;
+    for (const t of this.fusedSide?.terms ?? []) if (t.owned) b += t.down.byteSize;
     return b;
   }
 
@@ -120,8 +138,8 @@ export class LoraWeight {
   setAdapter(name: string, pair: LowRankPair): void {
     const op = `LoraWeight(${this.parts.map((p) => p.path).join(', ')})`;
     const { down, up } = pair;
-    expectDtype(op, 'down', down, this.base.dtype);
-    expectDtype(op, 'up', up, this.base.dtype);
+    expectDtype(op, 'down', down, this.dtype);
+    expectDtype(op, 'up', up, this.dtype);
     const R = down.shape[0];
     const downShape = this.downShape(R);
     if (R < 1 || formatShape(down.shape) !== formatShape(downShape)) {
@@ -139,7 +157,7 @@ export class LoraWeight {
   deleteAdapter(name: string): void {
     const p = this.pairs.get(name);
     if (!p) return;
-    if (this.fusedCopy?.names.has(name)) this.unfuse();
+    if (this.fusedCopy?.names.has(name) || this.fusedSide?.names.has(name)) this.unfuse();
     this.pairs.delete(name);
     this.coefficients.delete(name);
     this.dropScaled(name);
@@ -163,6 +181,11 @@ export class LoraWeight {
   fuse(): void {
     const live = this.liveTerms();
     if (!live.length) return;
+    if (isQuantizedWeight(this.base)) {
+      const terms = live.map(([, p, c]) => ({ down: c === 1 ? p.down : scale(p.down, c), up: p.up, owned: c !== 1 }));
+      this.fusedSide = { names: new Set([...(this.fusedSide?.names ?? []), ...live.map((l) => l[0])]), terms: [...(this.fusedSide?.terms ?? []), ...terms] };
+      return;
+    }
     const base = this.fusedCopy?.t ?? this.base;
     const key = this.keyOf(live);
     let t: Tensor;
@@ -180,6 +203,8 @@ export class LoraWeight {
   unfuse(): void {
     this.fusedCopy?.t.dispose();
     this.fusedCopy = null;
+    for (const t of this.fusedSide?.terms ?? []) if (t.owned) t.down.dispose();
+    this.fusedSide = null;
     this.dropMerged();
   }
 
@@ -202,7 +227,7 @@ export class LoraWeight {
   /** conv2d with the adapters: the down projection is a conv with the same stride, padding and upsampling. */
   conv2d(x: Tensor, opts: Conv2dOptions = {}): Tensor {
     const { weight, side } = this.current();
-    const base = (o: Conv2dOptions) => (this.winograd ? conv2dWinograd(x, weight, o) : conv2d(x, weight, o));
+    const base = (o: Conv2dOptions) => (this.winograd && !isQuantizedWeight(weight) ? conv2dWinograd(x, weight, o) : conv2d(x, weight, o));
     if (!side.length) return base(opts);
     const act = opts.activation ?? 'none';
     let y = base({ ...opts, activation: undefined, residual: act === 'none' ? opts.residual : undefined });
@@ -231,14 +256,15 @@ export class LoraWeight {
   }
 
   /** The weight the GEMM reads now, and the adapters still to add on the side. */
-  private current(): { weight: Tensor; side: LowRankPair[] } {
+  private current(): { weight: Tensor | QuantizedWeight; side: LowRankPair[] } {
     const base = this.fusedCopy?.t ?? this.base;
     const live = this.liveTerms();
+    const frozen = this.fusedSide?.terms ?? [];
     if (!live.length) {
       this.dropMerged(); // every adapter off: no copy is worth its memory
-      return { weight: base, side: [] };
+      return { weight: base, side: frozen };
     }
-    if ((this.mode ?? LoraWeight.defaultMode) === 'merged') {
+    if ((this.mode ?? LoraWeight.defaultMode) === 'merged' && !isQuantizedWeight(base)) {
       const key = this.keyOf(live);
       if (this.merged?.key !== key) {
         this.dropMerged();
@@ -247,7 +273,7 @@ export class LoraWeight {
       return { weight: this.merged.t, side: [] };
     }
     this.dropMerged();
-    return { weight: base, side: live.map(([name, p, c]) => ({ down: this.scaledDown(name, p, c), up: p.up })) };
+    return { weight: base, side: [...frozen, ...live.map(([name, p, c]) => ({ down: this.scaledDown(name, p, c), up: p.up }))] };
   }
 
   /** Adapters with a non-zero coefficient that are not inside the fused copy. */
@@ -255,7 +281,7 @@ export class LoraWeight {
     const out: Term[] = [];
     for (const [name, p] of this.pairs) {
       const c = this.coefficients.get(name) ?? 0;
-      if (c !== 0 && !this.fusedCopy?.names.has(name)) out.push([name, p, c]);
+      if (c !== 0 && !this.fusedCopy?.names.has(name) && !this.fusedSide?.names.has(name)) out.push([name, p, c]);
     }
     return out;
   }

@@ -172,8 +172,8 @@ export async function buildPair(lora: LoraFile, weight: LoraWeight, modules: rea
     for (let i = 0; i < rows; i++) for (let j = 0; j < m.rank; j++) up[(rowOffset + i) * R + col + j] = u[i * m.rank + j] * m.multiplier;
     col += m.rank;
   }
-  const ctx = weight.base.ctx;
-  const dtype = weight.base.dtype;
+  const ctx = weight.ctx;
+  const dtype = weight.dtype;
   const downShape = weight.downShape(R);
   return { down: upload(ctx, down, downShape, dtype, 'lora down'), up: upload(ctx, up, [N, R], dtype, 'lora up') };
 }
