@@ -1,8 +1,8 @@
-// pnpm bench:kernels — kernel microbenchmarks at SDXL shapes, f32 and f16: matmul, conv 3×3 (direct, and
-// Winograd F(2×2) / F(4×4) beside it in GFLOP/s-equivalent), attention, groupNorm; ms, GFLOP/s or GB/s,
-// fraction of peak, against tfjs-backend-webgpu. Writes bench/results/kernels-<adapter>.json; `--only
-// matmul,conv` picks cases (nothing written), `--json` prints the result as stdout's last line, `--runs N`
-// (default 5), `--no-peer` skips tfjs, `--note text` goes into the file (e.g. that the machine was shared).
+// pnpm bench:kernels — kernel microbenchmarks at SDXL shapes, f32 and f16: matmul (also with q8_0 / q4_K
+// weights, each timed interleaved with the float matmul), conv 3×3 (direct, and Winograd F(2×2) / F(4×4)
+// beside it in GFLOP/s-equivalent), attention, groupNorm; ms, GFLOP/s or GB/s, fraction of peak, against
+// tfjs-backend-webgpu. Writes bench/results/kernels-<adapter>.json; `--only matmul,conv` picks cases
+// (nothing written), `--json` prints the result as stdout's last line, `--runs N`, `--no-peer`, `--note`.
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createContext } from '@ssd/tensor';

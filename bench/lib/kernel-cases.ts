@@ -1,10 +1,10 @@
-// The kernel microbenchmark cases (matmul, conv 3×3, attention, groupNorm at SDXL shapes) and the
-// measurement of one case, shared by `pnpm bench:kernels` (bench/kernels.ts, Node) and the browser
+// The kernel microbenchmark cases (matmul with float weights and with q8_0 / q4_K weights — those timed
+// interleaved with the float GEMM —, conv 3×3, attention, groupNorm at SDXL shapes) and the measurement of one case, shared by `pnpm bench:kernels` (bench/kernels.ts, Node) and the browser
 // demo's benchmark tab (examples/browser). No Node imports here: this file runs in browsers too.
 import { QUANT_BLOCKS, type GpuContext, type QuantizedWeight, type QuantType, type Tensor } from '@ssd/tensor';
 import { attention, conv2d, conv2dWinograd, groupNorm, linear, winogradWeightFromOIHW, type WinogradTile } from '@ssd/kernels';
 import type { Peer } from './tfjs.js';
-import { peakGflops, timeGpu } from './timing.js';
+import { peakGflops, timeGpu, timeGpuInterleaved } from './timing.js';
 
 export type DType = 'f32' | 'f16';
 
@@ -21,6 +21,8 @@ export interface Case {
   /** The dtypes the case runs in (default both); `dtypeNote` says why others are left out. */
   dtypes?: readonly DType[];
   dtypeNote?: string;
+  /** The float case this one is compared with, timed interleaved with it (quantized GEMMs vs the same shape in f16/f32). */
+  baseline?: Case;
 }
 
 export interface Row {
@@ -34,6 +36,8 @@ export interface Row {
   copyGbps?: number;
   peer?: { name: string; ms: number; gflops?: number; ratio: number } | { name: string; error: string };
   note?: string;
+  /** The baseline case's time in the same interleaved run and this row's GFLOP/s over its GFLOP/s. */
+  baseline?: { shape: string; ms: number; ratio: number };
 }
 
 function rand(n: number, seed: number): Float32Array {
@@ -78,12 +82,13 @@ export function randomQuantizedBytes(type: QuantType, blocks: number): Uint8Arra
   return b;
 }
 
-/** A linear layer with a `type` weight, beside matmulCase's float one (bench:kernels' quantized rows). */
+/** A linear layer with a `type` weight, timed interleaved with matmulCase's float one (bench:kernels' quantized rows). */
 export function quantizedMatmulCase(m: number, k: number, n: number, type: QuantType): Case {
   return {
     op: 'matmul',
     shape: `${m}×${k}×${n} ${type}`,
     flop: 2 * m * k * n,
+    baseline: matmulCase(m, k, n),
     make(ctx, dtype) {
       const x = ctx.fromData(rand(m * k, 1), [m, k], dtype);
       const bytes = randomQuantizedBytes(type, (n * k) / QUANT_BLOCKS[type].values);
@@ -178,11 +183,13 @@ export function groupNormCase(b: number, h: number, w: number, c: number): Case 
 
 /** The recorded benchmark: SDXL / SSD-1B shapes at 1024² (latents 128², attention at 64² and 32²). */
 export const CASES: readonly Case[] = [
-  matmulCase(1024, 640, 640),
-  matmulCase(4096, 640, 640),
-  matmulCase(1024, 1280, 5120),
-  matmulCase(4096, 640, 5120),
-  matmulCase(77, 2048, 1280),
+  ...[
+    [1024, 640, 640],
+    [4096, 640, 640],
+    [1024, 1280, 5120],
+    [4096, 640, 5120],
+    [77, 2048, 1280],
+  ].flatMap(([m, k, n]) => [matmulCase(m, k, n), quantizedMatmulCase(m, k, n, 'q8_0'), quantizedMatmulCase(m, k, n, 'q4_K')]),
   // each 3×3 conv direct, then Winograd F(2×2) and F(4×4) beside it
   ...([[32, 32, 320, 320], [32, 32, 640, 640], [64, 64, 128, 128], [64, 64, 320, 320]] as const).flatMap(([h, w, ci, co]) => [convCase(h, w, ci, co), winogradCase(h, w, ci, co, 2), winogradCase(h, w, ci, co, 4)]),
   attentionCase(4096, 4096, 10, 64, 1024),
@@ -196,7 +203,16 @@ export const CASES: readonly Case[] = [
  * One small case per op (about 1/50 of the work of the smallest recorded case): a quick check that
  * every kernel runs on an adapter, for CPU adapters and the browser tests. Not for comparing GPUs.
  */
-export const SMOKE_CASES: readonly Case[] = [matmulCase(256, 320, 320), convCase(16, 16, 64, 64), winogradCase(16, 16, 64, 64, 2), winogradCase(16, 16, 64, 64, 4), attentionCase(256, 256, 4, 64), attentionCase(256, 77, 4, 64), groupNormCase(1, 16, 16, 320)];
+export const SMOKE_CASES: readonly Case[] = [
+  matmulCase(256, 320, 320),
+  quantizedMatmulCase(256, 320, 320, 'q8_0'),
+  convCase(16, 16, 64, 64),
+  winogradCase(16, 16, 64, 64, 2),
+  winogradCase(16, 16, 64, 64, 4),
+  attentionCase(256, 256, 4, 64),
+  attentionCase(256, 77, 4, 64),
+  groupNormCase(1, 16, 16, 320),
+];
 
 export interface MeasureOptions {
   runs: number;
@@ -216,9 +232,12 @@ async function copyGbps(ctx: GpuContext, bytes: number, runs: number): Promise<n
 /** Times one case at one dtype: warm-up, then the median of `runs`; GFLOP/s or GB/s (with a copy's GB/s beside it). */
 export async function measureCase(ctx: GpuContext, c: Case, dtype: DType, o: MeasureOptions): Promise<Row> {
   const inst = c.make(ctx, dtype);
-  const t = await timeGpu(ctx, () => inst.run(), o.runs);
+  const base = c.baseline?.make(ctx, dtype);
+  const [t, tb] = base ? await timeGpuInterleaved(ctx, [() => inst.run(), () => base.run()], o.runs) : [await timeGpu(ctx, () => inst.run(), o.runs)];
   inst.dispose();
+  base?.dispose();
   const row: Row = { op: c.op, shape: c.shape, dtype, ms: t.ms, note: c.note };
+  if (tb) row.baseline = { shape: `${c.baseline!.shape} ${dtype}`, ms: tb.ms, ratio: tb.ms / t.ms };
   const peak = peakGflops(ctx.info.description, dtype, o.peakOverride);
   if (c.flop) {
     row.gflops = c.flop / (t.ms / 1000) / 1e9;
@@ -232,9 +251,10 @@ export async function measureCase(ctx: GpuContext, c: Case, dtype: DType, o: Mea
   return row;
 }
 
-/** "12.3 GFLOP/s (4.2% of peak)" or "1.23 GB/s (copy 4.56 GB/s)". */
+/** "12.3 GFLOP/s (4.2% of peak)", "… ×0.97 of f16 (interleaved)" or "1.23 GB/s (copy 4.56 GB/s)". */
 export function formatPerf(row: Row): string {
+  const vs = row.baseline ? ` ×${row.baseline.ratio.toFixed(2)} of ${row.dtype} (interleaved)` : '';
   return row.gflops !== undefined
-    ? `${row.gflops.toFixed(1)} GFLOP/s${row.fractionOfPeak ? ` (${(row.fractionOfPeak * 100).toFixed(1)}% of peak)` : ''}`
+    ? `${row.gflops.toFixed(1)} GFLOP/s${row.fractionOfPeak ? ` (${(row.fractionOfPeak * 100).toFixed(1)}% of peak)` : ''}${vs}`
     : `${row.gbps!.toFixed(2)} GB/s (copy ${row.copyGbps!.toFixed(2)} GB/s)`;
 }

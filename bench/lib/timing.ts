@@ -32,6 +32,31 @@ export async function timeGpu(ctx: GpuContext, fn: () => { dispose(): void } | v
   return { ms: median(times), runs: times };
 }
 
+/**
+ * timeGpu for several functions run in turn (a, b, a, b, …), so a shared machine's load falls on each
+ * alike and their ratio holds even when the absolute times do not (A/B comparisons).
+ */
+export async function timeGpuInterleaved(ctx: GpuContext, fns: readonly (() => { dispose(): void } | void)[], runs = 5): Promise<Timing[]> {
+  const best = fns.map(() => 0);
+  const once = async (i: number) => {
+    const t0 = performance.now();
+    const out = fns[i]();
+    await ctx.sync({ expectedMs: best[i] });
+    const ms = performance.now() - t0;
+    out?.dispose();
+    return ms;
+  };
+  for (let i = 0; i < fns.length; i++) await once(i); // warm-ups: compiles
+  const times = fns.map(() => [] as number[]);
+  for (let r = 0; r < runs; r++) {
+    for (let i = 0; i < fns.length; i++) {
+      times[i].push(await once(i));
+      best[i] = Math.min(...times[i]);
+    }
+  }
+  return times.map((t) => ({ ms: median(t), runs: t }));
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
