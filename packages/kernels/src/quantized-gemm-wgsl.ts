@@ -130,7 +130,7 @@ export function quantizedRegisterWgsl(spec: QuantizedGemmSpec): string {
 
   const setup = [...cols.map((j) => `let bg${j} = b_group(n0 + ${j}u * LANES);`), ...loaded.map((r) => rowSetup(spec, r, rowOf(r)))].join('\n    ');
   const heads = cols.map((j) => `let h${j} = qhead(bg${j} + g);`).join('\n      ');
-  const bvals = cols.map((j) => `let bv${j}l = qquad(h${j}, 2u * s); let bv${j}h = qquad(h${j}, 2u * s + 1u);`).join('\n        ');
+  const bvals = cols.map((j) => `let bv${j} = qoct(h${j}, s); let bv${j}l = bv${j}.l; let bv${j}h = bv${j}.h;`).join('\n        ');
   const aloads = loaded.map((r) => loadA(spec, r, `ar${r}`)).join('\n        ');
   const fmas: string[] = [];
   for (let i = 0; i < tileM; i++) {

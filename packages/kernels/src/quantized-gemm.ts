@@ -26,7 +26,7 @@ export function expectQuantized(op: string, arg: string, w: QuantizedWeight, row
   if (!block) throw new InvalidArgumentError(`${op}: ${arg} has quantization type "${w.type}"; the kernels read ${Object.keys(QUANT_BLOCKS).join(', ')}`);
   if (w.data.dtype !== 'u32') throw new DTypeError(op, `${arg}.data`, 'u32 (the GGUF block bytes)', w.data.dtype);
   if (rowLen % QUANT_GROUP !== 0) {
-    throw new ShapeError(op, arg, `a ${w.type} weight whose rows (${rowLen} values) are a multiple of ${QUANT_GROUP}`, formatShape(w.shape));
+    throw new ShapeError(op, arg, `rows of a multiple of ${QUANT_GROUP} values (the groups ${w.type} is decoded in; a row here has ${rowLen})`, formatShape(w.shape));
   }
   const values = rows * rowLen;
   if (values % block.values !== 0) throw new ShapeError(op, arg, `whole ${block.values}-value ${w.type} blocks (${values} values)`, formatShape(w.shape));
