@@ -103,6 +103,12 @@ describe('conv2d with a quantized weight', () => {
     });
   }
 
+  it('conv2d q4_1 f16 on the subgroup kernel\'s fallback (a workgroup wider than the subgroup)', async ({ skip }) => {
+    if (skipped('f16', 'subgroups')) skip();
+    const lanes = 2 * (ctx.info.subgroupMaxSize ?? 8);
+    await check(ctx, 'conv2d q4_1 fallback', 'f16', base('q4_1'), { force: 'subgroups', tile: { m: lanes, n: 1, lanes } });
+  });
+
   it('the adapter default (variant and tile) on an SDXL-like layer: x 1×8×8×64 → 32, 3×3 q8_0', async ({ skip }) => {
     if (skipped('f16')) skip();
     await check(ctx, 'conv2d q8_0 default', 'f16', { ...base('q8_0'), B: 1, H: 8, W: 8, C: 64, N: 32 }, {});

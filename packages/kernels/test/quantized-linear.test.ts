@@ -100,6 +100,17 @@ describe('linear with a quantized weight', () => {
     }
   }
 
+  // a workgroup wider than the subgroup: the subgroup kernel's fallback (every lane reads A itself)
+  for (const type of ['q5_0', 'q5_K'] as const) {
+    const c: Case = { type, M: 21, K: kOf(type), N: 19, ...FULL };
+    const label = name('f16', 'subgroups-fallback', c);
+    it(label, async ({ skip }) => {
+      if (skipF16('f16') || skipPath('subgroups')) skip();
+      const lanes = 2 * (ctx.info.subgroupMaxSize ?? 8);
+      await check(ctx, label, 'f16', c, { force: 'subgroups', tile: { m: lanes, n: 1, lanes } });
+    });
+  }
+
   // K-quant rows that end inside a super-block (160 values: 5 groups), as ComfyUI-GGUF's reshaped tensors
   for (const type of ['q4_K', 'q5_K', 'q6_K'] as const) {
     const c: Case = { type, M: 9, K: 160, N: 8, ...FULL };
