@@ -2,7 +2,8 @@
 // q4_K … weight, A/B interleaved rep by rep (so a shared machine's load hits both alike).
 //   node --conditions=source --import tsx bench/kernels-dev/gemm-quantized.ts [--types q8_0,q4_K]
 //        [--dtype f16] [--reps 5] [--shapes 1024x640x640,…] [--force …] [--tile 32x4] [--conv]
-// Prints each one's median ms and GFLOP/s and the ratio quantized / float GFLOP/s.
+// Prints each one's median wall ms and GFLOP/s, the ratio quantized / float, and the same from the
+// process's CPU time (lavapipe's threads included): steadier than wall time when jobs share the cores.
 import { createContext, QUANT_BLOCKS, type DType, type QuantizedWeight, type QuantType, type Tensor } from '@ssd/tensor';
 import { conv2d, linear, type GemmVariant } from '@ssd/kernels';
 import { randomQuantizedBytes } from '../lib/kernel-cases.js';
@@ -31,9 +32,9 @@ for (const shape of shapes) {
   const flop = 2 * M * K * N;
   const x = conv ? ctx.fromData(rand(M * shape[2]), [1, shape[0], shape[1], shape[2]], dtype) : ctx.fromData(rand(M * K), [M, K], dtype);
   const wf = conv ? ctx.fromData(rand(N * K), [N, 3, 3, shape[2]], dtype) : ctx.fromData(rand(N * K), [N, K], dtype);
-  const runs: { name: string; run: () => Tensor; ms: number[] }[] = [];
+  const runs: { name: string; run: () => Tensor; ms: number[]; cpu: number[] }[] = [];
   const opts = { force, tile, padding: 1 };
-  runs.push({ name: dtype, run: () => (conv ? conv2d(x, wf, opts) : linear(x, wf, opts)), ms: [] });
+  runs.push({ name: dtype, run: () => (conv ? conv2d(x, wf, opts) : linear(x, wf, opts)), ms: [], cpu: [] });
   const ws: QuantizedWeight[] = [];
   for (const type of types) {
     const wshape = conv ? [N, shape[2], 3, 3] : [N, K];
@@ -41,7 +42,7 @@ for (const shape of shapes) {
     const data = ctx.fromData(new Uint32Array(bytes.buffer), [bytes.byteLength / 4], 'u32');
     const w: QuantizedWeight = { kind: 'quantized', type, shape: wshape, data, dispose: () => data.dispose() };
     ws.push(w);
-    runs.push({ name: type, run: () => (conv ? conv2d(x, w, opts) : linear(x, w, opts)), ms: [] });
+    runs.push({ name: type, run: () => (conv ? conv2d(x, w, opts) : linear(x, w, opts)), ms: [], cpu: [] });
   }
   for (const r of runs) {
     const t0 = performance.now();
@@ -51,16 +52,23 @@ for (const shape of shapes) {
   }
   for (let i = 0; i < reps; i++) {
     for (const r of runs) {
+      const c0 = process.cpuUsage();
       const t0 = performance.now();
       r.run().dispose();
       await ctx.sync();
       r.ms.push(performance.now() - t0);
+      const c = process.cpuUsage(c0);
+      r.cpu.push((c.user + c.system) / 1000);
     }
   }
   const base = flop / median(runs[0].ms) / 1e6;
+  const baseCpu = median(runs[0].cpu);
   for (const r of runs) {
     const g = flop / median(r.ms) / 1e6;
-    console.log(`${conv ? 'conv3x3' : 'linear'} ${shape.join('×')} ${r.name.padEnd(5)} ${median(r.ms).toFixed(1).padStart(8)} ms ${g.toFixed(1).padStart(6)} GFLOP/s  ×${(g / base).toFixed(2)}  [${r.ms.map((v) => v.toFixed(0)).join(' ')}]`);
+    const cpu = median(r.cpu);
+    console.log(
+      `${conv ? 'conv3x3' : 'linear'} ${shape.join('×')} ${r.name.padEnd(5)} ${median(r.ms).toFixed(1).padStart(8)} ms ${g.toFixed(1).padStart(6)} GFLOP/s ×${(g / base).toFixed(2)} | cpu ${cpu.toFixed(0).padStart(6)} ms ×${(baseCpu / cpu).toFixed(2)}  [${r.ms.map((v) => v.toFixed(0)).join(' ')}]`,
+    );
   }
   x.dispose();
   wf.dispose();
