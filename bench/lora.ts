@@ -103,7 +103,7 @@ async function mid(ctx: GpuContext, dtype: 'f16' | 'f32', rank: number, runs: nu
   linearLayer('ff.net.2', C, 4 * C, 1);
   convLayer('resnets.0.conv1');
   convLayer('resnets.0.conv2');
-  const baseWeightBytes = layers.reduce((a, l) => a + l.w.base.byteSize, 0);
+  const baseWeightBytes = layers.reduce((a, l) => a + ('kind' in l.w.base ? l.w.base.data : l.w.base).byteSize, 0);
   const forward = () => {
     let last: Tensor | null = null;
     for (const l of layers) {
