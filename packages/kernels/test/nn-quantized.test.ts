@@ -110,7 +110,7 @@ describe('nn blocks with quantized weights', () => {
     c.weight('r.conv_shortcut.weight', 'q8_0', [64, 32, 1, 1]).param('r.conv_shortcut.bias', [64]);
     c.weight('r.time_emb_proj.weight', 'q8_0', [64, 32]).param('r.time_emb_proj.bias', [64]);
     const [q, f, stores] = await c.build((s) => new ResnetBlock2D(s, 'r', { inChannels: 32, outChannels: 64, tembChannels: 32, groups: 8, eps: 1e-5 }));
-    expect(isQ(q.timeEmbProj!.weight)).toBe(true);
+    expect(isQ(q.time_emb_proj!.weight)).toBe(true);
     const x = input(ctx, [2, 4, 5, 32], 'f32', 'rx').t;
     const temb = input(ctx, [2, 32], 'f32', 'rt').t;
     await same(q.forward(x, temb), f.forward(x, temb));
