@@ -19,6 +19,7 @@ import { applyOverlay, decodePng, encodePng, StableDiffusionXLPipeline, type Gen
 import { fmtBytes } from '@ssd/pipeline/browser';
 import { FolderSource, NodeFileSink, quantizeModelToGguf } from '@ssd/tensor';
 import { repoRoot, testContext } from '../../../testing/index.js';
+import { SMOKE_CASES } from '../../../bench/lib/kernel-cases.js';
 import { serveStatic, type StaticServer } from '../server/static.js';
 import { launch, type Browser } from './chromium.js';
 import { downloadedPng, eventCount, events, fillSettings, loadModel, paintedMask, paintMask, rgbDiff, viteBuild, waitForEvent, type RunSettings } from './demo-page.js';
@@ -372,7 +373,7 @@ describe('browser demo in headless Chromium (SwiftShader)', () => {
     const end = await waitForEvent(page, ['bench-done', 'bench-error'], from);
     expect(end.type).toBe('bench-done');
     const rows = await page.$$eval('#bench-table tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
-    expect(rows.length).toBe(7); // SMOKE_CASES in f32 (the f16 box is unchecked)
+    expect(rows.length).toBe(SMOKE_CASES.length); // f32 (the f16 box is unchecked): one row per smoke case
     for (const r of rows) expect(Number(r[3])).toBeGreaterThan(0);
     mkdirSync(artifacts, { recursive: true });
     await page.evaluate(() => window.scrollTo(0, 0));
