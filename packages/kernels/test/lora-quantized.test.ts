@@ -37,7 +37,7 @@ describe('LoraWeight on a quantized base', () => {
       const { w, values } = randomQuantized(ctx, 'q8_0', [N, K], name + ' w', 'values');
       const bias = input(ctx, [N], 'f32', name + ' bias');
       const res = input(ctx, [M, N], 'f32', name + ' res');
-      const layer = new LoraWeight(w, 'linear', [0, 1, 2].map((i) => ({ path: `attn.to_${'qkv'[i]}`, rowOffset: 8 * i, rows: 8 })), 'f32');
+      const layer = new LoraWeight(w, 'linear', [0, 1, 2].map((i) => ({ path: `attn.to_${'qkv'[i]}`, rowOffset: 8 * i, rows: 8 })), null, 'f32');
       layer.mode = mode;
       const adapters = [3, 5].map((R, i) => {
         const a = input(ctx, [R, K], 'f32', `${name} a${i}`);
@@ -76,8 +76,9 @@ describe('LoraWeight on a quantized base', () => {
     const name = 'lora q conv';
     const x = input(ctx, [B, H, W, C], 'f32', name + ' x');
     const { w, values } = randomQuantized(ctx, 'q4_0', [N, C, 3, 3], name + ' w', 'values');
-    const layer = new LoraWeight(w, 'conv2d', [{ path: 'conv', rowOffset: 0, rows: N }], 'f32');
-    expect(layer.shape).toEqual([N, 3, 3, C]);
+    const layer = new LoraWeight(w, 'conv2d', [{ path: 'conv', rowOffset: 0, rows: N }], null, 'f32');
+    expect([layer.outFeatures, layer.kernelSize, layer.inFeatures, layer.reduceSize]).toEqual([N, 3, C, 9 * C]);
+    expect(layer.downShape(R)).toEqual([R, 3, 3, C]);
     const aOIHW = input(ctx, [R, C, 3, 3], 'f32', name + ' a');
     const down = ctx.fromData(conv2dWeightFromOIHW(aOIHW.v, [R, C, 3, 3]).data, [R, 3, 3, C], 'f32');
     const up = input(ctx, [N, R], 'f32', name + ' b');
