@@ -24,15 +24,17 @@ export interface QuantizedWeight {
   /** The PyTorch shape: [out, in] (Linear) or [O, I, kh, kw] (Conv2d). */
   readonly shape: readonly number[];
   /**
-   * The tensor's bytes exactly as GGUF stores them — ggml order: one row per output (O), each row the
-   * flattened trailing dims (in; or I·kh·kw in OIHW order) cut into consecutive blocks — zero-padded to
-   * a multiple of 4 bytes, as a 'u32' tensor. Rows are (trailing size / values) · bytes long.
+   * The tensor's bytes exactly as GGUF stores them — ggml order: the values of the PyTorch shape
+   * flattened row-major (a conv's rows in OIHW order) and cut into consecutive blocks — zero-padded to a
+   * multiple of 4 bytes, as a 'u32' tensor. The kernels address values by position over the whole
+   * tensor, so a row may end inside a block (ComfyUI-GGUF's reshaped tensors); a row's length must be a
+   * multiple of 32.
    */
   readonly data: Tensor;
   dispose(): void;
 }
 
-/** Bytes of a quantized tensor of `shape` (rows = shape[0], row length = the rest). */
+/** Bytes of a quantized tensor of `shape` whose rows (shape[0] of them) are whole blocks each. */
 export function quantizedByteSize(type: QuantType, shape: readonly number[]): number {
   const { values, bytes } = QUANT_BLOCKS[type];
   const rowLen = shape.slice(1).reduce((a, b) => a * b, 1);
