@@ -4,12 +4,13 @@
 // weights, and the tiles used. Writes bench/results/vae-<adapter>.json.
 //
 //   node --conditions=source --import tsx bench/vae.ts --size 1024 [--dtype f32|f16] [--only kl|tiny]
-//        [--no-wide] [--keys path/to/vae_keys_sdxl.txt] [--tile N] [--budget-mib N]
+//        [--no-wide] [--keys path/to/vae_keys_sdxl.txt] [--tile N] [--budget-mib N[,M…]]
 //        [--conv auto|direct|winograd2|winograd4|ab] [--fp16-fix] [--profile] [--unet <folder>] [--rounds N]
 //
 // --conv: the KL decoder's 3×3 conv algorithm (default auto: the adapter's table); ab runs a direct and
 // an auto decoder alternately in one process. --fp16-fix: the config says force_upcast false (as
 // madebyollin/sdxl-vae-fp16-fix), so dtype auto decodes in f16 where the device has shader-f16.
+// --budget-mib with several values: each KL decode runs once per budget (tileBudgetBytes), alternately.
 // --profile: each KL decode runs under timestamp queries (by kernel kind and family, and the wall time
 // outside the dispatches: tiling's host work). --unet: one SSD-1B-style UNet step with CFG (batch 2) at
 // the same size from a make-random-model folder, between the KL decodes of each round — the issue's
@@ -112,6 +113,8 @@ interface Row {
   /** The KL decoder's conv algorithm request ('auto': the adapter's table). */
   conv?: string;
   round?: number;
+  /** tileBudgetBytes of the decode (undefined: the default). */
+  budgetBytes?: number;
   loadAverageBefore?: number[];
   loadAverageAfter?: number[];
   profile?: ProfileSummary;
@@ -161,7 +164,7 @@ async function main(): Promise<void> {
   if (args.wide && !args['no-wide']) sizes.push([1536, 640]);
   const tiling: TilingOptions = {};
   if (args.tile) tiling.tileLatentSize = Number(args.tile);
-  if (args['budget-mib']) tiling.tileBudgetBytes = Number(args['budget-mib']) * 2 ** 20;
+  const budgets: (number | undefined)[] = args['budget-mib'] ? args['budget-mib'].split(',').map((b) => Number(b) * 2 ** 20) : [undefined];
   const cpu = ctx.info.isCpu;
   const host = await hostRecord();
   console.log(`adapter: ${ctx.info.description} (${ctx.info.features.includes('shader-f16') ? 'f16' : 'no f16'}, binding limit ${ctx.limits.maxStorageBufferBindingSize / 2 ** 20} MiB); host ${host.cpuModel}, ${host.cpus} CPUs, load ${load().join(' ')}`);
@@ -179,7 +182,7 @@ async function main(): Promise<void> {
     warmups.push({ model: name, ms: Math.round(performance.now() - t0) });
     console.log(`${name}: warm-up (16² latent, compiles its kernels) ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   };
-  const run = async (name: string, model: AutoencoderKL | AutoencoderTiny, round = 0, conv?: string) => {
+  const run = async (name: string, model: AutoencoderKL | AutoencoderTiny, round = 0, conv?: string, budget = budgets[0]) => {
     for (const [w, h] of sizes) {
       const z = latents(ctx, h / 8, w / 8);
       await ctx.sync();
@@ -195,6 +198,7 @@ async function main(): Promise<void> {
       try {
         result = await model.decode(z, {
           ...tiling,
+          tileBudgetBytes: budget,
           onTile: (d, n) => {
             tilesDone = d;
             if (n > 1) process.stdout.write(`\r  ${name} ${w}×${h}: tile ${d}/${n} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
@@ -205,7 +209,7 @@ async function main(): Promise<void> {
         if (!(e instanceof NumericalError)) throw e;
         if (tilesDone > 1) process.stdout.write('\n');
         console.log(`${name} ${model.dtype} ${w}×${h}: ${e.message}`);
-        rows.push({ model: name, conv, round, dtype: model.dtype, width: w, height: h, ms: Math.round(performance.now() - t0), tiles: 0, tileLatentSize: null, peakGpuBytesBeyondWeights: 0, peakLiveBytesBeyondWeights: 0, estimatedPeakBytesPerPass: 0, weightBytes: model.weightBytes, reason: '', error: e.message });
+        rows.push({ model: name, conv, round, budgetBytes: budget, dtype: model.dtype, width: w, height: h, ms: Math.round(performance.now() - t0), tiles: 0, tileLatentSize: null, peakGpuBytesBeyondWeights: 0, peakLiveBytesBeyondWeights: 0, estimatedPeakBytesPerPass: 0, weightBytes: model.weightBytes, reason: '', error: e.message });
         z.dispose();
         continue;
       }
@@ -216,14 +220,14 @@ async function main(): Promise<void> {
       if (tilesDone > 1) process.stdout.write('\n');
       const m = ctx.memory;
       const row: Row = {
-        model: name, conv, round, dtype: model.dtype, width: w, height: h, ms: Math.round(ms), tiles: plan.tiles,
+        model: name, conv, round, budgetBytes: budget, dtype: model.dtype, width: w, height: h, ms: Math.round(ms), tiles: plan.tiles,
         mode: plan.mode, sweeps: plan.sweeps, tilePasses: plan.tilePasses, tileLatentSize: plan.tiled ? plan.tileLatentSize : null,
         peakGpuBytesBeyondWeights: m.peakBytes - live0, peakLiveBytesBeyondWeights: m.peakLiveBytes - live0,
         estimatedPeakBytesPerPass: plan.estimate.peakBytes, weightBytes: model.weightBytes, reason: plan.reason,
         loadAverageBefore: loadBefore, loadAverageAfter: load(), profile,
       };
       rows.push(row);
-      console.log(`${name}${conv ? ` [conv ${conv}]` : ''} ${model.dtype} ${w}×${h}: ${(ms / 1000).toFixed(1)} s, ${plan.mode}, ${plan.tiles} tile(s)${plan.tiled ? ` of ${plan.tileLatentSize.toFixed(1)} latent px` : ''}${plan.sweeps ? ` (${plan.sweeps} sweeps, ${plan.tilePasses} tile passes)` : ''}, peak ${(row.peakGpuBytesBeyondWeights / 2 ** 20).toFixed(0)} MiB beyond ${(model.weightBytes / 2 ** 20).toFixed(0)} MiB of weights (live peak ${(row.peakLiveBytesBeyondWeights / 2 ** 20).toFixed(0)} MiB, estimate per pass ${(plan.estimate.peakBytes / 2 ** 20).toFixed(0)} MiB); load ${loadBefore.join(' ')} → ${row.loadAverageAfter!.join(' ')}`);
+      console.log(`${name}${conv ? ` [conv ${conv}]` : ''}${budget ? ` [budget ${budget / 2 ** 20} MiB]` : ''} ${model.dtype} ${w}×${h}: ${(ms / 1000).toFixed(1)} s, ${plan.mode}, ${plan.tiles} tile(s)${plan.tiled ? ` of ${plan.tileLatentSize.toFixed(1)} latent px` : ''}${plan.sweeps ? ` (${plan.sweeps} sweeps, ${plan.tilePasses} tile passes)` : ''}, peak ${(row.peakGpuBytesBeyondWeights / 2 ** 20).toFixed(0)} MiB beyond ${(model.weightBytes / 2 ** 20).toFixed(0)} MiB of weights (live peak ${(row.peakLiveBytesBeyondWeights / 2 ** 20).toFixed(0)} MiB, estimate per pass ${(plan.estimate.peakBytes / 2 ** 20).toFixed(0)} MiB); load ${loadBefore.join(' ')} → ${row.loadAverageAfter!.join(' ')}`);
       if (profile) for (const l of profileLines(profile)) console.log(l);
       sample.dispose();
       z.dispose();
@@ -264,9 +268,13 @@ async function main(): Promise<void> {
       });
     }
     for (let r = 0; r < rounds; r++) {
-      for (const [i, k] of kls.entries()) {
-        await run(k.name, k.model, r, k.conv);
-        if (unet && i === 0) unetRows.push(await unetStep(ctx, unet, size / 8, r, args.unet!));
+      let first = true;
+      for (const k of kls) {
+        for (const b of budgets) {
+          await run(k.name, k.model, r, k.conv, b);
+          if (unet && first) unetRows.push(await unetStep(ctx, unet, size / 8, r, args.unet!));
+          first = false;
+        }
       }
     }
     for (const k of kls) k.model.dispose();
@@ -314,12 +322,12 @@ async function unetStep(ctx: GpuContext, unet: UNet2DConditionModel, latent: num
 }
 
 /** Each KL decode at the UNet's size over the UNet step of the same round. */
-function ratios(rows: Row[], unetRows: UNetRow[]): { conv?: string; round?: number; decodeMs: number; unetStepMs: number; ratio: number }[] {
+function ratios(rows: Row[], unetRows: UNetRow[]): { conv?: string; budgetBytes?: number; mode?: string; round?: number; decodeMs: number; unetStepMs: number; ratio: number }[] {
   return rows
     .filter((r) => r.model.startsWith('AutoencoderKL') && !r.error && r.width === r.height && r.width === unetRows[0].latent * 8)
     .map((r) => {
       const u = unetRows.find((x) => x.round === r.round)!;
-      return { conv: r.conv, round: r.round, decodeMs: r.ms, unetStepMs: u.ms, ratio: Number((r.ms / u.ms).toFixed(3)) };
+      return { conv: r.conv, budgetBytes: r.budgetBytes, mode: r.mode, round: r.round, decodeMs: r.ms, unetStepMs: u.ms, ratio: Number((r.ms / u.ms).toFixed(3)) };
     });
 }
 

@@ -15,7 +15,7 @@ import { parseAutoencoderKLConfig, type AutoencoderKLConfig, type AutoencoderKLS
 import { DiagonalGaussianDistribution } from './distribution.js';
 import { checkInput, readNHWC, toPipelineLatents, toVaeLatents, type NoiseGenerator } from './latents.js';
 import { estimateKLDecode, estimateKLEncode, type ConvScratch } from './tiling/memory-plan.js';
-import { exactTilePlan, planExactDecode, sweepDecode, type ExactDecodePlan } from './tiling/exact-decode.js';
+import { exactTilePlan, planExactDecode, sweepDecode, type ExactDecodePlan, type ExactPlanBounds } from './tiling/exact-decode.js';
 import { exactEncodeTilePlan, planExactEncode, sweepEncode, type ExactEncodePlan } from './tiling/exact-encode.js';
 import { runOnHost, runWhole, type PassSpec } from './tiling/tiled-pass.js';
 import { planTiles, tileBudget, type HostImage, type TilePlan, type TilingOptions } from './tiling/tiling.js';
@@ -122,10 +122,10 @@ export class AutoencoderKL {
     const bytes = this.dtype === 'f16' ? 2 : 4;
     const tileMode = opts.tileMode ?? 'exact';
     if (tileMode !== 'exact' && tileMode !== 'blend') throw new InvalidArgumentError(`${op}: tileMode must be 'exact' or 'blend', got ${JSON.stringify(tileMode)}`);
-    const base = planTiles(this.ctx, { op, h, w, defaultTile: this.defaultTile, estimate: (th, tw) => estimateKLDecode(this.spec, batch, th, tw, bytes, this.convScratch) }, opts);
+    const base = planTiles(this.ctx, { op, h, w, defaultTile: this.defaultTile, windowed: true, estimate: (th, tw) => estimateKLDecode(this.spec, batch, th, tw, bytes, this.convScratch) }, opts);
     if (!base.tiled || tileMode === 'blend') return { plan: base };
     const size = opts.tileLatentSize ?? (opts.tiling === 'always' ? base.tileLatentSize : undefined);
-    const exact = planExactDecode(this.spec, h, w, bytes, this.ctx.limits.maxStorageBufferBindingSize, tileBudget(this.ctx, op, opts), size, this.convScratch);
+    const exact = planExactDecode(this.spec, h, w, this.exactBounds(bytes, op, opts), size);
     if (!exact) return { plan: { ...base, reason: `${base.reason}; the latent stage does not fit whole, so the tiles are blended (approximate)` } };
     return { plan: exactTilePlan(exact, this.spec.downFactor, base.reason), exact };
   }
@@ -146,13 +146,19 @@ export class AutoencoderKL {
       h: Math.ceil(height / f),
       w: Math.ceil(width / f),
       defaultTile: this.defaultTile,
+      windowed: true,
       estimate: (th, tw) => estimateKLEncode(this.spec, batch, Math.min(th * f, height), Math.min(tw * f, width), bytes, this.convScratch),
     }, opts);
     if (!base.tiled || tileMode === 'blend' || height % f || width % f) return { plan: base };
     const size = opts.tileLatentSize ?? (opts.tiling === 'always' ? base.tileLatentSize : undefined);
-    const exact = planExactEncode(this.spec, height, width, bytes, this.ctx.limits.maxStorageBufferBindingSize, tileBudget(this.ctx, op, opts), size, this.convScratch);
+    const exact = planExactEncode(this.spec, height, width, this.exactBounds(bytes, op, opts), size);
     if (!exact) return { plan: { ...base, reason: `${base.reason}; the latent stage does not fit whole, so the tiles are blended (approximate)` } };
     return { plan: exactEncodeTilePlan(exact, f, base.reason), exact };
+  }
+
+  private exactBounds(dtypeBytes: number, op: string, opts: TilingOptions): ExactPlanBounds {
+    const { maxStorageBufferBindingSize: binding, maxBufferSize: maxBuffer } = this.ctx.limits;
+    return { dtypeBytes, binding, maxBuffer, budget: tileBudget(this.ctx, op, opts), scratch: this.convScratch };
   }
 
   /**

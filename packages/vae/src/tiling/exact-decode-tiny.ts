@@ -71,7 +71,7 @@ export function tinyExactTilePlan(p: TinyExactPlan, f: number, reason: string, h
   const cols = Math.ceil((w * side) / last.tile);
   return {
     mode: 'exact', tiled: true, tileLatentSize: (last.tile * 2) / f, strideLatent: (last.tile * 2) / f, rows, cols, tiles: rows * cols,
-    estimate: { peakBytes: p.peakBytes, largestTensorBytes: p.peakBytes }, sweeps: p.segments.length, tilePasses: p.tilePasses,
+    estimate: { peakBytes: p.peakBytes, largestTensorBytes: p.peakBytes, largestWholeBindingBytes: 0 }, sweeps: p.segments.length, tilePasses: p.tilePasses,
     reason: `${reason}; exact: ${p.segments.length} segment sweeps, ${p.tilePasses} tile passes, ~${mib(p.peakBytes)} per tile`,
   };
 }

@@ -86,21 +86,34 @@ function sweepNeed(s: Omit<SweepPlan, 'tile'>, side: number, dtypeBytes: number,
   return [largest, all + scratch(...conv).reduce((a, b) => a + sizeClass(b), 0)];
 }
 
+/** What an exact plan must respect: the model's element size, the device's limits and the budget. */
+export interface ExactPlanBounds {
+  dtypeBytes: number;
+  /** maxStorageBufferBindingSize: the latent stage's attention binds its operands whole. */
+  binding: number;
+  /** maxBufferSize: every other tensor is bound in windows (the sweeps' kernels all window). */
+  maxBuffer: number;
+  budget: number;
+  scratch?: ConvScratch;
+}
+
 /**
  * The sweeps of an exact decode of an h × w latent and their tile sides: the largest square core
- * whose tile (core + 2-pixel halo ring) keeps every tensor within the binding limit and the working
- * set within the budget — or, with `tileLatentSize`, that many latent pixels at every level.
- * Returns null when the latent stage itself does not fit (then the caller blends instead).
+ * whose tile (core + 2-pixel halo ring) keeps every tensor within one buffer and the working set,
+ * conv scratch included, within the budget — or, with `tileLatentSize`, that many latent pixels at
+ * every level. Returns null when the latent stage itself does not fit (then the caller blends instead).
  */
-export function planExactDecode(spec: AutoencoderKLSpec, h: number, w: number, dtypeBytes: number, binding: number, budget: number, tileLatentSize?: number, scratch: ConvScratch = NO_CONV_SCRATCH): ExactDecodePlan | null {
+export function planExactDecode(spec: AutoencoderKLSpec, h: number, w: number, bounds: ExactPlanBounds, tileLatentSize?: number): ExactDecodePlan | null {
+  const { dtypeBytes, binding, maxBuffer, budget } = bounds;
+  const scratch = bounds.scratch ?? NO_CONV_SCRATCH;
   const latentStage = estimateKLDecodeLatentStage(spec, h, w, dtypeBytes, scratch);
-  if (latentStage.largestTensorBytes > binding || latentStage.peakBytes > budget) return null;
+  if (latentStage.largestWholeBindingBytes > binding || latentStage.largestTensorBytes > maxBuffer || latentStage.peakBytes > budget) return null;
   const rev = [...spec.blockOutChannels].reverse();
   const sweeps: SweepPlan[] = [];
   const add = (s: Omit<SweepPlan, 'tile'>) => {
     const side = 2 ** s.level;
     const size = Math.max(h, w) * side;
-    sweeps.push({ ...s, tile: fitTile(tileLatentSize !== undefined ? tileLatentSize * side : size, 1, (t) => sweepNeed(s, t, dtypeBytes, scratch), binding, budget, size) });
+    sweeps.push({ ...s, tile: fitTile(tileLatentSize !== undefined ? tileLatentSize * side : size, 1, (t) => sweepNeed(s, t, dtypeBytes, scratch), maxBuffer, budget, size) });
   };
   rev.forEach((cout, i) => {
     if (i > 0) {
@@ -128,7 +141,7 @@ export function planExactDecode(spec: AutoencoderKLSpec, h: number, w: number, d
 export function exactTilePlan(p: ExactDecodePlan, f: number, reason: string): TilePlan {
   return {
     mode: 'exact', tiled: true, tileLatentSize: p.finalTile / f, strideLatent: p.finalTile / f, rows: p.finalRows, cols: p.finalCols, tiles: p.finalRows * p.finalCols,
-    estimate: { peakBytes: Math.max(p.latentStage.peakBytes, p.sweepPeakBytes), largestTensorBytes: p.latentStage.largestTensorBytes },
+    estimate: { peakBytes: Math.max(p.latentStage.peakBytes, p.sweepPeakBytes), largestTensorBytes: p.latentStage.largestTensorBytes, largestWholeBindingBytes: p.latentStage.largestWholeBindingBytes },
     sweeps: p.sweeps.length, tilePasses: p.tilePasses,
     reason: `${reason}; exact: latent stage whole (${mib(p.latentStage.peakBytes)}), ${p.sweeps.length} layer sweeps, ${p.tilePasses} tile passes`,
   };

@@ -7,7 +7,7 @@
 // up to rounding; the GPU holds one tile.
 import { sizeClass, throwIfAborted, type DType, type GpuContext } from '@ssd/tensor';
 import type { AutoencoderKLSpec } from '../config.js';
-import { fitTile } from './exact-decode.js';
+import { fitTile, type ExactPlanBounds } from './exact-decode.js';
 import { estimateKLEncodeLatentStage, NO_CONV_SCRATCH, type ActivationEstimate, type ConvScratch } from './memory-plan.js';
 import { normParams, sweep, sweepResnetHalf, type SweepContext } from './sweep.js';
 import { mib, type HostImage, type TilePlan } from './tiling.js';
@@ -57,16 +57,18 @@ function need(s: Omit<EncodeSweep, 'tile'>, side: number, dtypeBytes: number, sc
 }
 
 /** The sweeps of an exact encode of an image of height × width (multiples of the down factor), or null when the latent stage does not fit whole. */
-export function planExactEncode(spec: AutoencoderKLSpec, height: number, width: number, dtypeBytes: number, binding: number, budget: number, tileLatentSize?: number, scratch: ConvScratch = NO_CONV_SCRATCH): ExactEncodePlan | null {
+export function planExactEncode(spec: AutoencoderKLSpec, height: number, width: number, bounds: ExactPlanBounds, tileLatentSize?: number): ExactEncodePlan | null {
+  const { dtypeBytes, binding, maxBuffer, budget } = bounds;
+  const scratch = bounds.scratch ?? NO_CONV_SCRATCH;
   const f = spec.downFactor;
   const latentStage = estimateKLEncodeLatentStage(spec, height / f, width / f, dtypeBytes, scratch);
-  if (latentStage.largestTensorBytes > binding || latentStage.peakBytes > budget) return null;
+  if (latentStage.largestWholeBindingBytes > binding || latentStage.largestTensorBytes > maxBuffer || latentStage.peakBytes > budget) return null;
   const boc = spec.blockOutChannels;
   const sweeps: EncodeSweep[] = [];
   const add = (s: Omit<EncodeSweep, 'tile'>, halo: number) => {
     const size = Math.max(height, width) / 2 ** s.level;
     const start = tileLatentSize !== undefined ? (tileLatentSize * f) / 2 ** s.level : size;
-    let tile = fitTile(start, halo, (t) => need(s, t, dtypeBytes, scratch), binding, budget, size);
+    let tile = fitTile(start, halo, (t) => need(s, t, dtypeBytes, scratch), maxBuffer, budget, size);
     tile -= tile % 2; // stride-2 sweeps need even tiles; keep every level even
     sweeps.push({ ...s, tile: Math.max(2, tile) });
   };
@@ -94,7 +96,7 @@ export function planExactEncode(spec: AutoencoderKLSpec, height: number, width: 
 export function exactEncodeTilePlan(p: ExactEncodePlan, f: number, reason: string): TilePlan {
   return {
     mode: 'exact', tiled: true, tileLatentSize: p.firstTile / f, strideLatent: p.firstTile / f, rows: p.firstRows, cols: p.firstCols, tiles: p.firstRows * p.firstCols,
-    estimate: { peakBytes: Math.max(p.latentStage.peakBytes, p.sweepPeakBytes), largestTensorBytes: p.latentStage.largestTensorBytes },
+    estimate: { peakBytes: Math.max(p.latentStage.peakBytes, p.sweepPeakBytes), largestTensorBytes: p.latentStage.largestTensorBytes, largestWholeBindingBytes: p.latentStage.largestWholeBindingBytes },
     sweeps: p.sweeps.length, tilePasses: p.tilePasses,
     reason: `${reason}; exact: ${p.sweeps.length} layer sweeps, ${p.tilePasses} tile passes, latent stage whole (${mib(p.latentStage.peakBytes)})`,
   };

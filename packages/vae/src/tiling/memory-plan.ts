@@ -10,8 +10,13 @@ import type { AutoencoderKLSpec, AutoencoderTinySpec } from '../config.js';
 export interface ActivationEstimate {
   /** Highest sum of live activation bytes during the pass (weights excluded), pool-rounded. */
   readonly peakBytes: number;
-  /** The largest single activation tensor: it must fit one storage binding. */
+  /**
+   * The largest single activation tensor: it must fit one storage binding — or, for a pass whose
+   * kernels bind windows of larger tensors (PlanInput.windowed), one buffer.
+   */
   readonly largestTensorBytes: number;
+  /** The largest tensor a kernel binds whole even so (attention's q/k/v and output): it must fit one binding. */
+  readonly largestWholeBindingBytes: number;
 }
 
 /**
@@ -29,14 +34,17 @@ class Tracker {
   private live = 0;
   peak = 0;
   largest = 0;
+  largestWhole = 0;
   constructor(
     private readonly bytesPerElem: number,
     readonly scratch: ConvScratch = NO_CONV_SCRATCH,
   ) {}
 
-  alloc(elems: number): number {
+  /** `bindsWhole`: some kernel binds the tensor whole (no windows). */
+  alloc(elems: number, bindsWhole = false): number {
     const bytes = elems * this.bytesPerElem;
     this.largest = Math.max(this.largest, bytes);
+    if (bindsWhole) this.largestWhole = Math.max(this.largestWhole, bytes);
     const b = sizeClass(bytes);
     this.live += b;
     this.peak = Math.max(this.peak, this.live);
@@ -61,7 +69,7 @@ class Tracker {
   }
 
   get result(): ActivationEstimate {
-    return { peakBytes: this.peak, largestTensorBytes: this.largest };
+    return { peakBytes: this.peak, largestTensorBytes: this.largest, largestWholeBindingBytes: this.largestWhole };
   }
 }
 
@@ -92,8 +100,8 @@ function resnet(t: Tracker, cin: number, cout: number, g: Geo): number {
 /** VaeAttentionBlock.forward on a live input → its output (one head; flash attention, no N×N). */
 function attentionBlock(t: Tracker, c: number, px: number): number {
   const normed = t.alloc(c * px);
-  const qkv = t.alloc(3 * c * px);
-  const h = t.alloc(c * px);
+  const qkv = t.alloc(3 * c * px, true); // attention reads q, k and v from it in place
+  const h = t.alloc(c * px, true);
   t.free(qkv);
   const out = t.alloc(c * px); // to_out.0 + residual
   t.free(h);
