@@ -16,7 +16,7 @@
 // (measured on lavapipe: an SSD-1B step at 256² gained 3% instead of the conv share's worth).
 // Precision: V and Mt are stored in the activations' dtype (f16 storage: the f16 GEMM), f32 inside
 // each kernel. F(4×4) is for f32 (see winograd-weights.ts); this op runs what it is given.
-import { DeviceLimitError, DTYPE_BYTES, foldWorkgroups, formatShape, InvalidArgumentError, ShapeError, type GpuContext, type Tensor } from '@ssd/tensor';
+import { DeviceLimitError, DTYPE_BYTES, foldWorkgroups, formatShape, InvalidArgumentError, ShapeError, type DType, type GpuContext, type Tensor } from '@ssd/tensor';
 import { gemmSpec, recordGemm, type GemmProblem, type GemmTile } from './gemm.js';
 import type { GemmVariant } from './gemm-wgsl.js';
 import type { Activation } from './shader.js';
@@ -105,7 +105,7 @@ export function conv2dWinograd(x: Tensor, weight: Tensor, opts: Conv2dWinogradOp
   if (weight.byteSize > ctx.limits.maxStorageBufferBindingSize) throw new DeviceLimitError('maxStorageBufferBindingSize', weight.byteSize, ctx.limits.maxStorageBufferBindingSize, `${op}: the transformed weight "${weight.label}" ${formatShape(weight.shape)} (use conv2d)`);
   const m: WinogradTile = T === 16 ? 2 : 4;
   const g: Geometry = { B, H, W, C, N, Ho, Wo, m, T, th: Math.ceil(Ho / m), tw: Math.ceil(Wo / m), pt, pl, up };
-  const bands = planBands(ctx, g, x, opts, op);
+  const bands = planBands(ctx, g, x.dtype, opts.maxScratchBytes, `"${x.label}" ${formatShape(x.shape)}`);
   const out = ctx.empty(outShape, x.dtype, op);
   if (out.size === 0) return out;
   const mbMax = Math.max(...bands.map((b) => b.zs * b.rs * g.tw));
@@ -131,26 +131,55 @@ export function winogradScratchCap(xBytes: number, outBytes: number): number {
   return Math.max(xBytes, outBytes, WINOGRAD_SCRATCH_FLOOR_BYTES);
 }
 
-/** Bands whose every binding fits (one band of everything when it all fits). */
-function planBands(ctx: GpuContext, g: Geometry, x: Tensor, opts: Conv2dWinogradOptions, op: string): Band[] {
+/** Bands whose every binding fits (one band of everything when it all fits); `what` names x in errors. */
+function planBands(ctx: GpuContext, g: Geometry, dtype: DType, maxScratchBytes: number | undefined, what: string): Band[] {
   const limit = ctx.limits.maxStorageBufferBindingSize;
   const slack = Math.max(16, ctx.limits.minStorageBufferOffsetAlignment) + 16;
-  const eb = DTYPE_BYTES[x.dtype];
+  const eb = DTYPE_BYTES[dtype];
   const scratchBytes = (zs: number, rs: number) => g.T * zs * rs * g.tw * Math.max(g.C, g.N) * eb;
+  const xBytes = g.B * g.H * g.W * g.C * eb;
   const outBytes = g.B * g.Ho * g.Wo * g.N * eb;
-  const scratch = Math.min(limit, opts.maxScratchBytes ?? Math.max(winogradScratchCap(x.byteSize, outBytes), scratchBytes(1, 1)));
-  if (scratchBytes(g.B, g.th) <= scratch && x.byteSize <= limit && outBytes <= limit) return [{ z0: 0, zs: g.B, r0: 0, rs: g.th }];
+  const scratch = Math.min(limit, maxScratchBytes ?? Math.max(winogradScratchCap(xBytes, outBytes), scratchBytes(1, 1)));
+  if (scratchBytes(g.B, g.th) <= scratch && xBytes <= limit && outBytes <= limit) return [{ z0: 0, zs: g.B, r0: 0, rs: g.th }];
   // per sample: the input rows a band of rs tile rows reads (+1 for the window's alignment), its output rows
   const inRows = (rs: number) => Math.min(g.H, Math.floor((rs * g.m + 1) / g.up) + 2);
   const fits = (rs: number) => scratchBytes(1, rs) <= scratch && inRows(rs) * g.W * g.C * eb + slack <= limit && rs * g.m * g.Wo * g.N * eb + slack <= limit;
   let rs = g.th;
   while (rs > 1 && !fits(rs)) rs = Math.max(1, Math.min(rs - 1, Math.floor(rs * 0.9)));
   if (!fits(rs)) {
-    throw new DeviceLimitError('maxStorageBufferBindingSize', Math.max(scratchBytes(1, 1), inRows(1) * g.W * g.C * eb + slack), scratch, `${op}: one row of ${g.m}×${g.m} tiles of "${x.label}" ${formatShape(x.shape)} (its scratch or input rows; conv2d splits finer)`);
+    throw new DeviceLimitError('maxStorageBufferBindingSize', Math.max(scratchBytes(1, 1), inRows(1) * g.W * g.C * eb + slack), scratch, `conv2dWinograd: one row of ${g.m}×${g.m} tiles of ${what} (its scratch or input rows; conv2d splits finer)`);
   }
   const bands: Band[] = [];
   for (let z = 0; z < g.B; z++) for (let r0 = 0; r0 < g.th; r0 += rs) bands.push({ z0: z, zs: 1, r0, rs: Math.min(rs, g.th - r0) });
   return bands;
+}
+
+/** A conv2dWinograd call by its shapes, for conv2dWinogradScratch. */
+export interface WinogradConvShape {
+  /** x [B, H, W, Cin]. */
+  readonly x: readonly [number, number, number, number];
+  readonly outChannels: number;
+  readonly tile: WinogradTile;
+  readonly dtype: 'f16' | 'f32';
+  readonly padding?: Conv2dWinogradOptions['padding'];
+  readonly upsample?: 1 | 2;
+}
+
+/**
+ * Elements of the two scratch tensors (V, Mt) conv2dWinograd allocates for this call, beside its
+ * output and for as long as it records: what a memory plan adds to a Winograd conv's live set.
+ */
+export function conv2dWinogradScratch(ctx: GpuContext, c: WinogradConvShape): { v: number; mt: number } {
+  const [B, H, W, C] = c.x;
+  const pad = typeof c.padding === 'number' || c.padding === undefined ? [c.padding ?? 0, c.padding ?? 0, c.padding ?? 0, c.padding ?? 0] : c.padding;
+  const up = c.upsample ?? 1;
+  const Ho = up * H + pad[0] + pad[2] - 2;
+  const Wo = up * W + pad[1] + pad[3] - 2;
+  const m = c.tile;
+  const T = (m + 2) ** 2;
+  const g: Geometry = { B, H, W, C, N: c.outChannels, Ho, Wo, m, T, th: Math.ceil(Ho / m), tw: Math.ceil(Wo / m), pt: pad[0], pl: pad[1], up };
+  const mb = Math.max(...planBands(ctx, g, c.dtype, undefined, `x [${c.x.join(', ')}]`).map((b) => b.zs * b.rs * g.tw));
+  return { v: T * mb * C, mt: T * mb * g.N };
 }
 
 interface BandTensors {

@@ -9,7 +9,7 @@
  */
 export { linear, matmul, type MatmulOptions, type GemmTile, type GemmVariant } from './matmul.js';
 export { conv2d, conv2dWeightFromOIHW, conv2dWeightShape, type Conv2dOptions } from './conv2d.js';
-export { conv2dWinograd, type Conv2dWinogradOptions } from './conv2d-winograd.js';
+export { conv2dWinograd, conv2dWinogradScratch, type Conv2dWinogradOptions, type WinogradConvShape } from './conv2d-winograd.js';
 export { winogradWeightFromOIHW, winogradWeightShape, WINOGRAD, type WinogradTile, type WinogradMatrices } from './winograd-weights.js';
 export { chooseConvAlgorithm, convAlgorithmSource, convWeightElements, winogradApplies, winogradTileOf, type ConvAlgorithm, type ConvLayer } from './conv2d-algorithm.js';
 export { chooseGemmVariant } from './gemm.js';

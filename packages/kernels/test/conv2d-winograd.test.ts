@@ -8,7 +8,7 @@ import { createContext, DeviceLimitError, DTypeError, f32ArrayToF16, InvalidArgu
 import { SyntheticSafetensorsSource } from '@ssd/tensor/testing';
 import { chooseConvAlgorithm, type ConvAlgorithm, type ConvLayer } from '../src/conv2d-algorithm.js';
 import { Conv2d } from '../src/nn/conv2d.js';
-import { conv2dWinograd, WINOGRAD_SCRATCH_FLOOR_BYTES, winogradScratchCap, type Conv2dWinogradOptions } from '../src/conv2d-winograd.js';
+import { conv2dWinograd, conv2dWinogradScratch, WINOGRAD_SCRATCH_FLOOR_BYTES, winogradScratchCap, type Conv2dWinogradOptions } from '../src/conv2d-winograd.js';
 import type { GemmTile } from '../src/gemm.js';
 import type { GemmVariant } from '../src/gemm-wgsl.js';
 import type { Activation } from '../src/shader.js';
@@ -152,6 +152,27 @@ describe('conv2dWinograd', () => {
     }
   });
 
+  it('conv2dWinogradScratch gives the V and Mt it allocates (whole, banded, upsampled), for memory plans', async () => {
+    const cases = [
+      { x: [1, 256, 192, 32], cout: 32, up: 1 }, // whole: under the 16 MiB floor
+      { x: [1, 20, 20, 128], cout: 64, up: 2 }, // whole, upsampled
+      { x: [2, 160, 160, 64], cout: 64, up: 1 }, // 12.5 MiB x: F(2×2)'s V (50 MiB) past the 16 MiB cap → bands
+    ] as const;
+    for (const c of cases) {
+      for (const tile of [2, 4] as const) {
+        const x = ctx.empty([...c.x], 'f32', 'x');
+        const w = ctx.empty([(tile + 2) ** 2, c.cout, c.x[3]], 'f32', 'w');
+        await ctx.sync();
+        const live0 = ctx.memory.liveBytes;
+        ctx.resetPeak();
+        const out = conv2dWinograd(x, w, { padding: 1, upsample: c.up });
+        const { v, mt } = conv2dWinogradScratch(ctx, { x: c.x, outChannels: c.cout, tile, dtype: 'f32', padding: 1, upsample: c.up });
+        expect(ctx.memory.peakLiveBytes - live0).toBe(sizeClass(out.byteSize) + sizeClass(4 * v) + sizeClass(4 * mt));
+        for (const t of [x, w, out]) t.dispose();
+      }
+    }
+  });
+
   it('rejects bad shapes, options and dtypes before recording', () => {
     const x = ctx.empty([1, 4, 4, 8], 'f32');
     const w = ctx.empty([16, 5, 8], 'f32');
@@ -183,6 +204,21 @@ describe('conv2dWinograd past maxStorageBufferBindingSize', () => {
       it(name, async () => check(await small, name, 'f32', tile, c, { gemm: { force: 'portable', tile: TILES.portable } }));
     }
   }
+  it('conv2dWinogradScratch gives the banded V and Mt it allocates under a small binding limit', async () => {
+    const on = await small;
+    for (const tile of [2, 4] as const) {
+      const x = on.empty([2, 14, 7, 4], 'f32', 'x');
+      const w = on.empty([(tile + 2) ** 2, 6, 4], 'f32', 'w');
+      await on.sync();
+      const live0 = on.memory.liveBytes;
+      on.resetPeak();
+      const out = conv2dWinograd(x, w, { padding: 1 });
+      const { v, mt } = conv2dWinogradScratch(on, { x: [2, 14, 7, 4], outChannels: 6, tile, dtype: 'f32', padding: 1 });
+      expect(4 * Math.max(v, mt)).toBeLessThanOrEqual(4096);
+      expect(on.memory.peakLiveBytes - live0).toBe(sizeClass(out.byteSize) + sizeClass(4 * v) + sizeClass(4 * mt));
+      for (const t of [x, w, out]) t.dispose();
+    }
+  });
   it('a transformed weight past the limit is a DeviceLimitError naming the op', async () => {
     const on = await small;
     const x = on.empty([1, 6, 6, 8], 'f32');

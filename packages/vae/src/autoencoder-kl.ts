@@ -8,37 +8,19 @@
 //                    unclamped; applies `latents / scaling_factor (+ shift)` itself.
 //   encode(image)    image NHWC [B, H, W, 3] in [-1, 1] → DiagonalGaussianDistribution in VAE space
 //                    (NOT multiplied by scaling_factor: that is toPipelineLatents / encodeLatents).
-import { parameterStats, buildAndLoad, ConfigError, InvalidArgumentError, openModelSource, readComponentConfig, WeightStore, type DType, type GpuContext, type LoadProgress, type ModelSource, type Tensor } from '@ssd/tensor';
-import { Conv2d } from '@ssd/kernels';
+import { parameterStats, buildAndLoad, InvalidArgumentError, type DType, type GpuContext, type ModelSource, type Tensor, type WeightStore } from '@ssd/tensor';
+import { chooseConvAlgorithm, Conv2d, conv2dWinogradScratch, winogradTileOf, type ConvAlgorithm } from '@ssd/kernels';
+import { openAutoencoder, type AutoencoderLoadOptions } from './open-autoencoder.js';
 import { parseAutoencoderKLConfig, type AutoencoderKLConfig, type AutoencoderKLSpec } from './config.js';
 import { DiagonalGaussianDistribution } from './distribution.js';
 import { checkInput, readNHWC, toPipelineLatents, toVaeLatents, type NoiseGenerator } from './latents.js';
-import { estimateKLDecode, estimateKLEncode } from './tiling/memory-plan.js';
-import { exactTilePlan, planExactDecode, sweepDecode, type ExactDecodePlan } from './tiling/exact-decode.js';
+import { estimateKLDecode, estimateKLEncode, type ConvScratch } from './tiling/memory-plan.js';
+import { exactTilePlan, planExactDecode, sweepDecode, type ExactDecodePlan, type ExactPlanBounds } from './tiling/exact-decode.js';
 import { exactEncodeTilePlan, planExactEncode, sweepEncode, type ExactEncodePlan } from './tiling/exact-encode.js';
 import { runOnHost, runWhole, type PassSpec } from './tiling/tiled-pass.js';
 import { planTiles, tileBudget, type HostImage, type TilePlan, type TilingOptions } from './tiling/tiling.js';
 import { Decoder, Encoder } from './vae.js';
 import type { Probe } from './vae-blocks.js';
-
-export interface AutoencoderLoadOptions {
-  context: GpuContext;
-  /** Default: 'vae' when the source has vae/config.json, else the source's root. */
-  subfolder?: string;
-  /**
-   * 'auto' (default): f32 when the config sets force_upcast (the SDXL VAE overflows in f16), else
-   * f16 when the device has shader-f16. 'f16' on a force_upcast VAE is allowed, with a notice: an
-   * overflow then raises NumericalError.
-   */
-  dtype?: 'auto' | 'f16' | 'f32';
-  /** Weight variant to prefer, e.g. 'fp16' (falls back to the default weights with a notice). */
-  variant?: string;
-  /** Load only one half: 'decoder' (txt2img) or 'encoder'. Default: both. */
-  parts?: 'both' | 'decoder' | 'encoder';
-  signal?: AbortSignal;
-  onProgress?: (p: LoadProgress) => void;
-  onNotice?: (message: string) => void;
-}
 
 export interface RunOptions extends TilingOptions {
   signal?: AbortSignal;
@@ -85,6 +67,8 @@ export class AutoencoderKL {
     readonly config: Readonly<AutoencoderKLConfig>,
     weights: WeightStore,
     parts: 'both' | 'decoder' | 'encoder' = 'both',
+    /** The 3×3 stride-1 convs' algorithm (see AutoencoderLoadOptions.convAlgorithm). */
+    readonly convAlgorithm: ConvAlgorithm | 'auto' = 'auto',
   ) {
     const spec = (this.spec = parseAutoencoderKLConfig(config as AutoencoderKLConfig));
     this.dtype = weights.dtype;
@@ -92,9 +76,9 @@ export class AutoencoderKL {
     try {
       const enc = parts !== 'decoder';
       const dec = parts !== 'encoder';
-      this.encoder = enc ? new Encoder(weights, 'encoder', spec) : null;
+      this.encoder = enc ? new Encoder(weights, 'encoder', spec, convAlgorithm) : null;
       this.quant_conv = enc && spec.useQuantConv ? new Conv2d(weights, 'quant_conv', 2 * lat, 2 * lat, { kernelSize: 1 }) : null;
-      this.decoder = dec ? new Decoder(weights, 'decoder', spec) : null;
+      this.decoder = dec ? new Decoder(weights, 'decoder', spec, convAlgorithm) : null;
       this.post_quant_conv = dec && spec.usePostQuantConv ? new Conv2d(weights, 'post_quant_conv', lat, lat, { kernelSize: 1 }) : null;
       weights.finish();
     } catch (e) {
@@ -108,7 +92,7 @@ export class AutoencoderKL {
   static async fromPretrained(source: string | ModelSource, options: AutoencoderLoadOptions): Promise<AutoencoderKL> {
     const ignore = { decoder: [/^encoder\./, /^quant_conv\./], encoder: [/^decoder\./, /^post_quant_conv\./] };
     const { ctx, config, store, parts } = await openAutoencoder(source, options, 'AutoencoderKL', parseAutoencoderKLConfig, ignore);
-    return buildAndLoad(store, (s) => new AutoencoderKL(ctx, config, s, parts), { signal: options.signal, onProgress: options.onProgress });
+    return buildAndLoad(store, (s) => new AutoencoderKL(ctx, config, s, parts, options.convAlgorithm ?? 'auto'), { signal: options.signal, onProgress: options.onProgress });
   }
 
   /** Image pixels per latent pixel (8 for SDXL). */
@@ -138,10 +122,10 @@ export class AutoencoderKL {
     const bytes = this.dtype === 'f16' ? 2 : 4;
     const tileMode = opts.tileMode ?? 'exact';
     if (tileMode !== 'exact' && tileMode !== 'blend') throw new InvalidArgumentError(`${op}: tileMode must be 'exact' or 'blend', got ${JSON.stringify(tileMode)}`);
-    const base = planTiles(this.ctx, { op, h, w, defaultTile: this.defaultTile, estimate: (th, tw) => estimateKLDecode(this.spec, batch, th, tw, bytes) }, opts);
+    const base = planTiles(this.ctx, { op, h, w, defaultTile: this.defaultTile, windowed: true, estimate: (th, tw) => estimateKLDecode(this.spec, batch, th, tw, bytes, this.convScratch) }, opts);
     if (!base.tiled || tileMode === 'blend') return { plan: base };
     const size = opts.tileLatentSize ?? (opts.tiling === 'always' ? base.tileLatentSize : undefined);
-    const exact = planExactDecode(this.spec, h, w, bytes, this.ctx.limits.maxStorageBufferBindingSize, tileBudget(this.ctx, op, opts), size);
+    const exact = planExactDecode(this.spec, h, w, this.exactBounds(bytes, op, opts), size);
     if (!exact) return { plan: { ...base, reason: `${base.reason}; the latent stage does not fit whole, so the tiles are blended (approximate)` } };
     return { plan: exactTilePlan(exact, this.spec.downFactor, base.reason), exact };
   }
@@ -162,14 +146,34 @@ export class AutoencoderKL {
       h: Math.ceil(height / f),
       w: Math.ceil(width / f),
       defaultTile: this.defaultTile,
-      estimate: (th, tw) => estimateKLEncode(this.spec, batch, Math.min(th * f, height), Math.min(tw * f, width), bytes),
+      windowed: true,
+      estimate: (th, tw) => estimateKLEncode(this.spec, batch, Math.min(th * f, height), Math.min(tw * f, width), bytes, this.convScratch),
     }, opts);
     if (!base.tiled || tileMode === 'blend' || height % f || width % f) return { plan: base };
     const size = opts.tileLatentSize ?? (opts.tiling === 'always' ? base.tileLatentSize : undefined);
-    const exact = planExactEncode(this.spec, height, width, bytes, this.ctx.limits.maxStorageBufferBindingSize, tileBudget(this.ctx, op, opts), size);
+    const exact = planExactEncode(this.spec, height, width, this.exactBounds(bytes, op, opts), size);
     if (!exact) return { plan: { ...base, reason: `${base.reason}; the latent stage does not fit whole, so the tiles are blended (approximate)` } };
     return { plan: exactEncodeTilePlan(exact, f, base.reason), exact };
   }
+
+  private exactBounds(dtypeBytes: number, op: string, opts: TilingOptions): ExactPlanBounds {
+    const { maxStorageBufferBindingSize: binding, maxBufferSize: maxBuffer } = this.ctx.limits;
+    return { dtypeBytes, binding, maxBuffer, budget: tileBudget(this.ctx, op, opts), scratch: this.convScratch };
+  }
+
+  /**
+   * The scratch bytes a 3×3 conv of this model allocates (Winograd's V and Mt; none when direct), for
+   * the memory plans: the layers chose their algorithm the same way (nn.Conv2d, chooseConvAlgorithm).
+   */
+  private readonly convScratch: ConvScratch = (cin, cout, b, h, w, upsample = 1) => {
+    const dtype = this.dtype === 'f16' ? 'f16' : 'f32';
+    const force = this.convAlgorithm === 'auto' ? undefined : this.convAlgorithm;
+    const tile = winogradTileOf(chooseConvAlgorithm(this.ctx, { dtype, inChannels: cin, outChannels: cout, kernelSize: 3, stride: 1 }, force));
+    if (tile === null) return [];
+    const { v, mt } = conv2dWinogradScratch(this.ctx, { x: [b, h, w, cin], outChannels: cout, tile, dtype, padding: 1, upsample });
+    const bytes = dtype === 'f16' ? 2 : 4;
+    return [v * bytes, mt * bytes];
+  };
 
   /** diffusers' tile_latent_min_size: sample_size / 2^(blocks − 1). */
   private get defaultTile(): number {
@@ -333,53 +337,4 @@ function concatBatchHost(images: HostImage[]): HostImage {
   const data = new Float32Array(images.length * h * w * c);
   images.forEach((im, n) => data.set(im.data, n * h * w * c));
   return { data, shape: [images.length, h, w, c] };
-}
-
-/**
- * What both autoencoders' fromPretrained do before building: check the options, read and parse the
- * config (ConfigError naming the file), choose the dtype and open the weight files, leaving out the
- * keys of the half `parts` skips.
- */
-export async function openAutoencoder<C, S extends { forceUpcast: boolean }>(
-  source: string | ModelSource,
-  options: AutoencoderLoadOptions,
-  name: string,
-  parse: (config: C, file: string) => S,
-  ignore: { decoder: RegExp[]; encoder: RegExp[] },
-): Promise<{ ctx: GpuContext; config: C; store: WeightStore; parts: 'both' | 'decoder' | 'encoder' }> {
-  const ctx = options.context;
-  const parts = checkParts(options.parts, name);
-  const src = openModelSource(source);
-  const subfolder = options.subfolder ?? ((await src.exists('vae/config.json')) ? 'vae' : '');
-  const config = (await readComponentConfig(src, subfolder)) as C;
-  const spec = parse(config, `${src.description}/${subfolder ? subfolder + '/' : ''}config.json`);
-  const dtype = chooseDtype(ctx, options, spec.forceUpcast, name);
-  // the half loaded with `parts` leaves out the other half's keys
-  const skip = parts === 'decoder' ? ignore.decoder : parts === 'encoder' ? ignore.encoder : [];
-  const store = await WeightStore.open(ctx, src, subfolder, { dtype, variant: options.variant, ignore: skip, onNotice: options.onNotice });
-  return { ctx, config, store, parts };
-}
-
-/** The load option `parts`, checked: a misspelt value must not quietly load both halves. */
-export function checkParts(parts: AutoencoderLoadOptions['parts'], name: string): 'both' | 'decoder' | 'encoder' {
-  const p = parts ?? 'both';
-  if (p !== 'both' && p !== 'decoder' && p !== 'encoder') throw new InvalidArgumentError(`${name}: parts must be 'both', 'decoder' or 'encoder', got ${JSON.stringify(p)}`);
-  return p;
-}
-
-/** The model dtype from the options, the config's force_upcast and the device. */
-export function chooseDtype(ctx: GpuContext, options: Pick<AutoencoderLoadOptions, 'dtype' | 'onNotice'>, forceUpcast: boolean, name: string): DType {
-  const asked = options.dtype ?? 'auto';
-  const notice = options.onNotice ?? console.warn;
-  if (asked !== 'auto' && asked !== 'f16' && asked !== 'f32') throw new ConfigError('dtype', asked, "must be 'auto', 'f16' or 'f32'");
-  if (asked === 'f32') return 'f32';
-  if (asked === 'auto' && forceUpcast) return 'f32';
-  if (!ctx.f16) {
-    if (asked === 'f16') notice(`${name}: the device has no shader-f16, running in f32`);
-    return 'f32';
-  }
-  if (asked === 'f16' && forceUpcast) {
-    notice(`${name}: running in f16 although the config sets force_upcast (this VAE may overflow in f16; a NumericalError names the stage if it does)`);
-  }
-  return 'f16';
 }

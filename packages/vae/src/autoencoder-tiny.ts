@@ -6,7 +6,8 @@
 // raw latents (no distribution), which encodeLatents multiplies by scaling_factor.
 import { parameterStats, buildAndLoad, InvalidArgumentError, withScopeSync, type DType, type GpuContext, type WeightStore, type Tensor, type ModelSource } from '@ssd/tensor';
 import { affine } from '@ssd/kernels';
-import { openAutoencoder, type AutoencoderLoadOptions, type DecoderOutput, type EncodeLatentsOptions, type RunOptions } from './autoencoder-kl.js';
+import type { DecoderOutput, EncodeLatentsOptions, RunOptions } from './autoencoder-kl.js';
+import { openAutoencoder, type AutoencoderLoadOptions } from './open-autoencoder.js';
 import { parseAutoencoderTinyConfig, type AutoencoderTinyConfig, type AutoencoderTinySpec } from './config.js';
 import { checkInput, readNHWC, toPipelineLatents, toVaeLatents } from './latents.js';
 import { estimateTinyDecode, estimateTinyEncode } from './tiling/memory-plan.js';

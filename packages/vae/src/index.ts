@@ -12,8 +12,9 @@
  * distribution and encodeLatents() the pipeline-scaled sample. Non-finite outputs throw
  * NumericalError naming the stage. Tiling: 'auto' | 'always' | 'never'. See README.md.
  */
-export { AutoencoderKL, chooseDtype } from './autoencoder-kl.js';
-export type { AutoencoderLoadOptions, AutoencoderKLOutput, DecoderOutput, EncodeLatentsOptions, RunOptions } from './autoencoder-kl.js';
+export { AutoencoderKL } from './autoencoder-kl.js';
+export { chooseDtype, type AutoencoderLoadOptions } from './open-autoencoder.js';
+export type { AutoencoderKLOutput, DecoderOutput, EncodeLatentsOptions, RunOptions } from './autoencoder-kl.js';
 export { AutoencoderTiny, type AutoencoderTinyOutput } from './autoencoder-tiny.js';
 export { AutoencoderTinyBlock, DecoderTiny, EncoderTiny } from './vae-tiny.js';
 export { loadAutoencoder } from './load.js';

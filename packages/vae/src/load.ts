@@ -1,7 +1,8 @@
 // One entry point for "a VAE folder": AutoencoderKL or AutoencoderTiny, chosen by config.json's
 // _class_name, as diffusers' AutoModel-style loading would.
 import { ConfigError, openModelSource, readComponentConfig, type ModelSource } from '@ssd/tensor';
-import { AutoencoderKL, type AutoencoderLoadOptions } from './autoencoder-kl.js';
+import { AutoencoderKL } from './autoencoder-kl.js';
+import type { AutoencoderLoadOptions } from './open-autoencoder.js';
 import { AutoencoderTiny } from './autoencoder-tiny.js';
 
 export async function loadAutoencoder(source: string | ModelSource, options: AutoencoderLoadOptions): Promise<AutoencoderKL | AutoencoderTiny> {

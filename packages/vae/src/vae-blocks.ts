@@ -5,7 +5,7 @@
 // (a TensorScope, each intermediate as soon as the next op has read it) except its input, which the
 // caller owns.
 import { withScopeSync, type Tensor, type WeightStore } from '@ssd/tensor';
-import { Attention, Downsample2D, GroupNorm, ResnetBlock2D, Upsample2D } from '@ssd/kernels';
+import { Attention, Downsample2D, GroupNorm, ResnetBlock2D, Upsample2D, type ConvAlgorithm } from '@ssd/kernels';
 
 /** Called with a stage's output (e.g. "up_blocks.2.resnets.1"); used to localise non-finite values. */
 export type Probe = (stage: string, t: Tensor) => void;
@@ -13,6 +13,8 @@ export type Probe = (stage: string, t: Tensor) => void;
 export interface VaeBlockConfig {
   groups: number;
   eps: number;
+  /** The 3×3 stride-1 convs' algorithm (nn.Conv2d's): 'auto' takes the adapter's table. */
+  convAlgorithm: ConvAlgorithm | 'auto';
 }
 
 
@@ -47,7 +49,7 @@ export class UNetMidBlock2D {
   readonly attentions: VaeAttentionBlock[];
 
   constructor(store: WeightStore, prefix: string, channels: number, cfg: VaeBlockConfig & { attention: boolean }) {
-    const rc = { inChannels: channels, outChannels: channels, tembChannels: null, groups: cfg.groups, eps: cfg.eps };
+    const rc = { inChannels: channels, outChannels: channels, tembChannels: null, groups: cfg.groups, eps: cfg.eps, convAlgorithm: cfg.convAlgorithm };
     this.resnets = [new ResnetBlock2D(store, `${prefix}.resnets.0`, rc), new ResnetBlock2D(store, `${prefix}.resnets.1`, rc)];
     this.attentions = cfg.attention ? [new VaeAttentionBlock(store, `${prefix}.attentions.0`, channels, cfg)] : [];
   }
@@ -74,7 +76,7 @@ export class DownEncoderBlock2D {
 
   constructor(store: WeightStore, prefix: string, cin: number, cout: number, layers: number, addDownsample: boolean, cfg: VaeBlockConfig) {
     this.resnets = Array.from({ length: layers }, (_, j) =>
-      new ResnetBlock2D(store, `${prefix}.resnets.${j}`, { inChannels: j === 0 ? cin : cout, outChannels: cout, tembChannels: null, groups: cfg.groups, eps: cfg.eps }),
+      new ResnetBlock2D(store, `${prefix}.resnets.${j}`, { inChannels: j === 0 ? cin : cout, outChannels: cout, tembChannels: null, groups: cfg.groups, eps: cfg.eps, convAlgorithm: cfg.convAlgorithm }),
     );
     // diffusers Downsample2D(padding=0): F.pad(x, (0, 1, 0, 1)) then conv stride 2, padding 0 — the
     // asymmetric [top, left, bottom, right] = [0, 0, 1, 1] padding of the conv itself
@@ -108,9 +110,9 @@ export class UpDecoderBlock2D {
 
   constructor(store: WeightStore, prefix: string, cin: number, cout: number, layers: number, addUpsample: boolean, cfg: VaeBlockConfig) {
     this.resnets = Array.from({ length: layers }, (_, j) =>
-      new ResnetBlock2D(store, `${prefix}.resnets.${j}`, { inChannels: j === 0 ? cin : cout, outChannels: cout, tembChannels: null, groups: cfg.groups, eps: cfg.eps }),
+      new ResnetBlock2D(store, `${prefix}.resnets.${j}`, { inChannels: j === 0 ? cin : cout, outChannels: cout, tembChannels: null, groups: cfg.groups, eps: cfg.eps, convAlgorithm: cfg.convAlgorithm }),
     );
-    this.upsamplers = addUpsample ? [new Upsample2D(store, `${prefix}.upsamplers.0`, cout)] : [];
+    this.upsamplers = addUpsample ? [new Upsample2D(store, `${prefix}.upsamplers.0`, cout, cfg.convAlgorithm)] : [];
   }
 
   /** The block; `resnetsOnly` stops before the upsampler (the latent stage of an exact tiled decode). */

@@ -2,7 +2,7 @@
 // the parsed config; every stage reports its output to an optional probe, which is how a non-finite
 // output is traced back to the stage that produced it.
 import { withScopeSync, type Tensor, type TensorScope, type WeightStore } from '@ssd/tensor';
-import { Conv2d, GroupNorm } from '@ssd/kernels';
+import { Conv2d, GroupNorm, type ConvAlgorithm } from '@ssd/kernels';
 import type { AutoencoderKLSpec } from './config.js';
 import { DownEncoderBlock2D, UNetMidBlock2D, UpDecoderBlock2D, type Probe } from './vae-blocks.js';
 
@@ -14,10 +14,11 @@ export class Encoder {
   readonly conv_norm_out: GroupNorm;
   readonly conv_out: Conv2d;
 
-  constructor(store: WeightStore, prefix: string, spec: AutoencoderKLSpec) {
+  /** `convAlgorithm`: the 3×3 stride-1 convs' (nn.Conv2d's `algorithm`; the downsamplers stay direct). */
+  constructor(store: WeightStore, prefix: string, spec: AutoencoderKLSpec, convAlgorithm: ConvAlgorithm | 'auto' = 'direct') {
     const boc = spec.blockOutChannels;
-    const cfg = { groups: spec.normGroups, eps: spec.normEps };
-    this.conv_in = new Conv2d(store, `${prefix}.conv_in`, spec.inChannels, boc[0], { kernelSize: 3, padding: 1 });
+    const cfg = { groups: spec.normGroups, eps: spec.normEps, convAlgorithm };
+    this.conv_in = new Conv2d(store, `${prefix}.conv_in`, spec.inChannels, boc[0], { kernelSize: 3, padding: 1, algorithm: convAlgorithm });
     this.down_blocks = boc.map((cout, i) => {
       const cin = i === 0 ? boc[0] : boc[i - 1];
       return new DownEncoderBlock2D(store, `${prefix}.down_blocks.${i}`, cin, cout, spec.layersPerBlock, i < boc.length - 1, cfg);
@@ -25,7 +26,7 @@ export class Encoder {
     const top = boc[boc.length - 1];
     this.mid_block = new UNetMidBlock2D(store, `${prefix}.mid_block`, top, { ...cfg, attention: spec.midBlockAttention });
     this.conv_norm_out = new GroupNorm(store, `${prefix}.conv_norm_out`, spec.normGroups, top, spec.normEps);
-    this.conv_out = new Conv2d(store, `${prefix}.conv_out`, top, 2 * spec.latentChannels, { kernelSize: 3, padding: 1 });
+    this.conv_out = new Conv2d(store, `${prefix}.conv_out`, top, 2 * spec.latentChannels, { kernelSize: 3, padding: 1, algorithm: convAlgorithm });
   }
 
   /** The last down block's resnets, mid_block, norm and conv_out: everything at latent resolution. Keeps `x`. */
@@ -63,10 +64,11 @@ export class Decoder {
   readonly conv_norm_out: GroupNorm;
   readonly conv_out: Conv2d;
 
-  constructor(store: WeightStore, prefix: string, spec: AutoencoderKLSpec) {
+  /** `convAlgorithm`: the 3×3 convs' (nn.Conv2d's `algorithm`), the upsamplers' included. */
+  constructor(store: WeightStore, prefix: string, spec: AutoencoderKLSpec, convAlgorithm: ConvAlgorithm | 'auto' = 'direct') {
     const rev = [...spec.blockOutChannels].reverse();
-    const cfg = { groups: spec.normGroups, eps: spec.normEps };
-    this.conv_in = new Conv2d(store, `${prefix}.conv_in`, spec.latentChannels, rev[0], { kernelSize: 3, padding: 1 });
+    const cfg = { groups: spec.normGroups, eps: spec.normEps, convAlgorithm };
+    this.conv_in = new Conv2d(store, `${prefix}.conv_in`, spec.latentChannels, rev[0], { kernelSize: 3, padding: 1, algorithm: convAlgorithm });
     this.mid_block = new UNetMidBlock2D(store, `${prefix}.mid_block`, rev[0], { ...cfg, attention: spec.midBlockAttention });
     this.up_blocks = rev.map((cout, i) => {
       const cin = i === 0 ? rev[0] : rev[i - 1];
@@ -74,7 +76,7 @@ export class Decoder {
     });
     const last = rev[rev.length - 1];
     this.conv_norm_out = new GroupNorm(store, `${prefix}.conv_norm_out`, spec.normGroups, last, spec.normEps);
-    this.conv_out = new Conv2d(store, `${prefix}.conv_out`, last, spec.outChannels, { kernelSize: 3, padding: 1 });
+    this.conv_out = new Conv2d(store, `${prefix}.conv_out`, last, spec.outChannels, { kernelSize: 3, padding: 1, algorithm: convAlgorithm });
   }
 
   /** z [B, h, w, latent] (after post_quant_conv) → image [B, h·f, w·f, out_channels]. Keeps `z`. */

@@ -71,6 +71,52 @@ describe('planTiles', () => {
   });
 });
 
+describe('planTiles for windowed kernels (AutoencoderKL)', () => {
+  const sdxl = parseAutoencoderKLConfig({
+    block_out_channels: [128, 256, 512, 512], layers_per_block: 2, norm_num_groups: 32, sample_size: 1024,
+    down_block_types: Array(4).fill('DownEncoderBlock2D'), up_block_types: Array(4).fill('UpDecoderBlock2D'),
+  });
+  const plan = (h: number, bytes: number, opts = {}) =>
+    planTiles(ctx, { op: 'decode', h, w: h, defaultTile: 128, windowed: true, estimate: (th, tw) => estimateKLDecode(sdxl, 1, th, tw, bytes) }, opts);
+
+  it('tensors past the binding limit no longer force tiles: 512² f32 runs whole within 1 GiB, 1024² whole within a 4 GiB budget', () => {
+    expect(estimateKLDecode(sdxl, 1, 64, 64, 4).largestTensorBytes).toBeGreaterThan(ctx.limits.maxStorageBufferBindingSize);
+    expect(plan(64, 4)).toMatchObject({ mode: 'whole', tiled: false });
+    expect(plan(128, 4).tiled).toBe(true);
+    expect(plan(128, 4, { tileBudgetBytes: 4 * 2 ** 30 })).toMatchObject({ mode: 'whole', tiled: false });
+    expect(plan(128, 4, { tiling: 'never' }).tiled).toBe(false);
+  });
+  it('the attention operands still bind whole: a latent whose QKV exceeds the binding limit is tiled, or refused with never', () => {
+    const e = estimateKLDecode(sdxl, 1, 256, 256, 4);
+    expect(e.largestWholeBindingBytes).toBe(3 * 512 * 256 * 256 * 4);
+    expect(plan(256, 4, { tileBudgetBytes: 64 * 2 ** 30 }).tiled).toBe(true);
+    expect(() => plan(256, 4, { tiling: 'never' })).toThrow(/attention operands/);
+  });
+});
+
+describe('a whole decode past the binding limit (windowed kernels) on the fixture VAE', () => {
+  it('256 KiB bindings: the 192×160 image runs whole and matches the decode on the full limits (rel-L2 ≤ 1e-5)', async () => {
+    const small = await testContext({ limits: { maxStorageBufferBindingSize: 256 * 1024 } });
+    expect(small.limits.maxStorageBufferBindingSize).toBe(256 * 1024);
+    const model = await AutoencoderKL.fromPretrained(klModelDir(json), { context: small, parts: 'decoder' });
+    try {
+      const z = gaussian(24 * 20 * 4, 'windowed', 0.8);
+      const plan = model.planDecode(1, 24, 20);
+      expect(plan).toMatchObject({ mode: 'whole', tiled: false });
+      expect(plan.estimate.largestTensorBytes).toBeGreaterThan(256 * 1024);
+      const a = await vae.decode(ctx.fromData(z, [1, 24, 20, 4], 'f32', 'latents'));
+      const b = await model.decode(small.fromData(z, [1, 24, 20, 4], 'f32', 'latents'));
+      const err = relL2((await b.sample.read()) as Float32Array, (await a.sample.read()) as Float32Array);
+      console.log(`whole decode with 256 KiB bindings (largest tensor ${(plan.estimate.largestTensorBytes / 1024).toFixed(0)} KiB) vs full limits: rel-L2 ${err.toExponential(2)}`);
+      expect(err).toBeLessThanOrEqual(1e-5);
+      a.sample.dispose();
+      b.sample.dispose();
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
 describe('tiled vs untiled on the fixture VAE', () => {
   it('estimate vs measured peak of an untiled decode; intermediates are freed', async () => {
     const [h, w] = [24, 20];

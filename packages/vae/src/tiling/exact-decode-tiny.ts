@@ -56,7 +56,7 @@ export function planTinyExact(decoder: DecoderTiny, spec: AutoencoderTinySpec, h
     const side = 2 ** s.level;
     // per input pixel: the input (c), then 2× tensors of c channels (4c each), three alive in a block
     const size = Math.max(h, w) * side;
-    const tile = fitTile(tileLatentSize !== undefined ? tileLatentSize * side : size, halo, [4 * c, 13 * c], dtypeBytes, binding, budget, size);
+    const tile = fitTile(tileLatentSize !== undefined ? tileLatentSize * side : size, halo, (t) => [4 * c * t * t * dtypeBytes, 13 * c * t * t * dtypeBytes], binding, budget, size);
     segments.push({ ...s, tile, halo });
     tilePasses += Math.ceil((h * side) / tile) * Math.ceil((w * side) / tile);
     peakBytes = Math.max(peakBytes, (tile + 2 * halo) ** 2 * 13 * c * dtypeBytes);
@@ -71,7 +71,7 @@ export function tinyExactTilePlan(p: TinyExactPlan, f: number, reason: string, h
   const cols = Math.ceil((w * side) / last.tile);
   return {
     mode: 'exact', tiled: true, tileLatentSize: (last.tile * 2) / f, strideLatent: (last.tile * 2) / f, rows, cols, tiles: rows * cols,
-    estimate: { peakBytes: p.peakBytes, largestTensorBytes: p.peakBytes }, sweeps: p.segments.length, tilePasses: p.tilePasses,
+    estimate: { peakBytes: p.peakBytes, largestTensorBytes: p.peakBytes, largestWholeBindingBytes: 0 }, sweeps: p.segments.length, tilePasses: p.tilePasses,
     reason: `${reason}; exact: ${p.segments.length} segment sweeps, ${p.tilePasses} tile passes, ~${mib(p.peakBytes)} per tile`,
   };
 }

@@ -9,10 +9,10 @@
 //    A resnet is two sweeps, an upsampler one, the final conv_norm_out + conv_out one.
 // Cost: one extra upload and readback per layer (host memory holds two or three layer outputs: up to
 // ~2 GiB for a 1024² image in f32), no extra arithmetic beyond the 1-pixel halos.
-import { throwIfAborted, type DType, type GpuContext } from '@ssd/tensor';
+import { sizeClass, throwIfAborted, type DType, type GpuContext } from '@ssd/tensor';
 import type { Upsample2D } from '@ssd/kernels';
 import type { AutoencoderKLSpec } from '../config.js';
-import { estimateKLDecodeLatentStage, type ActivationEstimate } from './memory-plan.js';
+import { estimateKLDecodeLatentStage, NO_CONV_SCRATCH, type ActivationEstimate, type ConvScratch } from './memory-plan.js';
 import { normParams, sweep, sweepResnetHalf, type SweepContext } from './sweep.js';
 import { mib, type HostImage, type TilePlan } from './tiling.js';
 import type { Decoder } from '../vae.js';
@@ -44,11 +44,15 @@ export interface ExactDecodePlan {
 /**
  * The tile core side (input px) of a sweep: the largest square whose tile — core plus `halo` on each
  * side — keeps every tensor within the binding limit and all of them within the budget, at most
- * `start`; `perPixel` gives the channels per input pixel of [the largest tensor, all live tensors].
- * When `start` covers the image side `size`, the side is then evened out over the fewest tiles.
+ * `start`; `need(side)` gives the bytes of [the largest tensor, all live tensors] of a tile of that
+ * side (halo included). When `start` covers the image side `size`, the side is then evened out over
+ * the fewest tiles.
  */
-export function fitTile(start: number, halo: number, perPixel: [number, number], dtypeBytes: number, binding: number, budget: number, size = start): number {
-  const fits = (t: number) => (t + 2 * halo) ** 2 * perPixel[0] * dtypeBytes <= binding && (t + 2 * halo) ** 2 * perPixel[1] * dtypeBytes <= budget;
+export function fitTile(start: number, halo: number, need: (side: number) => readonly [number, number], binding: number, budget: number, size = start): number {
+  const fits = (t: number) => {
+    const [largest, total] = need(t + 2 * halo);
+    return largest <= binding && total <= budget;
+  };
   if (fits(start)) return start;
   let lo = 8;
   let hi = start;
@@ -74,21 +78,42 @@ function sweepChannels(s: Pick<SweepPlan, 'kind' | 'cin' | 'cout'>): [number, nu
   }
 }
 
+/** Bytes of [the largest tensor, all live tensors] of a sweep's tile of `side` px: its tensors and its conv's scratch. */
+function sweepNeed(s: Omit<SweepPlan, 'tile'>, side: number, dtypeBytes: number, scratch: ConvScratch): [number, number] {
+  const [largest, all] = sweepChannels(s).map((c) => c * side * side * dtypeBytes);
+  const conv: Parameters<ConvScratch> =
+    s.kind === 'resnet.conv1' ? [s.cin, s.cout, 1, side, side] : s.kind === 'resnet.conv2' ? [s.cout, s.cout, 1, side, side] : s.kind === 'upsample' ? [s.cin, s.cin, 1, side, side, 2] : [s.cin, s.cout, 1, side, side];
+  return [largest, all + scratch(...conv).reduce((a, b) => a + sizeClass(b), 0)];
+}
+
+/** What an exact plan must respect: the model's element size, the device's limits and the budget. */
+export interface ExactPlanBounds {
+  dtypeBytes: number;
+  /** maxStorageBufferBindingSize: the latent stage's attention binds its operands whole. */
+  binding: number;
+  /** maxBufferSize: every other tensor is bound in windows (the sweeps' kernels all window). */
+  maxBuffer: number;
+  budget: number;
+  scratch?: ConvScratch;
+}
+
 /**
  * The sweeps of an exact decode of an h × w latent and their tile sides: the largest square core
- * whose tile (core + 2-pixel halo ring) keeps every tensor within the binding limit and the working
- * set within the budget — or, with `tileLatentSize`, that many latent pixels at every level.
- * Returns null when the latent stage itself does not fit (then the caller blends instead).
+ * whose tile (core + 2-pixel halo ring) keeps every tensor within one buffer and the working set,
+ * conv scratch included, within the budget — or, with `tileLatentSize`, that many latent pixels at
+ * every level. Returns null when the latent stage itself does not fit (then the caller blends instead).
  */
-export function planExactDecode(spec: AutoencoderKLSpec, h: number, w: number, dtypeBytes: number, binding: number, budget: number, tileLatentSize?: number): ExactDecodePlan | null {
-  const latentStage = estimateKLDecodeLatentStage(spec, h, w, dtypeBytes);
-  if (latentStage.largestTensorBytes > binding || latentStage.peakBytes > budget) return null;
+export function planExactDecode(spec: AutoencoderKLSpec, h: number, w: number, bounds: ExactPlanBounds, tileLatentSize?: number): ExactDecodePlan | null {
+  const { dtypeBytes, binding, maxBuffer, budget } = bounds;
+  const scratch = bounds.scratch ?? NO_CONV_SCRATCH;
+  const latentStage = estimateKLDecodeLatentStage(spec, h, w, dtypeBytes, scratch);
+  if (latentStage.largestWholeBindingBytes > binding || latentStage.largestTensorBytes > maxBuffer || latentStage.peakBytes > budget) return null;
   const rev = [...spec.blockOutChannels].reverse();
   const sweeps: SweepPlan[] = [];
   const add = (s: Omit<SweepPlan, 'tile'>) => {
     const side = 2 ** s.level;
     const size = Math.max(h, w) * side;
-    sweeps.push({ ...s, tile: fitTile(tileLatentSize !== undefined ? tileLatentSize * side : size, 1, sweepChannels(s), dtypeBytes, binding, budget, size) });
+    sweeps.push({ ...s, tile: fitTile(tileLatentSize !== undefined ? tileLatentSize * side : size, 1, (t) => sweepNeed(s, t, dtypeBytes, scratch), maxBuffer, budget, size) });
   };
   rev.forEach((cout, i) => {
     if (i > 0) {
@@ -106,7 +131,7 @@ export function planExactDecode(spec: AutoencoderKLSpec, h: number, w: number, d
   for (const s of sweeps) {
     const side = 2 ** s.level;
     tilePasses += Math.ceil((h * side) / s.tile) * Math.ceil((w * side) / s.tile);
-    sweepPeakBytes = Math.max(sweepPeakBytes, (s.tile + 2) ** 2 * sweepChannels(s)[1] * dtypeBytes);
+    sweepPeakBytes = Math.max(sweepPeakBytes, sweepNeed(s, s.tile + 2, dtypeBytes, scratch)[1]);
   }
   const last = sweeps[sweeps.length - 1];
   const full = 2 ** last.level;
@@ -116,7 +141,7 @@ export function planExactDecode(spec: AutoencoderKLSpec, h: number, w: number, d
 export function exactTilePlan(p: ExactDecodePlan, f: number, reason: string): TilePlan {
   return {
     mode: 'exact', tiled: true, tileLatentSize: p.finalTile / f, strideLatent: p.finalTile / f, rows: p.finalRows, cols: p.finalCols, tiles: p.finalRows * p.finalCols,
-    estimate: { peakBytes: Math.max(p.latentStage.peakBytes, p.sweepPeakBytes), largestTensorBytes: p.latentStage.largestTensorBytes },
+    estimate: { peakBytes: Math.max(p.latentStage.peakBytes, p.sweepPeakBytes), largestTensorBytes: p.latentStage.largestTensorBytes, largestWholeBindingBytes: p.latentStage.largestWholeBindingBytes },
     sweeps: p.sweeps.length, tilePasses: p.tilePasses,
     reason: `${reason}; exact: latent stage whole (${mib(p.latentStage.peakBytes)}), ${p.sweeps.length} layer sweeps, ${p.tilePasses} tile passes`,
   };

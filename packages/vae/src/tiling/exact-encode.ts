@@ -5,10 +5,10 @@
 // layer's statistics; then the latent-resolution stage (the last block's resnets, mid_block with its
 // global attention, conv_norm_out, conv_out, quant_conv) runs whole. Same result as an untiled encode
 // up to rounding; the GPU holds one tile.
-import { throwIfAborted, type DType, type GpuContext } from '@ssd/tensor';
+import { sizeClass, throwIfAborted, type DType, type GpuContext } from '@ssd/tensor';
 import type { AutoencoderKLSpec } from '../config.js';
-import { fitTile } from './exact-decode.js';
-import { estimateKLEncodeLatentStage, type ActivationEstimate } from './memory-plan.js';
+import { fitTile, type ExactPlanBounds } from './exact-decode.js';
+import { estimateKLEncodeLatentStage, NO_CONV_SCRATCH, type ActivationEstimate, type ConvScratch } from './memory-plan.js';
 import { normParams, sweep, sweepResnetHalf, type SweepContext } from './sweep.js';
 import { mib, type HostImage, type TilePlan } from './tiling.js';
 import type { Encoder } from '../vae.js';
@@ -49,17 +49,26 @@ function channels(s: Pick<EncodeSweep, 'kind' | 'cin' | 'cout'>): [number, numbe
   }
 }
 
+/** Bytes of [the largest tensor, all live tensors] of a sweep's tile of `side` px, its conv's scratch included (stride 2: direct). */
+function need(s: Omit<EncodeSweep, 'tile'>, side: number, dtypeBytes: number, scratch: ConvScratch): [number, number] {
+  const [largest, all] = channels(s).map((c) => c * side * side * dtypeBytes);
+  const held = s.kind === 'downsample' ? [] : s.kind === 'resnet.conv2' ? scratch(s.cout, s.cout, 1, side, side) : scratch(s.cin, s.cout, 1, side, side);
+  return [largest, all + held.reduce((a, b) => a + sizeClass(b), 0)];
+}
+
 /** The sweeps of an exact encode of an image of height × width (multiples of the down factor), or null when the latent stage does not fit whole. */
-export function planExactEncode(spec: AutoencoderKLSpec, height: number, width: number, dtypeBytes: number, binding: number, budget: number, tileLatentSize?: number): ExactEncodePlan | null {
+export function planExactEncode(spec: AutoencoderKLSpec, height: number, width: number, bounds: ExactPlanBounds, tileLatentSize?: number): ExactEncodePlan | null {
+  const { dtypeBytes, binding, maxBuffer, budget } = bounds;
+  const scratch = bounds.scratch ?? NO_CONV_SCRATCH;
   const f = spec.downFactor;
-  const latentStage = estimateKLEncodeLatentStage(spec, height / f, width / f, dtypeBytes);
-  if (latentStage.largestTensorBytes > binding || latentStage.peakBytes > budget) return null;
+  const latentStage = estimateKLEncodeLatentStage(spec, height / f, width / f, dtypeBytes, scratch);
+  if (latentStage.largestWholeBindingBytes > binding || latentStage.largestTensorBytes > maxBuffer || latentStage.peakBytes > budget) return null;
   const boc = spec.blockOutChannels;
   const sweeps: EncodeSweep[] = [];
   const add = (s: Omit<EncodeSweep, 'tile'>, halo: number) => {
     const size = Math.max(height, width) / 2 ** s.level;
     const start = tileLatentSize !== undefined ? (tileLatentSize * f) / 2 ** s.level : size;
-    let tile = fitTile(start, halo, channels(s), dtypeBytes, binding, budget, size);
+    let tile = fitTile(start, halo, (t) => need(s, t, dtypeBytes, scratch), maxBuffer, budget, size);
     tile -= tile % 2; // stride-2 sweeps need even tiles; keep every level even
     sweeps.push({ ...s, tile: Math.max(2, tile) });
   };
@@ -78,7 +87,7 @@ export function planExactEncode(spec: AutoencoderKLSpec, height: number, width: 
   for (const s of sweeps) {
     const d = 2 ** s.level;
     tilePasses += Math.ceil(height / d / s.tile) * Math.ceil(width / d / s.tile);
-    sweepPeakBytes = Math.max(sweepPeakBytes, (s.tile + 4) ** 2 * channels(s)[1] * dtypeBytes);
+    sweepPeakBytes = Math.max(sweepPeakBytes, need(s, s.tile + 4, dtypeBytes, scratch)[1]);
   }
   const first = sweeps[0];
   return { sweeps, latentStage, sweepPeakBytes, tilePasses: tilePasses + 1, firstTile: first.tile, firstRows: Math.ceil(height / first.tile), firstCols: Math.ceil(width / first.tile) };
@@ -87,7 +96,7 @@ export function planExactEncode(spec: AutoencoderKLSpec, height: number, width: 
 export function exactEncodeTilePlan(p: ExactEncodePlan, f: number, reason: string): TilePlan {
   return {
     mode: 'exact', tiled: true, tileLatentSize: p.firstTile / f, strideLatent: p.firstTile / f, rows: p.firstRows, cols: p.firstCols, tiles: p.firstRows * p.firstCols,
-    estimate: { peakBytes: Math.max(p.latentStage.peakBytes, p.sweepPeakBytes), largestTensorBytes: p.latentStage.largestTensorBytes },
+    estimate: { peakBytes: Math.max(p.latentStage.peakBytes, p.sweepPeakBytes), largestTensorBytes: p.latentStage.largestTensorBytes, largestWholeBindingBytes: p.latentStage.largestWholeBindingBytes },
     sweeps: p.sweeps.length, tilePasses: p.tilePasses,
     reason: `${reason}; exact: ${p.sweeps.length} layer sweeps, ${p.tilePasses} tile passes, latent stage whole (${mib(p.latentStage.peakBytes)})`,
   };

@@ -1,28 +1,50 @@
 // Activation memory of one encoder/decoder pass, estimated from the config before anything runs, so
 // that the tiling decision is made up front. Each estimator replays the allocation order of the
 // forward code (vae.ts, vae-blocks.ts, vae-tiny.ts and the nn blocks they call): which
-// tensors are alive together, each rounded to the buffer pool's size class. Kernel-internal scratch
-// (GroupNorm statistics, attention row state) is a few KiB and ignored.
+// tensors are alive together, each rounded to the buffer pool's size class. A Winograd 3×3 conv's
+// scratch (V and Mt, up to twice its larger operand) is counted through a ConvScratch; other
+// kernel-internal scratch (GroupNorm statistics, attention row state) is a few KiB and ignored.
 import { sizeClass } from '@ssd/tensor';
 import type { AutoencoderKLSpec, AutoencoderTinySpec } from '../config.js';
 
 export interface ActivationEstimate {
   /** Highest sum of live activation bytes during the pass (weights excluded), pool-rounded. */
   readonly peakBytes: number;
-  /** The largest single activation tensor: it must fit one storage binding. */
+  /**
+   * The largest single activation tensor: it must fit one storage binding — or, for a pass whose
+   * kernels bind windows of larger tensors (PlanInput.windowed), one buffer.
+   */
   readonly largestTensorBytes: number;
+  /** The largest tensor a kernel binds whole even so (attention's q/k/v and output): it must fit one binding. */
+  readonly largestWholeBindingBytes: number;
 }
+
+/**
+ * Bytes of the scratch tensors a 3×3 stride-1 conv (padding 1) of x [b, h, w, cin] → cout allocates
+ * beside its output and frees once recorded — Winograd's V and Mt (kernels' conv2dWinogradScratch) —
+ * one entry per tensor; none for a direct conv. `upsample` 2: the Upsample2D conv (nearest 2× fused).
+ */
+export type ConvScratch = (cin: number, cout: number, b: number, h: number, w: number, upsample?: 1 | 2) => readonly number[];
+
+/** Every conv direct: no scratch. */
+export const NO_CONV_SCRATCH: ConvScratch = () => [];
 
 /** Live-set bookkeeping in the order the forward code allocates and frees. */
 class Tracker {
   private live = 0;
   peak = 0;
   largest = 0;
-  constructor(private readonly bytesPerElem: number) {}
+  largestWhole = 0;
+  constructor(
+    private readonly bytesPerElem: number,
+    readonly scratch: ConvScratch = NO_CONV_SCRATCH,
+  ) {}
 
-  alloc(elems: number): number {
+  /** `bindsWhole`: some kernel binds the tensor whole (no windows). */
+  alloc(elems: number, bindsWhole = false): number {
     const bytes = elems * this.bytesPerElem;
     this.largest = Math.max(this.largest, bytes);
+    if (bindsWhole) this.largestWhole = Math.max(this.largestWhole, bytes);
     const b = sizeClass(bytes);
     this.live += b;
     this.peak = Math.max(this.peak, this.live);
@@ -33,20 +55,43 @@ class Tracker {
     this.live -= b;
   }
 
+  /** A 3×3 conv's output (elements) over x [b, h, w, cin], its scratch alive with it while it records. */
+  conv3(outElems: number, cin: number, cout: number, b: number, h: number, w: number, upsample: 1 | 2 = 1): number {
+    const out = this.alloc(outElems);
+    const held = this.scratch(cin, cout, b, h, w, upsample).map((bytes) => {
+      const r = sizeClass(bytes);
+      this.live += r;
+      return r;
+    });
+    this.peak = Math.max(this.peak, this.live);
+    for (const r of held) this.free(r);
+    return out;
+  }
+
   get result(): ActivationEstimate {
-    return { peakBytes: this.peak, largestTensorBytes: this.largest };
+    return { peakBytes: this.peak, largestTensorBytes: this.largest, largestWholeBindingBytes: this.largestWhole };
   }
 }
 
-/** nn.ResnetBlock2D.forward on a live input of `cin` channels over `px` pixels → its output. */
-function resnet(t: Tracker, cin: number, cout: number, px: number): number {
+/** An image's geometry: batch, height, width. */
+interface Geo {
+  b: number;
+  h: number;
+  w: number;
+}
+
+const pixels = (g: Geo) => g.b * g.h * g.w;
+
+/** nn.ResnetBlock2D.forward on a live input of `cin` channels → its output. */
+function resnet(t: Tracker, cin: number, cout: number, g: Geo): number {
+  const px = pixels(g);
   const h0 = t.alloc(cin * px); // norm1 + SiLU
-  const h1 = t.alloc(cout * px); // conv1
+  const h1 = t.conv3(cout * px, cin, cout, g.b, g.h, g.w); // conv1
   t.free(h0);
   const h2 = t.alloc(cout * px); // norm2 + SiLU
   t.free(h1);
   const skip = cin !== cout ? t.alloc(cout * px) : 0; // conv_shortcut
-  const out = t.alloc(cout * px); // conv2 + residual
+  const out = t.conv3(cout * px, cout, cout, g.b, g.h, g.w); // conv2 + residual
   t.free(h2);
   t.free(skip);
   return out;
@@ -55,8 +100,8 @@ function resnet(t: Tracker, cin: number, cout: number, px: number): number {
 /** VaeAttentionBlock.forward on a live input → its output (one head; flash attention, no N×N). */
 function attentionBlock(t: Tracker, c: number, px: number): number {
   const normed = t.alloc(c * px);
-  const qkv = t.alloc(3 * c * px);
-  const h = t.alloc(c * px);
+  const qkv = t.alloc(3 * c * px, true); // attention reads q, k and v from it in place
+  const h = t.alloc(c * px, true);
   t.free(qkv);
   const out = t.alloc(c * px); // to_out.0 + residual
   t.free(h);
@@ -71,63 +116,64 @@ function step(t: Tracker, x: number, next: () => number): number {
   return y;
 }
 
-function midBlock(t: Tracker, c: number, px: number, attention: boolean): number {
-  let h = resnet(t, c, c, px);
-  if (attention) h = step(t, h, () => attentionBlock(t, c, px));
-  return step(t, h, () => resnet(t, c, c, px));
+function midBlock(t: Tracker, c: number, g: Geo, attention: boolean): number {
+  let h = resnet(t, c, c, g);
+  if (attention) h = step(t, h, () => attentionBlock(t, c, pixels(g)));
+  return step(t, h, () => resnet(t, c, c, g));
 }
 
 /**
  * AutoencoderKL decode of a [batch, h, w] latent tile: post_quant_conv, Decoder, and the cast of the
  * image to f32 when the model runs in f16. The input tile itself is counted.
  */
-export function estimateKLDecode(spec: AutoencoderKLSpec, batch: number, h: number, w: number, dtypeBytes: number): ActivationEstimate {
-  const t = new Tracker(dtypeBytes);
+export function estimateKLDecode(spec: AutoencoderKLSpec, batch: number, h: number, w: number, dtypeBytes: number, scratch: ConvScratch = NO_CONV_SCRATCH): ActivationEstimate {
+  const t = new Tracker(dtypeBytes, scratch);
   const rev = [...spec.blockOutChannels].reverse();
-  let px = batch * h * w;
+  const g: Geo = { b: batch, h, w };
+  let px = pixels(g);
   t.alloc(spec.latentChannels * px); // the uploaded tile, alive for the whole pass
   if (spec.usePostQuantConv) t.alloc(spec.latentChannels * px); // post_quant_conv, the decoder's input
-  let x = t.alloc(rev[0] * px); // conv_in
-  x = step(t, x, () => midBlock(t, rev[0], px, spec.midBlockAttention));
+  let x = t.conv3(rev[0] * px, spec.latentChannels, rev[0], g.b, g.h, g.w); // conv_in
+  x = step(t, x, () => midBlock(t, rev[0], g, spec.midBlockAttention));
   rev.forEach((cout, i) => {
     const cin = i === 0 ? rev[0] : rev[i - 1];
-    for (let j = 0; j <= spec.layersPerBlock; j++) x = step(t, x, () => resnet(t, j === 0 ? cin : cout, cout, px));
+    for (let j = 0; j <= spec.layersPerBlock; j++) x = step(t, x, () => resnet(t, j === 0 ? cin : cout, cout, g));
     if (i < rev.length - 1) {
-      x = step(t, x, () => t.alloc(cout * px * 4)); // nearest 2× fused into the conv
-      px *= 4;
+      x = step(t, x, () => t.conv3(cout * px * 4, cout, cout, g.b, g.h, g.w, 2)); // nearest 2× fused into the conv
+      g.h *= 2;
+      g.w *= 2;
+      px = pixels(g);
     }
   });
   const last = rev[rev.length - 1];
   x = step(t, x, () => t.alloc(last * px)); // conv_norm_out + SiLU
-  x = step(t, x, () => t.alloc(spec.outChannels * px)); // conv_out
+  x = step(t, x, () => t.conv3(spec.outChannels * px, last, spec.outChannels, g.b, g.h, g.w)); // conv_out
   if (dtypeBytes !== 4) t.alloc((spec.outChannels * px * 4) / dtypeBytes); // cast to f32
   return t.result;
 }
 
 /** AutoencoderKL encode of a [batch, H, W] image tile: Encoder and quant_conv. */
-export function estimateKLEncode(spec: AutoencoderKLSpec, batch: number, height: number, width: number, dtypeBytes: number): ActivationEstimate {
-  const t = new Tracker(dtypeBytes);
+export function estimateKLEncode(spec: AutoencoderKLSpec, batch: number, height: number, width: number, dtypeBytes: number, scratch: ConvScratch = NO_CONV_SCRATCH): ActivationEstimate {
+  const t = new Tracker(dtypeBytes, scratch);
   const boc = spec.blockOutChannels;
-  let hh = height;
-  let ww = width;
-  let x = t.alloc(spec.inChannels * batch * hh * ww); // the uploaded tile
+  const g: Geo = { b: batch, h: height, w: width };
+  let x = t.alloc(spec.inChannels * pixels(g)); // the uploaded tile
   const input = x;
-  x = t.alloc(boc[0] * batch * hh * ww); // conv_in (the input stays alive until the pass ends)
+  x = t.conv3(boc[0] * pixels(g), spec.inChannels, boc[0], g.b, g.h, g.w); // conv_in (the input stays alive until the pass ends)
   boc.forEach((cout, i) => {
     const cin = i === 0 ? boc[0] : boc[i - 1];
-    const px = batch * hh * ww;
-    for (let j = 0; j < spec.layersPerBlock; j++) x = step(t, x, () => resnet(t, j === 0 ? cin : cout, cout, px));
+    for (let j = 0; j < spec.layersPerBlock; j++) x = step(t, x, () => resnet(t, j === 0 ? cin : cout, cout, g));
     if (i < boc.length - 1) {
-      hh = Math.floor(hh / 2);
-      ww = Math.floor(ww / 2);
-      x = step(t, x, () => t.alloc(cout * batch * hh * ww));
+      g.h = Math.floor(g.h / 2);
+      g.w = Math.floor(g.w / 2);
+      x = step(t, x, () => t.alloc(cout * pixels(g))); // stride 2: direct
     }
   });
   const top = boc[boc.length - 1];
-  const px = batch * hh * ww;
-  x = step(t, x, () => midBlock(t, top, px, spec.midBlockAttention));
+  const px = pixels(g);
+  x = step(t, x, () => midBlock(t, top, g, spec.midBlockAttention));
   x = step(t, x, () => t.alloc(top * px)); // conv_norm_out + SiLU
-  x = step(t, x, () => t.alloc(2 * spec.latentChannels * px)); // conv_out
+  x = step(t, x, () => t.conv3(2 * spec.latentChannels * px, top, 2 * spec.latentChannels, g.b, g.h, g.w)); // conv_out
   if (spec.useQuantConv) x = step(t, x, () => t.alloc(2 * spec.latentChannels * px));
   t.free(input);
   return t.result;
@@ -183,15 +229,16 @@ export function estimateTinyEncode(spec: AutoencoderTinySpec, batch: number, hei
  * The latent-resolution stage of an exact tiled decode, run whole: post_quant_conv, conv_in,
  * mid_block (global attention) and the first up block's resnets.
  */
-export function estimateKLDecodeLatentStage(spec: AutoencoderKLSpec, h: number, w: number, dtypeBytes: number): ActivationEstimate {
-  const t = new Tracker(dtypeBytes);
+export function estimateKLDecodeLatentStage(spec: AutoencoderKLSpec, h: number, w: number, dtypeBytes: number, scratch: ConvScratch = NO_CONV_SCRATCH): ActivationEstimate {
+  const t = new Tracker(dtypeBytes, scratch);
   const c0 = spec.blockOutChannels[spec.blockOutChannels.length - 1];
+  const g: Geo = { b: 1, h, w };
   const px = h * w;
   t.alloc(spec.latentChannels * px);
   if (spec.usePostQuantConv) t.alloc(spec.latentChannels * px);
-  let x = t.alloc(c0 * px);
-  x = step(t, x, () => midBlock(t, c0, px, spec.midBlockAttention));
-  for (let j = 0; j <= spec.layersPerBlock; j++) x = step(t, x, () => resnet(t, c0, c0, px));
+  let x = t.conv3(c0 * px, spec.latentChannels, c0, 1, h, w);
+  x = step(t, x, () => midBlock(t, c0, g, spec.midBlockAttention));
+  for (let j = 0; j <= spec.layersPerBlock; j++) x = step(t, x, () => resnet(t, c0, c0, g));
   return t.result;
 }
 
@@ -199,17 +246,18 @@ export function estimateKLDecodeLatentStage(spec: AutoencoderKLSpec, h: number, 
  * The latent-resolution stage of an exact tiled encode, run whole: the last down block's resnets,
  * mid_block, conv_norm_out + SiLU, conv_out and quant_conv.
  */
-export function estimateKLEncodeLatentStage(spec: AutoencoderKLSpec, h: number, w: number, dtypeBytes: number): ActivationEstimate {
-  const t = new Tracker(dtypeBytes);
+export function estimateKLEncodeLatentStage(spec: AutoencoderKLSpec, h: number, w: number, dtypeBytes: number, scratch: ConvScratch = NO_CONV_SCRATCH): ActivationEstimate {
+  const t = new Tracker(dtypeBytes, scratch);
   const boc = spec.blockOutChannels;
   const top = boc[boc.length - 1];
   const cin = boc.length > 1 ? boc[boc.length - 2] : boc[0];
+  const g: Geo = { b: 1, h, w };
   const px = h * w;
   let x = t.alloc(cin * px); // the uploaded map
-  for (let j = 0; j < spec.layersPerBlock; j++) x = step(t, x, () => resnet(t, j === 0 ? cin : top, top, px));
-  x = step(t, x, () => midBlock(t, top, px, spec.midBlockAttention));
+  for (let j = 0; j < spec.layersPerBlock; j++) x = step(t, x, () => resnet(t, j === 0 ? cin : top, top, g));
+  x = step(t, x, () => midBlock(t, top, g, spec.midBlockAttention));
   x = step(t, x, () => t.alloc(top * px));
-  x = step(t, x, () => t.alloc(2 * spec.latentChannels * px));
+  x = step(t, x, () => t.conv3(2 * spec.latentChannels * px, top, 2 * spec.latentChannels, 1, h, w));
   if (spec.useQuantConv) step(t, x, () => t.alloc(2 * spec.latentChannels * px));
   return t.result;
 }

@@ -69,6 +69,29 @@ export interface PlanInput {
   defaultTile: number;
   /** Estimate for a pass over an h × w latent region. */
   estimate: (h: number, w: number) => ActivationEstimate;
+  /**
+   * Every kernel of the pass binds windows of a tensor larger than maxStorageBufferBindingSize (conv,
+   * Winograd, GroupNorm, GEMM, elementwise, the non-finite check): then only the tensors bound whole
+   * (estimate.largestWholeBindingBytes: attention's) must fit one binding, the others one buffer.
+   */
+  windowed?: boolean;
+}
+
+/** A device limit a pass's tensors exceed. */
+export interface BindingProblem {
+  limit: 'maxStorageBufferBindingSize' | 'maxBufferSize';
+  required: number;
+  available: number;
+  what: string;
+}
+
+/** Which limit a pass's tensors exceed on this device, or null when they can be bound. */
+export function bindingProblem(ctx: GpuContext, e: ActivationEstimate, windowed: boolean): BindingProblem | null {
+  const binding = ctx.limits.maxStorageBufferBindingSize;
+  if (!windowed) return e.largestTensorBytes > binding ? { limit: 'maxStorageBufferBindingSize', required: e.largestTensorBytes, available: binding, what: 'its largest tensor' } : null;
+  if (e.largestWholeBindingBytes > binding) return { limit: 'maxStorageBufferBindingSize', required: e.largestWholeBindingBytes, available: binding, what: 'the attention operands, bound whole' };
+  const maxBuffer = ctx.limits.maxBufferSize;
+  return e.largestTensorBytes > maxBuffer ? { limit: 'maxBufferSize', required: e.largestTensorBytes, available: maxBuffer, what: 'its largest tensor' } : null;
 }
 
 /** The budget a pass may use: the option (default 1 GiB), capped by the context's memory budget. */
@@ -86,14 +109,14 @@ export function planTiles(ctx: GpuContext, input: PlanInput, opts: TilingOptions
   const binding = ctx.limits.maxStorageBufferBindingSize;
   const budget = tileBudget(ctx, input.op, opts);
   const { h, w } = input;
-  const fits = (e: ActivationEstimate) => e.largestTensorBytes <= binding && e.peakBytes <= budget;
+  const windowed = input.windowed ?? false;
+  const fits = (e: ActivationEstimate) => !bindingProblem(ctx, e, windowed) && e.peakBytes <= budget;
   const whole = input.estimate(h, w);
   const untiled = (reason: string): TilePlan => ({ mode: 'whole', tiled: false, tileLatentSize: Math.max(h, w), strideLatent: Math.max(h, w), rows: 1, cols: 1, tiles: 1, estimate: whole, reason });
 
   if (mode === 'never') {
-    if (whole.largestTensorBytes > binding) {
-      throw new DeviceLimitError('maxStorageBufferBindingSize', whole.largestTensorBytes, binding, `${input.op} of a ${h}×${w} latent without tiling (use tiling: 'auto')`);
-    }
+    const problem = bindingProblem(ctx, whole, windowed);
+    if (problem) throw new DeviceLimitError(problem.limit, problem.required, problem.available, `${input.op} of a ${h}×${w} latent without tiling (use tiling: 'auto'): ${problem.what}`);
     return untiled("tiling: 'never'");
   }
   if (mode === 'auto' && fits(whole)) return untiled(`fits: ${mib(whole.peakBytes)} peak, largest tensor ${mib(whole.largestTensorBytes)}`);
@@ -102,9 +125,8 @@ export function planTiles(ctx: GpuContext, input: PlanInput, opts: TilingOptions
   if (tile !== undefined) {
     if (!Number.isInteger(tile) || tile < 4 || tile % 4) throw new InvalidArgumentError(`${input.op}: tileLatentSize must be a multiple of 4, ≥ 4; got ${tile}`);
     const e = input.estimate(Math.min(tile, h), Math.min(tile, w));
-    if (e.largestTensorBytes > binding) {
-      throw new DeviceLimitError('maxStorageBufferBindingSize', e.largestTensorBytes, binding, `${input.op} with tileLatentSize ${tile} (choose a smaller tile or leave it unset)`);
-    }
+    const problem = bindingProblem(ctx, e, windowed);
+    if (problem) throw new DeviceLimitError(problem.limit, problem.required, problem.available, `${input.op} with tileLatentSize ${tile} (choose a smaller tile or leave it unset): ${problem.what}`);
   } else {
     tile = largestFittingTile(input, fits);
     if (tile === 0) {
