@@ -77,8 +77,11 @@ describe.skipIf(!existsSync(SDCPP))('stable-diffusion.cpp reads ours, we read it
       const [t, o] = [await GgufFile.open(new NodeFileSource(theirs)), await GgufFile.open(new NodeFileSource(ours))];
       expect(o.keys().map((k) => `${k} ${o.info(k).type.name}`), type).toEqual(t.keys().map((k) => `${k} ${t.info(k).type.name}`));
       expect(t.keys().filter((k) => t.info(k).type.quant).length, type).toBe(type.endsWith('K') ? 2 : 3);
-      await sameFloats(t, await SafetensorsFile.open(new NodeFileSource(theirsBack)));
-      await sameFloats(o, await SafetensorsFile.open(new NodeFileSource(oursBack)));
+      for (const [g, back] of [[t, theirsBack], [o, oursBack]] as const) {
+        const st = await SafetensorsFile.open(new NodeFileSource(back));
+        await sameFloats(g, st);
+        await st.close();
+      }
       if (type === 'q8_0') expect(readFileSync(ours).equals(readFileSync(theirs))).toBe(true);
       const same = join(tmp, `same-${type}.gguf`);
       await quantizeModelToGguf(synth, new NodeFileSink(same), { type, quantizer: 'sdcpp' });
