@@ -1,13 +1,16 @@
 // pnpm bench:gguf --fp16 <single file.safetensors> --gguf <a.gguf> [--gguf <b.gguf> …] [--size 1024]
-//                 [--memory resident,low|targets] [--decode] [--latent 16] [--dtype f16|f32] [--name ssd-1b] [--out file.json]
+//                 [--memory resident,low|targets [--skip-fp16-memory]] [--decode] [--latent 16] [--dtype f16|f32] [--name ssd-1b] [--out file.json]
 // pnpm bench:gguf --plan [--arch ssd-1b|vega|sdxl]   (also with ssd quantize --quantize-convs)
 //
 // Issue 21's measurements on one fp16 single file and its GGUFs (`make-random-model --single-file`, then
 // `ssd quantize`): per file and memory mode, peak GPU memory of one denoising step (CFG) at --size² — with
 // the VAE decode when --decode — and the weights resident after loading (--memory targets: only the modes
-// issue 21 sets a target for, resident for the fp16 baseline — each 1024² step takes minutes on a CPU adapter); then one UNet forward (batch 2)
+// issue 21 sets a target for, resident for the fp16 baseline unless --skip-fp16-memory — each 1024² step takes
+// minutes on a CPU adapter); then one UNet forward (batch 2)
 // at a --latent² latent from each file on the same inputs: noise_pred rel-L2 vs the fp16 file's (targets:
-// q8_0 ≤ 1e-2, q4_K ≤ 6e-2). --plan needs no file: what sd.cpp's type rules make of each component (sizes
+// q8_0 ≤ 1e-2, q4_K ≤ 6e-2); with --step-latent N, the UNet CFG step (batch 2, N² latent) of every file,
+// the UNets loaded together and run in turn (--step-rounds), and each one's time over fp16's (target: q8_0
+// ≤ 1.25×). --plan needs no file: what sd.cpp's type rules make of each component (sizes
 // from the key lists). Writes bench/results/gguf-<name>-<adapter>.json (or gguf-plan-<arch>.json).
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +20,7 @@ import { StableDiffusionXLPipeline } from '@ssd/pipeline';
 import { UNet2DConditionModel } from '@ssd/unet';
 import { ggufPlan } from './lib/gguf-plan.js';
 import { ARCHS, type Arch } from './lib/random-model.js';
-import { adapterRecord, hostRecord, mib, resultSlug } from './lib/timing.js';
+import { adapterRecord, hostRecord, mib, resultSlug, timeGpuInterleaved } from './lib/timing.js';
 import { stats, unetInputs } from './lib/unet-inputs.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -28,6 +31,9 @@ const { values: args } = parseArgs({
     size: { type: 'string', default: '1024' },
     memory: { type: 'string', default: 'resident,low' },
     decode: { type: 'boolean', default: false },
+    'skip-fp16-memory': { type: 'boolean', default: false },
+    'step-latent': { type: 'string', default: '0' },
+    'step-rounds': { type: 'string', default: '3' },
     latent: { type: 'string', default: '16' },
     dtype: { type: 'string' },
     name: { type: 'string' },
@@ -46,6 +52,8 @@ interface MemoryRun {
   mode: 'resident' | 'low';
   residentBytes: number;
   peakBytes: number;
+  /** Highest bytes held by live tensors (peakBytes also counts the pool's free buffers). */
+  peakLiveBytes: number;
   stagePeaks: Record<string, number>;
   stepMs: number;
   target?: number;
@@ -82,7 +90,7 @@ async function memoryRun(ctx: GpuContext, file: string, mode: 'resident' | 'low'
   try {
     const r = await pipe.generate({ prompt: 'a photo of an astronaut riding a horse on mars', numInferenceSteps: 1, guidanceScale: 5, width: size, height: size, seed: 1, outputType: args.decode ? 'rgba' : 'latent' });
     const stagePeaks = { textEncode: r.report.textEncode.peakBytes, denoise: r.report.denoise.peakBytes, ...(args.decode ? { decode: r.report.decode.peakBytes } : {}) };
-    return { file, mode, residentBytes, peakBytes: Math.max(ctx.memory.peakBytes, ...Object.values(stagePeaks)), stagePeaks, stepMs: r.report.stepMs[0] };
+    return { file, mode, residentBytes, peakBytes: Math.max(ctx.memory.peakBytes, ...Object.values(stagePeaks)), peakLiveBytes: ctx.memory.peakLiveBytes, stagePeaks, stepMs: r.report.stepMs[0] };
   } finally {
     await pipe.dispose();
   }
@@ -102,6 +110,26 @@ async function noisePred(ctx: GpuContext, file: string, latent: number, dtype: '
     inputs.dispose();
     unet.dispose();
     await sf.close();
+  }
+}
+
+/** One UNet CFG step per file at a latent² latent, interleaved (fp16, a, b, fp16, a, b, …) so load falls alike. */
+async function stepTimes(ctx: GpuContext, files: string[], latent: number, rounds: number, dtype: 'f16' | 'f32'): Promise<{ file: string; ms: number; runsMs: number[]; overFp16: number }[]> {
+  const opened: { sf: SingleFileSource; unet: UNet2DConditionModel; inputs: ReturnType<typeof unetInputs> }[] = [];
+  try {
+    for (const f of files) {
+      const sf = await SingleFileSource.open(f, { onNotice: () => {} });
+      const unet = await UNet2DConditionModel.fromPretrained(sf, { context: ctx, dtype });
+      opened.push({ sf, unet, inputs: unetInputs(ctx, unet, 2, latent, latent) });
+    }
+    const t = await timeGpuInterleaved(ctx, opened.map((o) => () => o.unet.forward(o.inputs)), rounds);
+    return files.map((file, i) => ({ file, ms: t[i].ms, runsMs: t[i].runs, overFp16: t[i].ms / t[0].ms }));
+  } finally {
+    for (const o of opened) {
+      o.inputs.dispose();
+      o.unet.dispose();
+      await o.sf.close();
+    }
   }
 }
 
@@ -125,7 +153,7 @@ async function main(): Promise<void> {
   const name = args.name ?? 'model';
   const modesFor = (type: string): ('resident' | 'low')[] => {
     if (args.memory !== 'targets') return args.memory!.split(',').filter(Boolean) as ('resident' | 'low')[];
-    if (type === 'fp16') return ['resident'];
+    if (type === 'fp16') return args['skip-fp16-memory'] ? [] : ['resident'];
     return (['resident', 'low'] as const).filter((m) => MEMORY_TARGETS[`${name}/${type}/${m}`] !== undefined);
   };
   console.log(`adapter: ${ctx.info.description} (${ctx.f16 ? 'f16' : 'no f16'}); compute ${dtype}; ${size}² one CFG step${args.decode ? ' + VAE decode' : ''}; UNet quality at a ${latent}² latent`);
@@ -144,7 +172,7 @@ async function main(): Promise<void> {
       const r = await memoryRun(ctx, f, mode, size, dtype);
       const target = size === 1024 ? MEMORY_TARGETS[`${name}/${types.get(f)}/${mode}`] : undefined;
       memory.push({ ...r, target });
-      console.log(`${types.get(f)} ${mode}: resident ${mib(r.residentBytes)} MiB, peak ${mib(r.peakBytes)} MiB${target ? ` (target ≤ ${(target / 1e9).toFixed(1)} GB: ${r.peakBytes <= target ? 'met' : 'EXCEEDED'})` : ''}`);
+      console.log(`${types.get(f)} ${mode}: resident ${mib(r.residentBytes)} MiB, peak ${mib(r.peakBytes)} MiB (live tensors ${mib(r.peakLiveBytes)} MiB)${target ? ` (target ≤ ${(target / 1e9).toFixed(1)} GB: ${r.peakBytes <= target ? 'met' : 'EXCEEDED'})` : ''}`);
     }
   }
   const ref = await noisePred(ctx, args.fp16, latent, dtype);
@@ -157,9 +185,13 @@ async function main(): Promise<void> {
     quality.push({ file: f, type, relL2: e, target: QUALITY_TARGETS[type] });
     console.log(`${type}: UNet noise_pred rel-L2 vs fp16 ${e.toExponential(2)}${QUALITY_TARGETS[type] ? ` (target ≤ ${QUALITY_TARGETS[type]})` : ''}`);
   }
+  const stepLatent = Number(args['step-latent']);
+  const steps = stepLatent > 0 ? await stepTimes(ctx, files, stepLatent, Number(args['step-rounds']), dtype) : [];
+  for (const s of steps) console.log(`${types.get(s.file)}: UNet CFG step at a ${stepLatent}² latent ${(s.ms / 1000).toFixed(1)} s (×${s.overFp16.toFixed(2)} fp16)`);
   const out = args.out ?? `${here}results/gguf-${name}-${resultSlug(ctx)}.json`;
   await mkdir(`${here}results`, { recursive: true });
-  await writeFile(out, `${JSON.stringify({ adapter: adapterRecord(ctx), host: await hostRecord(), dtype, size, decode: args.decode, latent, files: files.map((f) => ({ file: f, type: types.get(f), bytes: fileBytes[f] })), memory, quality }, null, 2)}\n`);
+  const convAlgorithm = process.env.SSD_CONV_ALGORITHM ?? 'auto (the adapter table)';
+  await writeFile(out, `${JSON.stringify({ adapter: adapterRecord(ctx), host: await hostRecord(), convAlgorithm, dtype, size, decode: args.decode, latent, files: files.map((f) => ({ file: f, type: types.get(f), bytes: fileBytes[f] })), memory, quality, ...(steps.length ? { step: { latent: stepLatent, batch: 2, method: 'UNets loaded together, one warm-up each, then rounds of fp16, a, b … in turn; median', rows: steps.map((s) => ({ ...s, type: types.get(s.file) })) } } : {}) }, null, 2)}\n`);
   console.log(`wrote ${out}`);
 }
 
