@@ -24,6 +24,7 @@ export const GENERATE_HELP = `ssd generate [--model <dir|url|file.safetensors|fi
              [--clip-skip N] [--guidance-rescale X] [--variant fp16] [--allow-degenerate]
              [--lora <file|url>[:scale]]… [--lora-scale S] [--unet <dir|url>]
              [--out <file.png>] [--out-latents <file.safetensors>] [--report <file.json>] [--low-memory]
+             [--cfg-batch together|split]
   Without --model, the bundled tiny test model is used (random weights: its images are noise).
   A single-file checkpoint (.safetensors or .gguf, e.g. from ssd quantize) loads directly; --base gives a UNet-only file the rest.
   --lora (repeatable) loads a LoRA in any common layout at its scale (default 1); --lora-scale scales them all
@@ -32,6 +33,7 @@ export const GENERATE_HELP = `ssd generate [--model <dir|url|file.safetensors|fi
   --seed takes any integer torch's manual_seed accepts (up to 2^64 − 1).
   --prompt-file <path|->, --negative-prompt-file <path|->: the prompt verbatim from a UTF-8 file or
   stdin (-), for prompts with quotes, !, $ or newlines; only a BOM and one final line break are dropped.
+  --cfg-batch split: guidance's two UNet passes one after the other (half the activations; --low-memory's default).
   --verbose (or SSD_VERBOSE=1): also show Dawn's start-up notes on stderr (generate, info).
 `;
 
@@ -47,11 +49,13 @@ export function bundledModel(): string | null {
 
 export async function generate(argv: string[]): Promise<void> {
   const args = parseArgs(argv, {
-    values: ['model', 'prompt', 'negative', 'steps', 'guidance', 'width', 'height', 'seed', 'scheduler', 'dtype', 'num-images', 'strength', 'init-image', 'vae', 'out', 'out-latents', 'report', 'guidance-rescale', 'variant', 'clip-skip', 'base', 'unet', 'lora-scale', 'mask', 'outpaint', ...PROMPT_FILE_OPTIONS],
+    values: ['model', 'prompt', 'negative', 'steps', 'guidance', 'width', 'height', 'seed', 'scheduler', 'dtype', 'num-images', 'strength', 'init-image', 'vae', 'out', 'out-latents', 'report', 'guidance-rescale', 'variant', 'clip-skip', 'base', 'unet', 'lora-scale', 'mask', 'outpaint', 'cfg-batch', ...PROMPT_FILE_OPTIONS],
     repeatable: ['lora'],
     flags: ['low-memory', 'quiet', 'allow-degenerate', 'verbose'],
   });
   if (args.positionals.length) throw new InvalidArgumentError(`unexpected argument ${JSON.stringify(args.positionals[0])} (quote the prompt and pass it with --prompt)`);
+  const cfgBatch = str(args, 'cfg-batch');
+  if (cfgBatch !== undefined && cfgBatch !== 'together' && cfgBatch !== 'split') throw new InvalidArgumentError(`--cfg-batch ${JSON.stringify(cfgBatch)}: use together or split`);
   const { prompt, negativePrompt } = await readCliPrompts(args); // --prompt / --prompt-file (cli-prompt.ts)
   let model = str(args, 'model');
   if (!model) {
@@ -130,6 +134,7 @@ export async function generate(argv: string[]): Promise<void> {
     vae: str(args, 'vae'),
     unet: str(args, 'unet'),
     memory: args.options.has('low-memory') ? 'low' : 'resident',
+    cfgBatch,
     onLoadProgress: (p) => loadBar.bytes(p.component, p.loadedBytes, p.totalBytes),
     onNotice: (m) => console.error(`note: ${m}`),
   }, str(args, 'base'));

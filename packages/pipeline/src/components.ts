@@ -97,6 +97,7 @@ export class SdxlComponents {
    */
   static async load(source: string | ModelSource, options: ComponentsOptions = {}, checkConfigs?: (c: { schedulerConfig: Record<string, unknown> }) => void): Promise<SdxlComponents> {
     const t0 = performance.now();
+    checkMemoryOptions(options);
     const src = openModelSource(source);
     const index = await readModelIndex(src);
     checkComponentClasses(index, `${src.description}/model_index.json`);
@@ -162,6 +163,11 @@ export class SdxlComponents {
   /** Low-memory mode: every component is loaded for its stage and released after it. */
   get lowMemory(): boolean {
     return this.options.memory === 'low';
+  }
+
+  /** Whether CFG's two halves run as separate UNet calls (options.cfgBatch; low-memory mode's default). */
+  get splitCfg(): boolean {
+    return (this.options.cfgBatch ?? (this.lowMemory ? 'split' : 'together')) === 'split';
   }
 
   /** The resident UNet (diffusers' `pipe.unet`). In low-memory mode it is loaded only while denoising. */
@@ -313,5 +319,14 @@ export class SdxlComponents {
 
   private loader(): SdxlComponentsLoader {
     return new SdxlComponentsLoader(this.ctx, this.source, this.unetSource, this.vaeSource, this.dtype, this.options);
+  }
+}
+
+function checkMemoryOptions(options: ComponentsOptions): void {
+  if (options.memory !== undefined && options.memory !== 'resident' && options.memory !== 'low') {
+    throw new InvalidArgumentError(`memory: ${JSON.stringify(options.memory)} is not a memory mode; use 'resident' or 'low'`);
+  }
+  if (options.cfgBatch !== undefined && options.cfgBatch !== 'together' && options.cfgBatch !== 'split') {
+    throw new InvalidArgumentError(`cfgBatch: ${JSON.stringify(options.cfgBatch)}; use 'together' or 'split'`);
   }
 }

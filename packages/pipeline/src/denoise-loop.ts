@@ -8,6 +8,7 @@ import { nonFiniteFlag } from '@ssd/kernels';
 import { guidanceScaleEmbedding, type UNet2DConditionModel } from '@ssd/unet';
 import { AutoencoderTiny, denormalize, toRgba8 } from '@ssd/vae';
 import { gatherBatch } from './batch.js';
+import { unetNoisePrediction } from './cfg-batch.js';
 import type { Vae } from './components.js';
 import type { GpuLatentOps } from './gpu-latent-ops.js';
 import { guidedNoise } from './guidance.js';
@@ -41,6 +42,8 @@ export interface DenoiseArgs {
   /** Per-step times are pushed here. */
   stepMs: number[];
   hooks?: DenoiseHooks;
+  /** Run CFG's unconditional and conditional halves as two UNet calls (half the activations). */
+  splitCfg?: boolean;
 }
 
 const CHECK_EVERY = 8;
@@ -74,7 +77,7 @@ export async function denoise(a: DenoiseArgs): Promise<Tensor> {
       const scaled = scope.track(scheduler.scaleModelInput(ops, latents, t));
       const batched = run.guided ? scope.then(scaled, (x) => gatherBatch([x], [...Array(b).keys(), ...Array(b).keys()].map((row) => ({ from: 0, row })), 'cfg batch')) : scaled;
       const input = a.hooks?.unetInput ? scope.then(batched, (x) => a.hooks!.unetInput!(x)) : batched;
-      const eps = scope.track(a.unet.forward({ sample: input, timestep: t, encoderHiddenStates: a.cond.encoderHiddenStates, textEmbeds: a.cond.textEmbeds, timeIds: run.timeIds, timestepCond }));
+      const eps = scope.track(unetNoisePrediction(a.unet, { sample: input, timestep: t, encoderHiddenStates: a.cond.encoderHiddenStates, textEmbeds: a.cond.textEmbeds, timeIds: run.timeIds, timestepCond }, !!a.splitCfg && run.guided));
       scope.drop(input);
       const noisePred = scope.track(await guidedNoise(eps, b, run.guided, run.guidanceScale, run.guidanceRescale));
       scope.drop(eps);

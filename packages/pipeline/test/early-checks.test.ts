@@ -51,6 +51,7 @@ describe('ssd generate checks before loading anything', () => {
     ['--guidance-rescale 2', ['--guidance-rescale', '2'], /guidanceRescale = 2: must be in \[0, 1\]/],
     ['--strength 1.5', ['--init-image', img, '--strength', '1.5', '--width', '32', '--height', '32'], /strength = 1.5: must be in \(0, 1\]/],
     ['an init image of another size', ['--init-image', img], /image is 32×32 but the output size is 64×64/],
+    ['--cfg-batch halves', ['--cfg-batch', 'halves'], /--cfg-batch "halves": use together or split/],
   ];
   for (const [name, argv, msg] of cases) {
     it(name, () => {
