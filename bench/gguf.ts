@@ -1,5 +1,5 @@
 // pnpm bench:gguf --fp16 <single file.safetensors> --gguf <a.gguf> [--gguf <b.gguf> …] [--size 1024]
-//                 [--memory resident,low|targets [--skip-fp16-memory]] [--decode] [--latent 16] [--dtype f16|f32] [--name ssd-1b] [--out file.json]
+//                 [--memory resident,low|targets [--skip-fp16-memory] [--budget-targets]] [--cfg-batch together|split] [--decode] [--latent 16] [--dtype f16|f32] [--name ssd-1b] [--out file.json]
 // pnpm bench:gguf --plan [--arch ssd-1b|vega|sdxl]   (also with ssd quantize --quantize-convs)
 //
 // Issue 21's measurements on one fp16 single file and its GGUFs (`make-random-model --single-file`, then
@@ -34,6 +34,7 @@ const { values: args } = parseArgs({
     'skip-fp16-memory': { type: 'boolean', default: false },
     'step-latent': { type: 'string', default: '0' },
     'budget-targets': { type: 'boolean', default: false },
+    'cfg-batch': { type: 'string' },
     'step-rounds': { type: 'string', default: '3' },
     latent: { type: 'string', default: '16' },
     dtype: { type: 'string' },
@@ -88,7 +89,7 @@ function typeOf(path: string, gguf: GgufFile | null): string {
 
 async function memoryRun(ctx: GpuContext, file: string, mode: 'resident' | 'low', size: number, dtype: 'f16' | 'f32'): Promise<Omit<MemoryRun, 'target'>> {
   ctx.resetPeak();
-  const pipe = await StableDiffusionXLPipeline.fromSingleFile(file, { context: ctx, dtype, memory: mode, onNotice: (m) => console.log(`  note: ${m}`) });
+  const pipe = await StableDiffusionXLPipeline.fromSingleFile(file, { context: ctx, dtype, memory: mode, cfgBatch: args['cfg-batch'] as 'together' | 'split' | undefined, onNotice: (m) => console.log(`  note: ${m}`) });
   const residentBytes = ctx.memory.liveBytes;
   try {
     const r = await pipe.generate({ prompt: 'a photo of an astronaut riding a horse on mars', numInferenceSteps: 1, guidanceScale: 5, width: size, height: size, seed: 1, outputType: args.decode ? 'rgba' : 'latent' });
@@ -213,7 +214,7 @@ async function main(): Promise<void> {
   const out = args.out ?? `${here}results/gguf-${name}-${resultSlug(ctx)}.json`;
   await mkdir(`${here}results`, { recursive: true });
   const convAlgorithm = process.env.SSD_CONV_ALGORITHM ?? 'auto (the adapter table)';
-  await writeFile(out, `${JSON.stringify({ adapter: adapterRecord(ctx), host: await hostRecord(), convAlgorithm, dtype, size, decode: args.decode, latent, files: files.map((f) => ({ file: f, type: types.get(f), bytes: fileBytes[f] })), memory, quality, ...(steps.length ? { step: { latent: stepLatent, batch: 2, method: 'UNets loaded together, one warm-up each, then rounds of fp16, a, b … in turn; median', rows: steps.map((s) => ({ ...s, type: types.get(s.file) })) } } : {}) }, null, 2)}\n`);
+  await writeFile(out, `${JSON.stringify({ adapter: adapterRecord(ctx), host: await hostRecord(), convAlgorithm, cfgBatch: args['cfg-batch'] ?? 'the memory mode\'s default (resident: together, low: split)', dtype, size, decode: args.decode, latent, files: files.map((f) => ({ file: f, type: types.get(f), bytes: fileBytes[f] })), memory, quality, ...(steps.length ? { step: { latent: stepLatent, batch: 2, method: 'UNets loaded together, one warm-up each, then rounds of fp16, a, b … in turn; median', rows: steps.map((s) => ({ ...s, type: types.get(s.file) })) } } : {}) }, null, 2)}\n`);
   console.log(`wrote ${out}`);
 }
 
