@@ -9,7 +9,7 @@ import {
 } from '@ssd/tensor';
 import { checkPromptLengthsMatch, checkTokenizerFitsEncoder, parseCLIPTextConfig, type CLIPTextConfig, type CLIPTokenizer } from '@ssd/clip';
 import { checkComponentClasses } from './component-classes.js';
-import { parseUNetConfig, planUNetMemory, unetLoadedElements, type UNet2DConditionConfig, type UNet2DConditionModel, type UNetSpec } from '@ssd/unet';
+import { parseUNetConfig, planUNetMemory, unetConvScratch, unetLoadedElements, type UNet2DConditionConfig, type UNet2DConditionModel, type UNetSpec } from '@ssd/unet';
 import { SdxlComponentsLoader } from './component-loader.js';
 import type { ComponentSource, ComponentsOptions, TextEncoders, Vae } from './component-types.js';
 import { LoraAdapters } from './lora/index.js';
@@ -232,7 +232,7 @@ export class SdxlComponents {
   checkFits(rows: number, width: number, height: number): void {
     const ctx = this.ctx;
     const el = this.dtype === 'f16' ? 2 : 4;
-    const plan = planUNetMemory(this.unetSpec, rows, height / 8, width / 8, el);
+    const plan = planUNetMemory(this.unetSpec, rows, height / 8, width / 8, el, unetConvScratch(ctx, this.dtype));
     const limit = ctx.limits.maxStorageBufferBindingSize;
     const worst = plan.wholeBindings.reduce((a, x) => (x.bytes > a.bytes ? x : a), { what: '', bytes: 0 });
     if (worst.bytes > limit) {

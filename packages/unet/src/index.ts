@@ -15,5 +15,5 @@ export {
   getDownBlock, getMidBlock, getUpBlock, type DownBlock, type MidBlock, type UpBlock,
 } from './unet-2d-blocks.js';
 export { TimestepEmbedding, guidanceScaleEmbedding } from './embeddings.js';
-export { planUNetMemory, type UNetMemoryPlan, type WholeBinding } from './memory.js';
+export { planUNetMemory, unetConvScratch, type UNetConvScratch, type UNetMemoryPlan, type WholeBinding } from './memory.js';
 export { unetLoadedElements } from './weight-bytes.js';
