@@ -113,9 +113,10 @@ async function main(): Promise<void> {
     { stage: `UNet CFG step (steady${steps > 1 ? ', median of steps 2…' : ': only one step, includes compiling/loading'})`, ssd: steady(ours.stepS), sdcpp: steady(sd.stepS) },
     { stage: `VAE decode ${size}²`, ssd: ours.decodeS, sdcpp: sd.decodeS },
   ].map((r) => ({ ...r, ratio: r.sdcpp ? r.ssd / r.sdcpp : NaN }));
-  // other processes on the cores skew both engines, and not alike: say so in the file
-  const maxLoad = Math.max(...Object.values(load).map((l) => l[0]));
-  const loadNote = maxLoad > cpu.cpus * 0.5 ? `measured under load: 1-minute load average up to ${maxLoad.toFixed(1)} on ${cpu.cpus} CPUs; other processes shared the cores, which slows the engines unequally, so these ratios need a quiet rerun` : undefined;
+  // other processes on the cores skew both engines, and not alike: say so in the file. Only the load
+  // before the first run is other processes'; the later samples follow an engine's own two threads.
+  const maxLoad = load.before[0];
+  const loadNote = maxLoad > cpu.cpus * 0.5 ? `measured under load: 1-minute load average ${maxLoad.toFixed(1)} on ${cpu.cpus} CPUs before the runs; other processes shared the cores, which slows the engines unequally, so these ratios need a quiet rerun` : undefined;
   const result = {
     bench: 'peer-sdcpp', date: new Date().toISOString(), arch, size, steps, cfg: CFG, scheduler: 'euler', seed: SEED, prompt: PROMPT,
     note: [loadNote, args.note].filter(Boolean).join('; ') || undefined,
