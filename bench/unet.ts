@@ -16,7 +16,8 @@ import { createContext, type DispatchTime } from '@ssd/tensor';
 import { UNet2DConditionModel } from '@ssd/unet';
 import { ARCHS, UNET_TFLOP_1024, syntheticModelSource, type Arch } from './lib/random-model.js';
 import { adapterRecord, fmtMs, hostRecord, median, mib, peakGflops, peakRssBytes, resultSlug } from './lib/timing.js';
-import { labelFamily, layerKind, unetWork, type LayerKind } from './lib/unet-flops.js';
+import { KINDS, summarizeProfile } from './lib/profile.js';
+import { unetWork } from './lib/unet-flops.js';
 import { stats, unetInputs } from './lib/unet-inputs.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -34,7 +35,6 @@ const { values: args } = parseArgs({
   },
 });
 
-const KINDS: LayerKind[] = ['matmul', 'conv', 'attention', 'norm', 'other'];
 
 async function main(): Promise<void> {
   const arch = args.model as Arch;
@@ -100,33 +100,15 @@ async function main(): Promise<void> {
     out = unet.forward(inputs);
     out.dispose();
     const dispatches: DispatchTime[] = await ctx.stopProfiling();
-    const byKind = Object.fromEntries(KINDS.map((k) => [k, { ms: 0, dispatches: 0 }])) as Record<LayerKind, { ms: number; dispatches: number }>;
-    const byFamily = new Map<string, { kind: LayerKind; ms: number; dispatches: number }>();
-    for (const d of dispatches) {
-      const kind = layerKind(d.label);
-      byKind[kind].ms += d.ms;
-      byKind[kind].dispatches++;
-      const fam = labelFamily(d.label);
-      const e = byFamily.get(fam) ?? { kind, ms: 0, dispatches: 0 };
-      e.ms += d.ms;
-      e.dispatches++;
-      byFamily.set(fam, e);
-    }
-    const gpuMs = dispatches.reduce((a, d) => a + d.ms, 0);
-    const kindFlop: Partial<Record<LayerKind, number>> = { matmul: work.matmul, conv: work.conv, attention: work.attention };
-    const kinds = Object.fromEntries(
-      KINDS.map((k) => {
-        const flop = kindFlop[k];
-        const gflops = flop !== undefined && byKind[k].ms > 0 ? flop / (byKind[k].ms / 1000) / 1e9 : undefined;
-        return [k, { ...byKind[k], share: byKind[k].ms / gpuMs, gflop: flop !== undefined ? flop / 1e9 : undefined, gflops, fractionOfPeak: gflops !== undefined && peak ? gflops / peak : undefined }];
-      }),
-    );
+    const p = summarizeProfile(dispatches, { matmul: work.matmul, conv: work.conv, attention: work.attention });
+    const kinds = Object.fromEntries(KINDS.map((k) => [k, { ...p.kinds[k], fractionOfPeak: p.kinds[k].gflops !== undefined && peak ? p.kinds[k].gflops! / peak : undefined }]));
+    const gpuMs = p.gpuMs;
     breakdown = {
       method: 'one extra step with every dispatch in its own timestamped compute pass (ctx.startProfiling); the sum of dispatch times excludes submission gaps',
-      dispatches: dispatches.length,
+      dispatches: p.dispatches,
       gpuMs,
       kinds,
-      families: Object.fromEntries([...byFamily].sort((a, b) => b[1].ms - a[1].ms).map(([f, e]) => [f, e])),
+      families: p.families,
     };
     log(`profile: ${dispatches.length} dispatches, ${fmtMs(gpuMs)} ms of GPU time`);
     for (const k of KINDS) {
