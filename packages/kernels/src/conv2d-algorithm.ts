@@ -20,6 +20,7 @@
 // $SSD_CONV_ALGORITHM (direct | winograd2 | winograd4) replaces the table for every layer that asks for
 // the adapter's choice: whole-model A/B runs (bench:unet) without rebuilding a model.
 import { DTYPE_BYTES, envVar, InvalidArgumentError, type GpuContext } from '@ssd/tensor';
+import { conv2dWinogradScratch } from './conv2d-winograd.js';
 import { WINOGRAD, type WinogradTile } from './winograd-weights.js';
 
 export type ConvAlgorithm = 'direct' | 'winograd2' | 'winograd4';
@@ -100,4 +101,16 @@ export function convWeightElements(ctx: GpuContext, layer: ConvLayer, algorithm:
 /** The table row that decides for this adapter, in words. */
 export function convAlgorithmSource(ctx: GpuContext): string {
   return TABLE.find((r) => r.matches(ctx))!.adapters;
+}
+
+/**
+ * The scratch bytes ([V, Mt]; [] when direct) a 3×3, stride-1, padding-1 conv layer that takes
+ * chooseConvAlgorithm's choice allocates beside its output for an input [batch, h, w, inChannels]:
+ * what a memory plan adds to the conv's live set.
+ */
+export function convScratchBytes(ctx: GpuContext, layer: Pick<ConvLayer, 'dtype' | 'inChannels' | 'outChannels'>, batch: number, h: number, w: number, upsample: 1 | 2 = 1, force?: ConvAlgorithm): readonly number[] {
+  const tile = winogradTileOf(chooseConvAlgorithm(ctx, { ...layer, kernelSize: 3, stride: 1 }, force));
+  if (tile === null) return [];
+  const { v, mt } = conv2dWinogradScratch(ctx, { x: [batch, h, w, layer.inChannels], outChannels: layer.outChannels, tile, dtype: layer.dtype, padding: 1, upsample });
+  return [v * DTYPE_BYTES[layer.dtype], mt * DTYPE_BYTES[layer.dtype]];
 }

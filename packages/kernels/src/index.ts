@@ -11,7 +11,7 @@ export { linear, matmul, type MatmulOptions, type GemmTile, type GemmVariant } f
 export { conv2d, conv2dWeightFromOIHW, conv2dWeightShape, type Conv2dOptions } from './conv2d.js';
 export { conv2dWinograd, conv2dWinogradScratch, type Conv2dWinogradOptions, type WinogradConvShape } from './conv2d-winograd.js';
 export { winogradWeightFromOIHW, winogradWeightShape, WINOGRAD, type WinogradTile, type WinogradMatrices } from './winograd-weights.js';
-export { chooseConvAlgorithm, convAlgorithmSource, convWeightElements, winogradApplies, winogradTileOf, type ConvAlgorithm, type ConvLayer } from './conv2d-algorithm.js';
+export { chooseConvAlgorithm, convAlgorithmSource, convScratchBytes, convWeightElements, winogradApplies, winogradTileOf, type ConvAlgorithm, type ConvLayer } from './conv2d-algorithm.js';
 export { chooseGemmVariant } from './gemm.js';
 export { attention, chooseAttentionVariant, type AttentionOperand, type AttentionOptions, type AttentionVariant, type AttentionTile } from './attention.js';
 export { softmax } from './softmax.js';

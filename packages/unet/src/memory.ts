@@ -7,7 +7,7 @@
 // next op is recorded), plus the pool's size-class rounding. It is an upper bound kept close (within
 // 1.5× of the measured peak: test/memory-plan.test.ts): the pipeline checks it before a run, so an
 // impossible size is a DeviceLimitError at once, and a size that fits is not refused.
-import { chooseConvAlgorithm, conv2dWinogradScratch, winogradTileOf } from '@ssd/kernels';
+import { convScratchBytes } from '@ssd/kernels';
 import type { GpuContext } from '@ssd/tensor';
 import type { UNetSpec } from './config.js';
 
@@ -126,10 +126,5 @@ export function planUNetMemory(spec: UNetSpec, batch: number, latentH: number, l
  * algorithm (unet-2d-blocks.ts), and Winograd's V and Mt live beside the output while it records.
  */
 export function unetConvScratch(ctx: GpuContext, dtype: 'f16' | 'f32'): UNetConvScratch {
-  return (cin, cout, batch, h, w, upsample) => {
-    const tile = winogradTileOf(chooseConvAlgorithm(ctx, { dtype, inChannels: cin, outChannels: cout, kernelSize: 3, stride: 1 }));
-    if (tile === null) return 0;
-    const { v, mt } = conv2dWinogradScratch(ctx, { x: [batch, h, w, cin], outChannels: cout, tile, dtype, padding: 1, upsample });
-    return (v + mt) * (dtype === 'f16' ? 2 : 4);
-  };
+  return (cin, cout, batch, h, w, upsample) => convScratchBytes(ctx, { dtype, inChannels: cin, outChannels: cout }, batch, h, w, upsample).reduce((a, b) => a + b, 0);
 }

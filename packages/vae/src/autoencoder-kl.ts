@@ -9,7 +9,7 @@
 //   encode(image)    image NHWC [B, H, W, 3] in [-1, 1] → DiagonalGaussianDistribution in VAE space
 //                    (NOT multiplied by scaling_factor: that is toPipelineLatents / encodeLatents).
 import { parameterStats, buildAndLoad, InvalidArgumentError, type DType, type GpuContext, type ModelSource, type Tensor, type WeightStore } from '@ssd/tensor';
-import { chooseConvAlgorithm, Conv2d, conv2dWinogradScratch, winogradTileOf, type ConvAlgorithm } from '@ssd/kernels';
+import { Conv2d, convScratchBytes, type ConvAlgorithm } from '@ssd/kernels';
 import { openAutoencoder, type AutoencoderLoadOptions } from './open-autoencoder.js';
 import { parseAutoencoderKLConfig, type AutoencoderKLConfig, type AutoencoderKLSpec } from './config.js';
 import { DiagonalGaussianDistribution } from './distribution.js';
@@ -165,15 +165,8 @@ export class AutoencoderKL {
    * The scratch bytes a 3×3 conv of this model allocates (Winograd's V and Mt; none when direct), for
    * the memory plans: the layers chose their algorithm the same way (nn.Conv2d, chooseConvAlgorithm).
    */
-  private readonly convScratch: ConvScratch = (cin, cout, b, h, w, upsample = 1) => {
-    const dtype = this.dtype === 'f16' ? 'f16' : 'f32';
-    const force = this.convAlgorithm === 'auto' ? undefined : this.convAlgorithm;
-    const tile = winogradTileOf(chooseConvAlgorithm(this.ctx, { dtype, inChannels: cin, outChannels: cout, kernelSize: 3, stride: 1 }, force));
-    if (tile === null) return [];
-    const { v, mt } = conv2dWinogradScratch(this.ctx, { x: [b, h, w, cin], outChannels: cout, tile, dtype, padding: 1, upsample });
-    const bytes = dtype === 'f16' ? 2 : 4;
-    return [v * bytes, mt * bytes];
-  };
+  private readonly convScratch: ConvScratch = (cin, cout, b, h, w, upsample = 1) =>
+    convScratchBytes(this.ctx, { dtype: this.dtype === 'f16' ? 'f16' : 'f32', inChannels: cin, outChannels: cout }, b, h, w, upsample, this.convAlgorithm === 'auto' ? undefined : this.convAlgorithm);
 
   /** diffusers' tile_latent_min_size: sample_size / 2^(blocks − 1). */
   private get defaultTile(): number {
