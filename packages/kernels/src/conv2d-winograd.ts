@@ -20,7 +20,7 @@ import { DeviceLimitError, DTYPE_BYTES, foldWorkgroups, formatShape, InvalidArgu
 import { gemmSpec, recordGemm, type GemmProblem, type GemmTile } from './gemm.js';
 import type { GemmVariant } from './gemm-wgsl.js';
 import type { Activation } from './shader.js';
-import { expectDtype, expectFloat, expectRank } from './validate.js';
+import { expectConvEpilogue, expectDtype, expectFloat, expectRank } from './validate.js';
 import { bindWindow } from './windows.js';
 import { WINOGRAD_INPUT_UNIFORMS, WINOGRAD_OUTPUT_UNIFORMS, WINOGRAD_WG, winogradInputWgsl, winogradOutputWgsl, type WinogradInputSpec, type WinogradOutputSpec } from './winograd-wgsl.js';
 import type { WinogradTile } from './winograd-weights.js';
@@ -89,17 +89,7 @@ export function conv2dWinograd(x: Tensor, weight: Tensor, opts: Conv2dWinogradOp
   const Wo = up * W + pl + pr - 2;
   if (Ho < 1 || Wo < 1) throw new ShapeError(op, 'x', 'an image of at least 3×3 after upsampling and padding', formatShape(x.shape));
   const outShape = [B, Ho, Wo, N];
-  let biasBatchStride = 0;
-  if (opts.bias) {
-    expectDtype(op, 'bias', opts.bias, x.dtype);
-    const b = opts.bias.shape;
-    if (b.length === 2 && b[0] === B && b[1] === N) biasBatchStride = N;
-    else if (!(b.length === 1 && b[0] === N)) throw new ShapeError(op, 'bias', `[${N}] or [${B}, ${N}]`, formatShape(b));
-  }
-  if (opts.residual) {
-    expectDtype(op, 'residual', opts.residual, x.dtype);
-    if (formatShape(opts.residual.shape) !== formatShape(outShape)) throw new ShapeError(op, 'residual', formatShape(outShape), formatShape(opts.residual.shape));
-  }
+  const biasBatchStride = expectConvEpilogue(op, x, opts, outShape);
   const ctx = x.ctx;
   // the GEMM binds the weight whole (a DeviceLimitError now rather than from the first dispatch)
   if (weight.byteSize > ctx.limits.maxStorageBufferBindingSize) throw new DeviceLimitError('maxStorageBufferBindingSize', weight.byteSize, ctx.limits.maxStorageBufferBindingSize, `${op}: the transformed weight "${weight.label}" ${formatShape(weight.shape)} (use conv2d)`);

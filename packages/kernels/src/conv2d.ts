@@ -21,7 +21,7 @@ import { gemmSpec, recordGemm, type GemmProblem, type GemmTile } from './gemm.js
 import type { GemmVariant } from './gemm-wgsl.js';
 import { expectQuantized, isQuantizedWeight, recordQuantizedGemm } from './quantized-gemm.js';
 import type { Activation } from './shader.js';
-import { expectDtype, expectFloat, expectRank } from './validate.js';
+import { expectConvEpilogue, expectDtype, expectFloat, expectRank } from './validate.js';
 
 export { conv2dWeightFromOIHW, conv2dWeightShape } from './conv2d-weights.js';
 
@@ -75,17 +75,7 @@ export function conv2d(x: Tensor, weight: Tensor | QuantizedWeight, opts: Conv2d
   const Wo = Math.floor((up * W + pl + pr - kw) / stride) + 1;
   if (Ho < 1 || Wo < 1) throw new ShapeError(op, 'x', `an image of at least ${kh}×${kw} after upsampling and padding`, formatShape(x.shape));
   const outShape = [B, Ho, Wo, N];
-  let biasBatchStride = 0;
-  if (opts.bias) {
-    expectDtype(op, 'bias', opts.bias, x.dtype);
-    const b = opts.bias.shape;
-    if (b.length === 2 && b[0] === B && b[1] === N) biasBatchStride = N;
-    else if (!(b.length === 1 && b[0] === N)) throw new ShapeError(op, 'bias', `[${N}] or [${B}, ${N}]`, formatShape(b));
-  }
-  if (opts.residual) {
-    expectDtype(op, 'residual', opts.residual, x.dtype);
-    if (formatShape(opts.residual.shape) !== formatShape(outShape)) throw new ShapeError(op, 'residual', formatShape(outShape), formatShape(opts.residual.shape));
-  }
+  const biasBatchStride = expectConvEpilogue(op, x, opts, outShape);
   if (C === 0) throw new ShapeError(op, 'x', '[B, H, W, Cin] with Cin ≥ 1', formatShape(x.shape));
 
   const ctx = x.ctx;

@@ -30,3 +30,23 @@ export function lastDim(t: Tensor): number {
 export function rows(t: Tensor): number {
   return t.size / Math.max(1, lastDim(t));
 }
+
+/**
+ * A convolution's epilogue inputs for an NHWC output `outShape` [B, Ho, Wo, N]: bias [N] or per sample
+ * [B, N], residual of the output's shape, both of x's dtype. Returns the bias's batch stride (0 or N).
+ */
+export function expectConvEpilogue(op: string, x: Tensor, opts: { bias?: Tensor; residual?: Tensor }, outShape: readonly number[]): number {
+  const [B, , , N] = outShape;
+  let biasBatchStride = 0;
+  if (opts.bias) {
+    expectDtype(op, 'bias', opts.bias, x.dtype);
+    const b = opts.bias.shape;
+    if (b.length === 2 && b[0] === B && b[1] === N) biasBatchStride = N;
+    else if (!(b.length === 1 && b[0] === N)) throw new ShapeError(op, 'bias', `[${N}] or [${B}, ${N}]`, formatShape(b));
+  }
+  if (opts.residual) {
+    expectDtype(op, 'residual', opts.residual, x.dtype);
+    if (formatShape(opts.residual.shape) !== formatShape(outShape)) throw new ShapeError(op, 'residual', formatShape(outShape), formatShape(opts.residual.shape));
+  }
+  return biasBatchStride;
+}
