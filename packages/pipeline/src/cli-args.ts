@@ -54,3 +54,15 @@ export function str(args: ParsedArgs, name: string): string | undefined {
   const v = args.options.get(name);
   return v === true ? undefined : v;
 }
+
+const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30 };
+
+/** A byte count such as `3GB` (decimal), `2.5GiB` (binary), `1600MB` or `3000000000`; undefined when absent. */
+export function bytesArg(args: ParsedArgs, name: string): number | undefined {
+  const v = args.options.get(name);
+  if (v === undefined) return undefined;
+  const m = v === true ? null : /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([kmg]i?b|b)?\s*$/i.exec(v);
+  const bytes = m ? Number(m[1]) * BYTE_UNITS[(m[2] ?? '').toLowerCase()] : NaN;
+  if (!m || !(bytes >= 1)) throw new InvalidArgumentError(`--${name} ${v === true ? '' : JSON.stringify(v)}: must be a size such as 3GB, 2.5GiB, 1600MB or a number of bytes`);
+  return Math.floor(bytes);
+}

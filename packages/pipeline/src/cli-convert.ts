@@ -12,8 +12,10 @@ import { prepareOutputPath } from './cli-output-paths.js';
 import { Progress } from './progress.js';
 
 export const CONVERT_HELP = `ssd convert --from <single file|folder|url> (--to <folder> [--variant fp16] | --to-single-file <file.safetensors>)
-            [--dtype f16|f32] [--base <folder>]
+            [--dtype f16|f32] [--base <folder>] [--source-variant fp16]
   A single file becomes a diffusers folder (tokenizers from @ssd/clip); a folder becomes one SGM checkpoint.
+  --variant fp16 names the written folder's weight files *.fp16.safetensors; --source-variant fp16 reads
+  a folder's fp16 files (falling back to the plain ones).
 `;
 
 export async function convert(argv: string[]): Promise<void> {
@@ -27,6 +29,7 @@ export async function convert(argv: string[]): Promise<void> {
   const dtypeArg = str(args, 'dtype');
   if (dtypeArg !== undefined && dtypeArg !== 'f16' && dtypeArg !== 'f32') throw new InvalidArgumentError(`--dtype ${JSON.stringify(dtypeArg)}: use f16 or f32`);
   const dtype = dtypeArg === undefined ? undefined : dtypeArg === 'f16' ? 'F16' : 'F32';
+  if (toFile && args.options.has('variant')) throw new InvalidArgumentError('--variant names the files of a written folder (--to); to read a folder\'s fp16 weight files, use --source-variant fp16');
   if (toFile) await prepareOutputPath('to-single-file', toFile);
   if (toFolder && existsSync(`${toFolder}/model_index.json`)) throw new InvalidArgumentError(`--to ${JSON.stringify(toFolder)}: already holds a pipeline (model_index.json); choose an empty folder`);
   const base = str(args, 'base');

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeSafetensors, InvalidArgumentError, openModelSource, readComponentConfig } from '@ssd/tensor';
 import { inpaintFromFlags, readPngFlag } from './cli-inpaint.js';
 import { resolveInpaint, type InpaintOptions } from './inpaint-options.js';
-import { num, parseArgs, str } from './cli-args.js';
+import { bytesArg, num, parseArgs, str } from './cli-args.js';
 import { PROMPT_FILE_OPTIONS, readCliPrompts } from './cli-prompt.js';
 import { checkFinite, checkSize, checkSteps, parseSeed, resolveRun, type GenerateOptions, type Img2ImgOptions } from './options.js';
 import { prepareOutputPath } from './cli-output-paths.js';
@@ -24,7 +24,7 @@ export const GENERATE_HELP = `ssd generate [--model <dir|url|file.safetensors|fi
              [--clip-skip N] [--guidance-rescale X] [--variant fp16] [--allow-degenerate]
              [--lora <file|url>[:scale]]… [--lora-scale S] [--unet <dir|url>]
              [--out <file.png>] [--out-latents <file.safetensors>] [--report <file.json>] [--low-memory]
-             [--cfg-batch together|split]
+             [--cfg-batch together|split] [--memory-budget <size, e.g. 3GB>]
   Without --model, the bundled tiny test model is used (random weights: its images are noise).
   A single-file checkpoint (.safetensors or .gguf, e.g. from ssd quantize) loads directly; --base gives a UNet-only file the rest.
   --lora (repeatable) loads a LoRA in any common layout at its scale (default 1); --lora-scale scales them all
@@ -34,6 +34,8 @@ export const GENERATE_HELP = `ssd generate [--model <dir|url|file.safetensors|fi
   --prompt-file <path|->, --negative-prompt-file <path|->: the prompt verbatim from a UTF-8 file or
   stdin (-), for prompts with quotes, !, $ or newlines; only a BOM and one final line break are dropped.
   --cfg-batch split: guidance's two UNet passes one after the other (half the activations; --low-memory's default).
+  --memory-budget 3GB (GB = 10^9, GiB = 2^30): the GPU memory the run may hold; what cannot fit is refused
+  before loading or before the first step, the VAE decodes in tiles that fit; the report records the peaks.
   --verbose (or SSD_VERBOSE=1): also show Dawn's start-up notes on stderr (generate, info).
 `;
 
@@ -49,13 +51,14 @@ export function bundledModel(): string | null {
 
 export async function generate(argv: string[]): Promise<void> {
   const args = parseArgs(argv, {
-    values: ['model', 'prompt', 'negative', 'steps', 'guidance', 'width', 'height', 'seed', 'scheduler', 'dtype', 'num-images', 'strength', 'init-image', 'vae', 'out', 'out-latents', 'report', 'guidance-rescale', 'variant', 'clip-skip', 'base', 'unet', 'lora-scale', 'mask', 'outpaint', 'cfg-batch', ...PROMPT_FILE_OPTIONS],
+    values: ['model', 'prompt', 'negative', 'steps', 'guidance', 'width', 'height', 'seed', 'scheduler', 'dtype', 'num-images', 'strength', 'init-image', 'vae', 'out', 'out-latents', 'report', 'guidance-rescale', 'variant', 'clip-skip', 'base', 'unet', 'lora-scale', 'mask', 'outpaint', 'cfg-batch', 'memory-budget', ...PROMPT_FILE_OPTIONS],
     repeatable: ['lora'],
     flags: ['low-memory', 'quiet', 'allow-degenerate', 'verbose'],
   });
   if (args.positionals.length) throw new InvalidArgumentError(`unexpected argument ${JSON.stringify(args.positionals[0])} (quote the prompt and pass it with --prompt)`);
   const cfgBatch = str(args, 'cfg-batch');
   if (cfgBatch !== undefined && cfgBatch !== 'together' && cfgBatch !== 'split') throw new InvalidArgumentError(`--cfg-batch ${JSON.stringify(cfgBatch)}: use together or split`);
+  const memoryBudgetBytes = bytesArg(args, 'memory-budget');
   const { prompt, negativePrompt } = await readCliPrompts(args); // --prompt / --prompt-file (cli-prompt.ts)
   let model = str(args, 'model');
   if (!model) {
@@ -135,6 +138,7 @@ export async function generate(argv: string[]): Promise<void> {
     unet: str(args, 'unet'),
     memory: args.options.has('low-memory') ? 'low' : 'resident',
     cfgBatch,
+    memoryBudgetBytes,
     onLoadProgress: (p) => loadBar.bytes(p.component, p.loadedBytes, p.totalBytes),
     onNotice: (m) => console.error(`note: ${m}`),
   }, str(args, 'base'));
@@ -172,10 +176,11 @@ export async function generate(argv: string[]): Promise<void> {
     }
     const reportOut = str(args, 'report');
     if (reportOut) {
-      await writeFile(reportOut, JSON.stringify({ ...result.report, model, seed: typeof result.seed === 'bigint' ? String(result.seed) : result.seed, files, processPeakRssBytes: process.resourceUsage().maxRSS * 1024 }, null, 2));
+      await writeFile(reportOut, JSON.stringify({ ...result.report, model, memoryBudgetBytes, seed: typeof result.seed === 'bigint' ? String(result.seed) : result.seed, files, processPeakRssBytes: process.resourceUsage().maxRSS * 1024 }, null, 2));
       files.push(reportOut);
     }
-    console.error(`wrote ${files.join(', ')} (seed ${result.seed})`);
+    const budget = memoryBudgetBytes ? ` of a ${(memoryBudgetBytes / 1e9).toFixed(2)} GB budget` : '';
+    console.error(`wrote ${files.join(', ')} (seed ${result.seed}; peak GPU memory ${(result.report.peakBytes / 1e9).toFixed(3)} GB${budget})`);
   } finally {
     await pipe.dispose();
   }

@@ -37,6 +37,13 @@ export interface ComponentsOptions {
    * way. Default: 'split' in low-memory mode, else 'together'.
    */
   cfgBatch?: 'together' | 'split';
+  /**
+   * GPU bytes the pipeline may hold (the new context's memoryBudgetBytes; with a shared `context`, set
+   * its memoryBudgetBytes instead). Weights that cannot fit are refused before loading, a size whose
+   * estimated activations cannot fit before the first step; the buffer pool gives way first and the
+   * VAE decodes in tiles that fit. Default: no limit but the device's.
+   */
+  memoryBudgetBytes?: number;
   /** A context to share (default: a new one, destroyed with the components). */
   context?: GpuContext;
   onLoadProgress?: (p: ComponentLoadProgress) => void;

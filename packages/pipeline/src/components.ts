@@ -105,7 +105,7 @@ export class SdxlComponents {
       if (!index.components[c]) throw new InvalidArgumentError(`${src.description}/model_index.json lists no "${c}": not an SDXL-family pipeline (components: ${Object.keys(index.components).join(', ')})`);
     }
     if (!options.vae && !index.components.vae) throw new InvalidArgumentError(`${src.description}/model_index.json lists no "vae"; pass one with the vae option`);
-    const ctx = options.context ?? (await createContext());
+    const ctx = options.context ?? (await createContext({ memoryBudgetBytes: options.memoryBudgetBytes }));
     const ownsContext = !options.context;
     const notice = options.onNotice ?? ((m: string) => console.warn(m));
     let dtype = options.dtype ?? (ctx.f16 ? 'f16' : 'f32');
@@ -131,16 +131,20 @@ export class SdxlComponents {
       }
       checkPromptLengthsMatch(tokenizers[0], tokenizers[1]);
       throwIfAborted(options.signal, 'loading the pipeline');
-      if (!low) {
-        resident.textEncoders = await loader.textEncoders(options.signal);
-        resident.unet = await loader.unet(options.signal);
-      }
-      const stageWeightBytes = low
+      // stage weight bytes from the tensor headers: low-memory mode checks each run against them; under
+      // a memory budget, resident weights that cannot fit are refused before any is loaded
+      const stageBytes = low || Number.isFinite(ctx.memoryBudgetBytes)
         ? {
             textEncoders: (await componentWeightBytes(src, 'text_encoder', options.variant, dtype)) + (await componentWeightBytes(src, 'text_encoder_2', options.variant, dtype)),
             unet: await componentWeightBytes(unetSource.source, unetSource.subfolder, options.variant, dtype, (k, shape) => unetLoadedElements(ctx, k, shape, dtype)),
           }
         : null;
+      if (!low) {
+        if (stageBytes) checkResidentWeightsFit(ctx, stageBytes);
+        resident.textEncoders = await loader.textEncoders(options.signal);
+        resident.unet = await loader.unet(options.signal);
+      }
+      const stageWeightBytes = low ? stageBytes : null;
       if (!low) resident.vae = await loader.vae(options.signal, 'both');
       const loras = new PipelineLoras(
         low ? null : new LoraAdapters({ unet: resident.unet!, text_encoder: resident.textEncoders![0], text_encoder_2: resident.textEncoders![1] }),
@@ -322,7 +326,21 @@ export class SdxlComponents {
   }
 }
 
+/** Resident mode under a memory budget: the text encoders' and UNet's weights (the VAE's come on top) must fit in it. */
+function checkResidentWeightsFit(ctx: GpuContext, stages: { textEncoders: number; unet: number }): void {
+  const weights = stages.textEncoders + stages.unet;
+  const free = ctx.memoryBudgetBytes - ctx.memory.liveBytes;
+  if (weights > free) {
+    throw new DeviceLimitError('GPU memory budget (bytes)', weights, Math.max(0, Math.round(free)), `the text encoders' (${stages.textEncoders.toLocaleString('en-US')} bytes) and the UNet's (${stages.unet.toLocaleString('en-US')} bytes) weights held resident, the VAE's still to come (memory: 'low' / --low-memory, or a quantized model from ssd quantize, holds less)`);
+  }
+}
+
 function checkMemoryOptions(options: ComponentsOptions): void {
+  const budget = options.memoryBudgetBytes;
+  if (budget !== undefined) {
+    if (typeof budget !== 'number' || Number.isNaN(budget) || budget <= 0) throw new InvalidArgumentError(`memoryBudgetBytes: ${String(budget)} is not a positive number of bytes`);
+    if (options.context) throw new InvalidArgumentError('memoryBudgetBytes with a shared context: set the context\'s memoryBudgetBytes instead');
+  }
   if (options.memory !== undefined && options.memory !== 'resident' && options.memory !== 'low') {
     throw new InvalidArgumentError(`memory: ${JSON.stringify(options.memory)} is not a memory mode; use 'resident' or 'low'`);
   }

@@ -52,6 +52,9 @@ describe.skipIf(!hasFixtures(FILE))('ssd with single-file checkpoints', () => {
     let r = ssd('convert', '--from', join(fixturesDir, FILE), '--to', join(fixturesDir, 'models/tiny-ssd1b'));
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/already holds a pipeline/);
+    r = ssd('convert', '--from', join(fixturesDir, 'models/tiny-ssd1b'), '--variant', 'fp16', '--to-single-file', join(tmp, 'x.safetensors'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--variant names the files of a written folder .*--source-variant fp16/);
     r = ssd('generate', '--model', join(fixturesDir, 'models/tiny-ssd1b/model_index.json'), '--prompt', 'x');
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/is a file but not a \.safetensors or \.gguf checkpoint/);

@@ -59,6 +59,11 @@ describe('bad model folders', () => {
     expect(e).toBeInstanceOf(ModelLoadError);
     expect(e.message).toMatch(/no weights for "vae".*looked for: vae\/diffusion_pytorch_model\.safetensors/s);
   });
+  it('a folder with only the fp16 variant says so (the Hub layout of SSD-1B / Vega)', async () => {
+    const e = await loadError(tampered('only-fp16', (d) => unlinkSync(join(d, 'vae/diffusion_pytorch_model.safetensors'))), { variant: undefined });
+    expect(e).toBeInstanceOf(ModelLoadError);
+    expect(e.message).toMatch(/no weights for "vae".*found vae\/diffusion_pytorch_model\.fp16\.safetensors: load the "fp16" variant/s);
+  });
   it('a truncated weight file', async () => {
     const e = await loadError(tampered('truncated', (d) => {
       const f = join(d, 'unet/diffusion_pytorch_model.safetensors');

@@ -145,7 +145,17 @@ export async function resolveWeightFiles(source: ModelSource, subfolder: string,
     };
   }
   const bin = `${prefix}diffusion_pytorch_model.bin`;
-  const hint = (await source.exists(bin)) ? ` (found ${bin}: PyTorch .bin weights are not supported, convert them to safetensors)` : '';
+  let hint = (await source.exists(bin)) ? ` (found ${bin}: PyTorch .bin weights are not supported, convert them to safetensors)` : '';
+  // Hub folders of SSD-1B / Vega often hold only the fp16 variant: say so instead of just "not found"
+  if (!hint && variant !== 'fp16') {
+    for (const base of BASE_NAMES) {
+      const fp16 = `${prefix}${base}.fp16.safetensors`;
+      if ((await source.exists(fp16)) || (await source.exists(`${fp16}.index.json`))) {
+        hint = ` (found ${fp16}: load the "fp16" variant — variant: 'fp16', --variant fp16, ssd convert --source-variant fp16)`;
+        break;
+      }
+    }
+  }
   throw new ModelLoadError(`no weights for "${subfolder}" in ${source.description}${hint}; looked for: ${looked.join(', ')}`);
 }
 
