@@ -26,6 +26,7 @@ describe.skipIf(!hasFixtures(`${FOLDER}/unet/diffusion_pytorch_model.fp16.safete
     const folder = join(fixturesDir, FOLDER);
     const fp16 = await StableDiffusionXLPipeline.fromPretrained(folder, { context: ctx, dtype: 'f32', variant: 'fp16', onNotice: () => {} });
     const ref = (await fp16.generate(RUN)).latents.data;
+    const params = fp16.components.unet.parameterCount;
     await fp16.dispose();
     const errors: Record<string, number> = {};
     for (const run of Object.keys(BOUNDS)) {
@@ -35,6 +36,7 @@ describe.skipIf(!hasFixtures(`${FOLDER}/unet/diffusion_pytorch_model.fp16.safete
       // fromPretrained takes a .gguf path too
       const pipe = await StableDiffusionXLPipeline.fromPretrained(file, { context: ctx, dtype: 'f32', onNotice: () => {} });
       try {
+        expect(pipe.components.unet.parameterCount, run).toBe(params); // quantized blocks count as their values, not their u32 words
         errors[run] = relL2((await pipe.generate(RUN)).latents.data, ref);
       } finally {
         await pipe.dispose();

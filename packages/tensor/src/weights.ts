@@ -121,6 +121,7 @@ export class WeightStore {
     const entry = this.check(key, opts.fileShape ?? shape, dtype, opts.alternateShapes);
     const tensor = this.allocate(shape, dtype, key, !!entry);
     if (entry && this.isReal(tensor)) this.pending.push({ key, entry, tensor, offsetElems: 0, transform: opts.transform });
+    if (opts.fileShape) LOADED_PARAMETERS.set(tensor, shapeSize(opts.fileShape)); // e.g. Winograd-transformed: the file's parameters
     return tensor;
   }
 
@@ -188,6 +189,7 @@ export class WeightStore {
     // after a problem: a placeholder, as for float parameters (finish() throws before anything runs)
     const data = this.allocate([Math.ceil(blocks.byteLength / 4)], 'u32', keys.join('+'), true);
     const w = allocQuantizedWeight(blocks.type, entry.shape, data);
+    LOADED_PARAMETERS.set(data, shapeSize(entry.shape));
     if (this.isReal(data)) this.pending.push({ key: keys.join('+'), entry, tensor: data, offsetElems: 0, blocks });
     return w;
   }
@@ -393,7 +395,13 @@ export function chooseComputeDtype(ctx: GpuContext, requested: 'f16' | 'f32' | u
   return dtype;
 }
 
-/** Parameter count and bytes of a model's weight tensors. */
+/**
+ * The file's parameters behind a weight tensor stored in another form: a quantized weight's block
+ * words, a Winograd-transformed conv kernel (4× its 3×3 for F(4×4)).
+ */
+const LOADED_PARAMETERS = new WeakMap<Tensor, number>();
+
+/** Parameter count (the file's elements) and GPU bytes (as loaded) of a model's weight tensors. */
 export function parameterStats(params: readonly Tensor[]): { count: number; bytes: number } {
-  return { count: params.reduce((a, t) => a + t.size, 0), bytes: params.reduce((a, t) => a + t.byteSize, 0) };
+  return { count: params.reduce((a, t) => a + (LOADED_PARAMETERS.get(t) ?? t.size), 0), bytes: params.reduce((a, t) => a + t.byteSize, 0) };
 }
