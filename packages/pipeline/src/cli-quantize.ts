@@ -8,23 +8,27 @@ import { prepareOutputPath } from './cli-output-paths.js';
 import { Progress } from './progress.js';
 
 export const QUANTIZE_HELP = `ssd quantize --model <folder|file.safetensors|file.gguf> --type ${WRITABLE_TYPES.join('|')} --out <file.gguf>
-             [--tensor-type-rules "regex=type,…"] [--variant fp16] [--quantize-convs] [--quantizer ref|sdcpp] [--quiet]
+             [--tensor-type-rules "regex=type,…"] [--variant fp16] [--quantize-convs [--conv-type T]] [--quantizer ref|sdcpp] [--quiet]
   What sd.cpp's -M convert writes: a folder under SGM names, a single file under its own; biases, embeddings,
   convolutions (and any row that is not whole blocks) keep their type, as sd.cpp keeps them.
   --quantizer sdcpp: the importance-weighted search sd.cpp's convert runs (its bytes exactly; a little more
   accurate); default ref: ggml's reference quantizers (the same for q8_0).
   --quantize-convs also quantizes the UNet's convolutions (a smaller file and GPU footprint; ComfyUI-GGUF's
-  comfy.gguf.orig_shape layout, which stable-diffusion.cpp cannot read).
+  comfy.gguf.orig_shape layout, which stable-diffusion.cpp cannot read); --conv-type gives them a type of
+  their own (e.g. --type q4_K --conv-type q5_K: their rounding weighs more in the UNet's output).
 `;
 
 export async function quantize(argv: string[]): Promise<void> {
-  const args = parseArgs(argv, { values: ['model', 'type', 'out', 'tensor-type-rules', 'variant', 'quantizer'], flags: ['quiet', 'quantize-convs'] });
+  const args = parseArgs(argv, { values: ['model', 'type', 'out', 'tensor-type-rules', 'variant', 'quantizer', 'conv-type'], flags: ['quiet', 'quantize-convs'] });
   if (args.positionals.length) throw new InvalidArgumentError(`unexpected argument ${JSON.stringify(args.positionals[0])}`);
   const model = str(args, 'model');
   if (!model) throw new InvalidArgumentError('--model is required (a diffusers folder or a single-file checkpoint)');
   const type = str(args, 'type');
   if (!type) throw new InvalidArgumentError(`--type is required (${WRITABLE_TYPES.join(', ')})`);
   if (!(WRITABLE_TYPES as readonly string[]).includes(type)) throw new InvalidArgumentError(`--type ${JSON.stringify(type)}: must be one of ${WRITABLE_TYPES.join(', ')}`);
+  const convType = str(args, 'conv-type');
+  if (convType !== undefined && !args.options.has('quantize-convs')) throw new InvalidArgumentError('--conv-type needs --quantize-convs (convolutions keep their type otherwise, as sd.cpp keeps them)');
+  if (convType !== undefined && !(WRITABLE_TYPES as readonly string[]).includes(convType)) throw new InvalidArgumentError(`--conv-type ${JSON.stringify(convType)}: must be one of ${WRITABLE_TYPES.join(', ')}`);
   const out = str(args, 'out');
   if (!out) throw new InvalidArgumentError('--out is required (the .gguf file to write)');
   if (!/\.gguf$/i.test(out)) throw new InvalidArgumentError(`--out ${JSON.stringify(out)}: the file name must end in .gguf`);
@@ -38,7 +42,7 @@ export async function quantize(argv: string[]): Promise<void> {
   const start = performance.now();
   const source = kind === 'single-file' ? model : openModelSource(model);
   const r = await quantizeModelToGguf(source, new NodeFileSink(out), {
-    type, typeRules: rules, sourceVariant: str(args, 'variant'), quantizeConvs: args.options.has('quantize-convs'), quantizer: quantizer === 'sdcpp' ? 'sdcpp' : 'reference',
+    type, typeRules: rules, sourceVariant: str(args, 'variant'), quantizeConvs: args.options.has('quantize-convs'), convType, quantizer: quantizer === 'sdcpp' ? 'sdcpp' : 'reference',
     onNotice: (m) => console.error(`note: ${m}`),
     onProgress: (p) => bar.bytes(out, p.writtenBytes, p.totalBytes),
   });

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FolderSource, NodeFileSink, quantizeModelToGguf } from '@ssd/tensor';
+import { FolderSource, GgufFile, NodeFileSink, NodeFileSource, quantizeModelToGguf } from '@ssd/tensor';
 import { StableDiffusionXLPipeline, type GenerateOptions } from '@ssd/pipeline';
 import { fixturesDir, hasFixtures, relL2, repoRoot, testContext } from '../../../testing/index.js';
 
@@ -71,6 +71,27 @@ describe.skipIf(!hasFixtures(`${FOLDER}/unet/diffusion_pytorch_model.fp16.safete
     expect(existsSync(png)).toBe(true);
   });
 
+  it('--conv-type: the UNet convolutions in their own type, the rest in --type, rules first', async () => {
+    const out = join(tmp, 'cli-conv-type.gguf');
+    const q = ssd('quantize', '--model', join(fixturesDir, FOLDER), '--type', 'q8_0', '--variant', 'fp16', '--quantize-convs', '--conv-type', 'q4_0', '--tensor-type-rules', 'diffusion_model\\.out\\.2\\.weight$=f16', '--out', out, '--quiet');
+    expect(q.code, q.stderr).toBe(0);
+    const g = await GgufFile.open(new NodeFileSource(out));
+    try {
+      const types = new Map([...g.tensors].map(([k, t]) => [k, t.type.name]));
+      const convs = [...types.keys()].filter((k) => k.startsWith('model.diffusion_model.') && g.kv.has(`comfy.gguf.orig_shape.${k}`));
+      expect(convs.length).toBeGreaterThan(5);
+      for (const k of convs) expect(types.get(k), k).toBe('q4_0');
+      expect(types.get('model.diffusion_model.out.2.weight')).toBe('f16'); // the rule, not --conv-type
+      // the rest of the UNet by --type and sd.cpp's rules (which also quantize 1-D norm weights of whole blocks)
+      const q8 = [...types.entries()].filter(([k, t]) => k.startsWith('model.diffusion_model.') && t === 'q8_0').map(([k]) => k);
+      expect(q8).toContain('model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn1.to_q.weight');
+      expect(q8).toContain('model.diffusion_model.output_blocks.3.1.transformer_blocks.0.ff.net.2.weight');
+    } finally {
+      await g.close();
+    }
+    await expect(quantizeModelToGguf(new FolderSource(join(fixturesDir, FOLDER)), new NodeFileSink(join(tmp, 'no.gguf')), { type: 'q8_0', convType: 'q4_0' })).rejects.toThrow(/convType = "q4_0" needs quantizeConvs/);
+  });
+
   it('refuses bad arguments before reading anything', () => {
     const model = join(fixturesDir, FOLDER);
     const cases: [string[], RegExp, number][] = [
@@ -80,6 +101,8 @@ describe.skipIf(!hasFixtures(`${FOLDER}/unet/diffusion_pytorch_model.fp16.safete
       [['--model', model, '--type', 'q8_0', '--out', join(tmp, 'q.gguf'), '--quantizer', 'fast'], /--quantizer "fast": use ref .* or sdcpp/, 2],
       [['--model', model, '--type', 'q8_0', '--out', join(tmp, 'r.gguf'), '--tensor-type-rules', 'vae=q3'], /the type of rule "vae=q3" = "q3"/, 2],
       [['--model', join(tmp, 'missing'), '--type', 'q8_0', '--out', join(tmp, 'm.gguf')], /model folder not found/, 4],
+      [['--model', model, '--type', 'q8_0', '--out', join(tmp, 'c.gguf'), '--conv-type', 'q4_0'], /--conv-type needs --quantize-convs/, 2],
+      [['--model', model, '--type', 'q8_0', '--out', join(tmp, 'c.gguf'), '--quantize-convs', '--conv-type', 'q3_K'], /--conv-type "q3_K": must be one of/, 2],
     ];
     for (const [argv, message, code] of cases) {
       const r = ssd('quantize', ...argv);

@@ -25,6 +25,11 @@ export interface QuantizeModelOptions {
    * sd.cpp's rules keep in f16. stable-diffusion.cpp cannot read such a file; @ssd and ComfyUI-GGUF can.
    */
   quantizeConvs?: boolean;
+  /**
+   * With `quantizeConvs`: the convolutions' type (default `type`) — e.g. q4_K layers with q5_K convs, whose
+   * rounding error weighs more in a UNet's output than the linear layers'. `typeRules` still come first.
+   */
+  convType?: string;
   /** ggml's reference quantizers (default) or sd.cpp's importance-weighted search (its exact bytes). */
   quantizer?: 'reference' | 'sdcpp';
   /** A folder's weight variant to read (e.g. 'fp16'; falls back to the full weights). */
@@ -45,13 +50,15 @@ export interface QuantizeModelResult {
 /** Writes `model` (a diffusers folder, or a single file: path, URL, Blob or ByteSource) as GGUF to `sink`. */
 export async function quantizeModelToGguf(model: ModelSource | string | Blob | ByteSource, sink: ByteSink, opts: QuantizeModelOptions): Promise<QuantizeModelResult> {
   const target = writableType(opts.type, 'type');
+  if (opts.convType !== undefined && !opts.quantizeConvs) throw new InvalidArgumentError(`convType = ${JSON.stringify(opts.convType)} needs quantizeConvs (convolutions keep their type otherwise, as sd.cpp keeps them)`);
+  const convTarget = opts.convType === undefined ? target : writableType(opts.convType, 'convType');
   const rules = parseTypeRules(opts.typeRules ?? '');
   const opened: TensorSource[] = [];
   try {
     const named = isModelSource(model) ? await folderTensors(model, opts, opened) : await fileTensors(model, opened);
     const types: Record<string, number> = {};
     const plan: GgufTensorToWrite[] = named.map(([name, entry]) => {
-      const conv = opts.quantizeConvs ? convExportType(name, entry.shape, target, rules) : null;
+      const conv = opts.quantizeConvs ? convExportType(name, entry.shape, convTarget, rules) : null;
       const type = conv ?? exportType(name, entry.shape, storedType(name, entry), target, rules);
       types[type.name] = (types[type.name] ?? 0) + 1;
       return { name, entry, type, storedShape: conv ? [entry.shape[0], entry.shape.slice(1).reduce((a, b) => a * b, 1)] : undefined };
