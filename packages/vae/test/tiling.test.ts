@@ -178,6 +178,34 @@ describe('tiled vs untiled on the fixture VAE', () => {
     latents.dispose();
   });
 
+  it('under a context memory budget the decode stays inside it at every budget (the plan counts the pool\'s size classes)', async () => {
+    const latents = ctx.fromData(gaussian(32 * 32 * 4, 'budget', 0.5), [1, 32, 32, 4], 'f32', 'latents');
+    const whole = vae.planDecode(1, 32, 32).estimate.peakBytes;
+    const live0 = ctx.memory.liveBytes;
+    let tiled = 0;
+    try {
+      for (const part of [1.06, 1.02, 0.9, 0.6, 0.45, 0.33, 0.27, 0.21, 0.17, 0.13]) {
+        const free = Math.floor(whole * part);
+        ctx.trim();
+        ctx.memoryBudgetBytes = live0 + free;
+        ctx.resetPeak();
+        const r = await vae.decode(latents).catch((e: Error) => e);
+        if (r instanceof Error) {
+          // refused while planning, never by an allocation halfway through
+          expect(r.message, `free ${free}`).toMatch(/smallest tile does not fit/);
+          continue;
+        }
+        expect(ctx.memory.peakLiveBytes - live0, `free ${free}: ${r.tiling.reason}`).toBeLessThanOrEqual(free);
+        if (r.tiling.tiled) tiled++;
+        r.sample.dispose();
+      }
+    } finally {
+      ctx.memoryBudgetBytes = Infinity;
+      latents.dispose();
+    }
+    expect(tiled).toBeGreaterThan(3);
+  });
+
   it('encode: 256² image, exact tiles vs whole (latent mean rel-L2 ≤ 1e-4; blend reported)', async () => {
     const r = prng('image');
     const img = Float32Array.from({ length: 256 * 256 * 3 }, (_, i) => Math.sin((i % 768) / 40 + Math.floor(i / 768) / 30) * 0.8 + 0.2 * (2 * r() - 1));

@@ -7,6 +7,7 @@ import { affine } from '@ssd/kernels';
 import { withScopeSync, type DType, type GpuContext } from '@ssd/tensor';
 import type { AutoencoderTinySpec } from '../config.js';
 import { fitTile } from './exact-decode.js';
+import { tileBytes } from './memory-plan.js';
 import { runLayers, type DecoderTiny, type Layer } from '../vae-tiny.js';
 import { sweep } from './sweep.js';
 import { mib, type HostImage, type TilePlan } from './tiling.js';
@@ -56,10 +57,11 @@ export function planTinyExact(decoder: DecoderTiny, spec: AutoencoderTinySpec, h
     const side = 2 ** s.level;
     // per input pixel: the input (c), then 2× tensors of c channels (4c each), three alive in a block
     const size = Math.max(h, w) * side;
-    const tile = fitTile(tileLatentSize !== undefined ? tileLatentSize * side : size, halo, (t) => [4 * c * t * t * dtypeBytes, 13 * c * t * t * dtypeBytes], binding, budget, size);
+    const need = (t: number) => tileBytes([c, 4 * c, 4 * c, 4 * c], t, dtypeBytes);
+    const tile = fitTile(tileLatentSize !== undefined ? tileLatentSize * side : size, halo, need, binding, budget, size);
     segments.push({ ...s, tile, halo });
     tilePasses += Math.ceil((h * side) / tile) * Math.ceil((w * side) / tile);
-    peakBytes = Math.max(peakBytes, (tile + 2 * halo) ** 2 * 13 * c * dtypeBytes);
+    peakBytes = Math.max(peakBytes, need(tile + 2 * halo)[1]);
   }
   return { segments, tilePasses, peakBytes };
 }

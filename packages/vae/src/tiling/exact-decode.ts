@@ -9,10 +9,10 @@
 //    A resnet is two sweeps, an upsampler one, the final conv_norm_out + conv_out one.
 // Cost: one extra upload and readback per layer (host memory holds two or three layer outputs: up to
 // ~2 GiB for a 1024² image in f32), no extra arithmetic beyond the 1-pixel halos.
-import { sizeClass, throwIfAborted, type DType, type GpuContext } from '@ssd/tensor';
+import { throwIfAborted, type DType, type GpuContext } from '@ssd/tensor';
 import type { Upsample2D } from '@ssd/kernels';
 import type { AutoencoderKLSpec } from '../config.js';
-import { estimateKLDecodeLatentStage, NO_CONV_SCRATCH, type ActivationEstimate, type ConvScratch } from './memory-plan.js';
+import { estimateKLDecodeLatentStage, NO_CONV_SCRATCH, tileBytes, type ActivationEstimate, type ConvScratch } from './memory-plan.js';
 import { normParams, sweep, sweepResnetHalf, type SweepContext } from './sweep.js';
 import { mib, type HostImage, type TilePlan } from './tiling.js';
 import type { Decoder } from '../vae.js';
@@ -64,26 +64,30 @@ export function fitTile(start: number, halo: number, need: (side: number) => rea
   return start >= size ? Math.ceil(size / Math.ceil(size / lo)) : lo;
 }
 
-/** Live channels (per input pixel) of one tile of a sweep: [largest tensor, all together]. */
-function sweepChannels(s: Pick<SweepPlan, 'kind' | 'cin' | 'cout'>): [number, number] {
+/**
+ * The tensors live together in one tile of a sweep, as channels per input pixel: the input tile(s), the
+ * GroupNorm+SiLU output, the conv output (and a resnet's shortcut; an upsampler's 2×-upsampled output).
+ */
+function sweepTensors(s: Pick<SweepPlan, 'kind' | 'cin' | 'cout'>): number[] {
   switch (s.kind) {
     case 'resnet.conv1':
-      return [Math.max(s.cin, s.cout), 2 * s.cin + s.cout];
+      return [s.cin, s.cin, s.cout];
     case 'resnet.conv2':
-      return [Math.max(s.cin, s.cout), s.cin + 3 * s.cout + (s.cin !== s.cout ? s.cout : 0)];
+      return [s.cout, s.cin, s.cout, s.cout, ...(s.cin !== s.cout ? [s.cout] : [])];
     case 'upsample':
-      return [4 * s.cin, 5 * s.cin];
+      return [s.cin, 4 * s.cin];
     case 'final':
-      return [s.cin, 2 * s.cin + s.cout];
+      return [s.cin, s.cin, s.cout];
   }
 }
 
-/** Bytes of [the largest tensor, all live tensors] of a sweep's tile of `side` px: its tensors and its conv's scratch. */
+/** Bytes of [the largest tensor, all live tensors] of a sweep's tile of `side` px: its tensors, the GroupNorm's two adjusted affine vectors and its conv's scratch. */
 function sweepNeed(s: Omit<SweepPlan, 'tile'>, side: number, dtypeBytes: number, scratch: ConvScratch): [number, number] {
-  const [largest, all] = sweepChannels(s).map((c) => c * side * side * dtypeBytes);
   const conv: Parameters<ConvScratch> =
     s.kind === 'resnet.conv1' ? [s.cin, s.cout, 1, side, side] : s.kind === 'resnet.conv2' ? [s.cout, s.cout, 1, side, side] : s.kind === 'upsample' ? [s.cin, s.cin, 1, side, side, 2] : [s.cin, s.cout, 1, side, side];
-  return [largest, all + scratch(...conv).reduce((a, b) => a + sizeClass(b), 0)];
+  const normed = s.kind === 'resnet.conv2' ? s.cout : s.kind === 'upsample' ? 0 : s.cin; // GroupNorm's adjusted affine vectors
+  const affine = normed ? [normed * dtypeBytes, normed * dtypeBytes] : [];
+  return tileBytes(sweepTensors(s), side, dtypeBytes, [...scratch(...conv), ...affine]);
 }
 
 /** What an exact plan must respect: the model's element size, the device's limits and the budget. */

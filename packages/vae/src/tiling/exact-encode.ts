@@ -5,10 +5,10 @@
 // layer's statistics; then the latent-resolution stage (the last block's resnets, mid_block with its
 // global attention, conv_norm_out, conv_out, quant_conv) runs whole. Same result as an untiled encode
 // up to rounding; the GPU holds one tile.
-import { sizeClass, throwIfAborted, type DType, type GpuContext } from '@ssd/tensor';
+import { throwIfAborted, type DType, type GpuContext } from '@ssd/tensor';
 import type { AutoencoderKLSpec } from '../config.js';
 import { fitTile, type ExactPlanBounds } from './exact-decode.js';
-import { estimateKLEncodeLatentStage, NO_CONV_SCRATCH, type ActivationEstimate, type ConvScratch } from './memory-plan.js';
+import { estimateKLEncodeLatentStage, NO_CONV_SCRATCH, tileBytes, type ActivationEstimate, type ConvScratch } from './memory-plan.js';
 import { normParams, sweep, sweepResnetHalf, type SweepContext } from './sweep.js';
 import { mib, type HostImage, type TilePlan } from './tiling.js';
 import type { Encoder } from '../vae.js';
@@ -35,25 +35,26 @@ export interface ExactEncodePlan {
   firstCols: number;
 }
 
-/** [largest tensor, all live tensors] in channels per input pixel of one tile of a sweep. */
-function channels(s: Pick<EncodeSweep, 'kind' | 'cin' | 'cout'>): [number, number] {
+/** The tensors live together in one tile of a sweep, as channels per input pixel (cf. exact-decode.ts). */
+function tensors(s: Pick<EncodeSweep, 'kind' | 'cin' | 'cout'>): number[] {
   switch (s.kind) {
     case 'conv_in':
-      return [Math.max(s.cin, s.cout), s.cin + s.cout];
+      return [s.cin, s.cout];
     case 'resnet.conv1':
-      return [Math.max(s.cin, s.cout), 2 * s.cin + s.cout];
+      return [s.cin, s.cin, s.cout];
     case 'resnet.conv2':
-      return [Math.max(s.cin, s.cout), s.cin + 3 * s.cout + (s.cin !== s.cout ? s.cout : 0)];
+      return [s.cout, s.cin, s.cout, s.cout, ...(s.cin !== s.cout ? [s.cout] : [])];
     case 'downsample':
-      return [s.cin, 1.25 * s.cin];
+      return [s.cin, 0.25 * s.cin];
   }
 }
 
-/** Bytes of [the largest tensor, all live tensors] of a sweep's tile of `side` px, its conv's scratch included (stride 2: direct). */
+/** Bytes of [the largest tensor, all live tensors] of a sweep's tile of `side` px, GroupNorm affine and conv scratch included (stride 2: direct). */
 function need(s: Omit<EncodeSweep, 'tile'>, side: number, dtypeBytes: number, scratch: ConvScratch): [number, number] {
-  const [largest, all] = channels(s).map((c) => c * side * side * dtypeBytes);
   const held = s.kind === 'downsample' ? [] : s.kind === 'resnet.conv2' ? scratch(s.cout, s.cout, 1, side, side) : scratch(s.cin, s.cout, 1, side, side);
-  return [largest, all + held.reduce((a, b) => a + sizeClass(b), 0)];
+  const normed = s.kind === 'resnet.conv1' ? s.cin : s.kind === 'resnet.conv2' ? s.cout : 0; // GroupNorm's adjusted affine vectors
+  const affine = normed ? [normed * dtypeBytes, normed * dtypeBytes] : [];
+  return tileBytes(tensors(s), side, dtypeBytes, [...held, ...affine]);
 }
 
 /** The sweeps of an exact encode of an image of height × width (multiples of the down factor), or null when the latent stage does not fit whole. */

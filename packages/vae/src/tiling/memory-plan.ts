@@ -29,6 +29,16 @@ export type ConvScratch = (cin: number, cout: number, b: number, h: number, w: n
 /** Every conv direct: no scratch. */
 export const NO_CONV_SCRATCH: ConvScratch = () => [];
 
+/**
+ * [the largest tensor, all of them] in bytes, for one tile of a sweep whose live tensors hold
+ * `channels[i]` channels per pixel of a `side`² tile: each as the pool allocates it (size classes, up
+ * to 12.5% above the bytes asked for), with `extra` buffers beside them (conv scratch, GroupNorm affine).
+ */
+export function tileBytes(channels: readonly number[], side: number, dtypeBytes: number, extra: readonly number[] = []): [number, number] {
+  const tensors = channels.map((c) => c * side * side * dtypeBytes);
+  return [Math.max(...tensors), [...tensors, ...extra].reduce((a, b) => a + sizeClass(b), 0)];
+}
+
 /** Live-set bookkeeping in the order the forward code allocates and frees. */
 class Tracker {
   private live = 0;
@@ -116,6 +126,20 @@ function step(t: Tracker, x: number, next: () => number): number {
   return y;
 }
 
+/**
+ * An Up/DownEncoderBlock2D on a live input `x`: its layers in turn, each freeing the one before — but
+ * not `x`, the caller's, which stays live until the block returns (then the caller's `step` frees it).
+ */
+function block(t: Tracker, x: number, layers: readonly (() => number)[]): number {
+  let h = x;
+  layers.forEach((layer, k) => {
+    const y = layer();
+    if (k > 0) t.free(h);
+    h = y;
+  });
+  return h;
+}
+
 function midBlock(t: Tracker, c: number, g: Geo, attention: boolean): number {
   let h = resnet(t, c, c, g);
   if (attention) h = step(t, h, () => attentionBlock(t, c, pixels(g)));
@@ -137,13 +161,17 @@ export function estimateKLDecode(spec: AutoencoderKLSpec, batch: number, h: numb
   x = step(t, x, () => midBlock(t, rev[0], g, spec.midBlockAttention));
   rev.forEach((cout, i) => {
     const cin = i === 0 ? rev[0] : rev[i - 1];
-    for (let j = 0; j <= spec.layersPerBlock; j++) x = step(t, x, () => resnet(t, j === 0 ? cin : cout, cout, g));
+    const layers = Array.from({ length: spec.layersPerBlock + 1 }, (_, j) => () => resnet(t, j === 0 ? cin : cout, cout, g));
     if (i < rev.length - 1) {
-      x = step(t, x, () => t.conv3(cout * px * 4, cout, cout, g.b, g.h, g.w, 2)); // nearest 2× fused into the conv
-      g.h *= 2;
-      g.w *= 2;
-      px = pixels(g);
+      layers.push(() => {
+        const up = t.conv3(cout * px * 4, cout, cout, g.b, g.h, g.w, 2); // nearest 2× fused into the conv
+        g.h *= 2;
+        g.w *= 2;
+        px = pixels(g);
+        return up;
+      });
     }
+    x = step(t, x, () => block(t, x, layers));
   });
   const last = rev[rev.length - 1];
   x = step(t, x, () => t.alloc(last * px)); // conv_norm_out + SiLU
@@ -162,12 +190,15 @@ export function estimateKLEncode(spec: AutoencoderKLSpec, batch: number, height:
   x = t.conv3(boc[0] * pixels(g), spec.inChannels, boc[0], g.b, g.h, g.w); // conv_in (the input stays alive until the pass ends)
   boc.forEach((cout, i) => {
     const cin = i === 0 ? boc[0] : boc[i - 1];
-    for (let j = 0; j < spec.layersPerBlock; j++) x = step(t, x, () => resnet(t, j === 0 ? cin : cout, cout, g));
+    const layers = Array.from({ length: spec.layersPerBlock }, (_, j) => () => resnet(t, j === 0 ? cin : cout, cout, g));
     if (i < boc.length - 1) {
-      g.h = Math.floor(g.h / 2);
-      g.w = Math.floor(g.w / 2);
-      x = step(t, x, () => t.alloc(cout * pixels(g))); // stride 2: direct
+      layers.push(() => {
+        g.h = Math.floor(g.h / 2);
+        g.w = Math.floor(g.w / 2);
+        return t.alloc(cout * pixels(g)); // stride 2: direct
+      });
     }
+    x = step(t, x, () => block(t, x, layers));
   });
   const top = boc[boc.length - 1];
   const px = pixels(g);
@@ -238,7 +269,7 @@ export function estimateKLDecodeLatentStage(spec: AutoencoderKLSpec, h: number, 
   if (spec.usePostQuantConv) t.alloc(spec.latentChannels * px);
   let x = t.conv3(c0 * px, spec.latentChannels, c0, 1, h, w);
   x = step(t, x, () => midBlock(t, c0, g, spec.midBlockAttention));
-  for (let j = 0; j <= spec.layersPerBlock; j++) x = step(t, x, () => resnet(t, c0, c0, g));
+  x = step(t, x, () => block(t, x, Array.from({ length: spec.layersPerBlock + 1 }, () => () => resnet(t, c0, c0, g)))); // up_blocks.0's resnets
   return t.result;
 }
 
@@ -254,7 +285,7 @@ export function estimateKLEncodeLatentStage(spec: AutoencoderKLSpec, h: number, 
   const g: Geo = { b: 1, h, w };
   const px = h * w;
   let x = t.alloc(cin * px); // the uploaded map
-  for (let j = 0; j < spec.layersPerBlock; j++) x = step(t, x, () => resnet(t, j === 0 ? cin : top, top, g));
+  x = step(t, x, () => block(t, x, Array.from({ length: spec.layersPerBlock }, (_, j) => () => resnet(t, j === 0 ? cin : top, top, g)))); // the last down block's resnets
   x = step(t, x, () => midBlock(t, top, g, spec.midBlockAttention));
   x = step(t, x, () => t.alloc(top * px));
   x = step(t, x, () => t.conv3(2 * spec.latentChannels * px, top, 2 * spec.latentChannels, 1, h, w));
