@@ -233,7 +233,7 @@ export class SdxlComponents {
    * maxStorageBufferBindingSize, or activations beyond the context's memory budget (in low-memory
    * mode: a stage's weights, or the UNet's weights plus its activations, beyond it).
    */
-  checkFits(rows: number, width: number, height: number): void {
+  checkFits(rows: number, width: number, height: number, images = rows): void {
     const ctx = this.ctx;
     const el = this.dtype === 'f16' ? 2 : 4;
     const plan = planUNetMemory(this.unetSpec, rows, height / 8, width / 8, el, unetConvScratch(ctx, this.dtype));
@@ -257,6 +257,17 @@ export class SdxlComponents {
     }
     if (plan.peakActivationBytes > free) {
       throw new DeviceLimitError('GPU memory budget (bytes)', Math.round(plan.peakActivationBytes), Math.max(0, Math.round(free)), `${width}×${height} (UNet batch ${rows}): estimated UNet activations beyond the weights already loaded; choose a smaller size or fewer images`);
+    }
+    // under a budget, the resident VAE's decode (tiled as far as it must) has to fit what the weights leave:
+    // refused now (planDecode's DeviceLimitError), not after the denoising
+    const vae = this.resident.vae;
+    if (vae && Number.isFinite(ctx.memoryBudgetBytes)) {
+      try {
+        vae.planDecode(images, height / vae.vaeScaleFactor, width / vae.vaeScaleFactor);
+      } catch (e) {
+        if (e instanceof DeviceLimitError) throw new DeviceLimitError(e.limit, e.required, e.available, `${width}×${height}: the VAE decode after the denoising cannot fit beside the resident weights (checked before the first step; memory: 'low' frees the UNet for it)`);
+        throw e;
+      }
     }
   }
 

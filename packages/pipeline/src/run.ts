@@ -53,7 +53,7 @@ export async function runPipeline(c: SdxlComponents, r: ResolvedRun, rc: RunCont
     adapter: ctx.info.description, dtype: c.dtype, scheduler: rc.schedulerName, width: r.width, height: r.height, steps: r.steps, batch: b, loadMs: c.loadMs,
     textEncode: { ms: 0, peakBytes: 0 }, stepMs: [], denoise: { ms: 0, peakBytes: 0 }, decode: { ms: 0, peakBytes: 0 }, totalMs: 0, itPerSec: 0, peakBytes: 0, truncated: [], notices: [],
   };
-  c.checkFits(r.guided && !c.splitCfg ? 2 * b : b, r.width, r.height);
+  c.checkFits(r.guided && !c.splitCfg ? 2 * b : b, r.width, r.height, b);
   const endRun = c.beginRun();
   c.loras.beginCall(r.loraScale);
   try {

@@ -69,6 +69,29 @@ describe.skipIf(!hasFixtures('models/tiny-ssd1b'))('memoryBudgetBytes', () => {
     }
   });
 
+  it('under a budget the resident VAE\'s decode plan is checked before the first step', async () => {
+    const pipe = await load({ memoryBudgetBytes: 1e9 });
+    try {
+      const vae = pipe.components.residentVae!;
+      const asked: number[][] = [];
+      vae.planDecode = (b: number, h: number, w: number) => {
+        asked.push([b, h, w]);
+        throw new DeviceLimitError('memory for one 4×4 latent tile (bytes)', 2e9, 1e9, 'vae decode: even the smallest tile does not fit the budget or the binding limit');
+      };
+      let forwards = 0;
+      const unet = pipe.components.unet;
+      const forward = unet.forward.bind(unet);
+      unet.forward = (input) => (forwards++, forward(input));
+      const e = await pipe.generate({ ...run, width: 64, height: 96, numImagesPerPrompt: 2 }).catch((x) => x);
+      expect(e).toBeInstanceOf(DeviceLimitError);
+      expect(e.message).toMatch(/64×96: the VAE decode after the denoising cannot fit beside the resident weights \(checked before the first step/);
+      expect(asked).toEqual([[2, 12, 8]]);
+      expect(forwards).toBe(0);
+    } finally {
+      await pipe.dispose();
+    }
+  });
+
   it('is not a second budget for a shared context, and must be a positive number', async () => {
     const ctx = await testContext();
     await expect(StableDiffusionXLPipeline.fromPretrained(model, { context: ctx, memoryBudgetBytes: 1e9 })).rejects.toThrow(/memoryBudgetBytes with a shared context: set the context's memoryBudgetBytes/);
