@@ -12,7 +12,7 @@ import { PROMPT_FILE_OPTIONS, readCliPrompts } from './cli-prompt.js';
 import { checkFinite, checkSize, checkSteps, parseSeed, resolveRun, type GenerateOptions, type Img2ImgOptions } from './options.js';
 import { prepareOutputPath } from './cli-output-paths.js';
 import { encodePng, formatParameters } from './png.js';
-import { Progress } from './progress.js';
+import { formatRate, Progress } from './progress.js';
 import { createScheduler, SCHEDULER_NAMES } from './schedulers/index.js';
 import { loadCliLoras, loraHash, parseLoraArg } from './cli-lora.js';
 import { modelKind, openPipeline } from './cli-model.js';
@@ -148,7 +148,7 @@ export async function generate(argv: string[]): Promise<void> {
     const bar = new Progress('denoising', quiet);
     const onStep = ({ step, total }: { step: number; total: number }) => bar.step(step, total);
     const result = inpaint ? await pipe.inpaint({ ...inpaint, onStep }) : img2img ? await pipe.img2img({ ...img2img, onStep }) : await pipe.generate({ ...common, onStep });
-    bar.done(`${result.report.stepMs.length} steps, ${result.report.itPerSec.toFixed(2)} it/s`);
+    bar.done(`${result.report.stepMs.length} steps, ${formatRate(result.report.itPerSec)}`);
     for (const t of result.report.truncated) console.error(`note: the prompt was cut to 77 tokens (${t[2] ? '' : 'at least '}${t[1]} tokens dropped): "${t[0].slice(0, 60)}…"`);
     const params = {
       prompt,

@@ -16,7 +16,7 @@ export class Progress {
     const secs = (performance.now() - this.start) / 1000;
     const rate = done / Math.max(secs, 1e-9);
     const eta = (total - done) / Math.max(rate, 1e-9);
-    this.write(`${this.label} ${bar(done / total)} ${done}/${total}  ${rate >= 1 ? rate.toFixed(2) + ' it/s' : (1 / rate).toFixed(2) + ' s/it'}  ETA ${clock(eta)}`, done === total);
+    this.write(`${this.label} ${bar(done / total)} ${done}/${total}  ${formatRate(rate)}  ETA ${clock(eta)}`, done === total);
   }
 
   bytes(what: string, done: number, total: number): void {
@@ -52,4 +52,9 @@ function clock(s: number): string {
   if (!Number.isFinite(s)) return '--:--';
   const m = Math.floor(s / 60);
   return `${m}:${String(Math.round(s % 60)).padStart(2, '0')}`;
+}
+
+/** Steps per second as "2.50 it/s", or "12.34 s/it" when a step takes longer than a second (diffusers' tqdm alike). */
+export function formatRate(itPerSec: number): string {
+  return itPerSec >= 1 ? `${itPerSec.toFixed(2)} it/s` : `${(1 / itPerSec).toFixed(2)} s/it`;
 }

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { PNG } from 'pngjs';
 import { BlobSource, parseJsonLenient, SafetensorsFile, NodeFileSource } from '@ssd/tensor';
 import { fixturesDir, relL2, repoRoot } from '../../../testing/index.js';
+import { formatRate } from '../src/progress.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'ssd-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -106,5 +107,12 @@ describe('ssd errors: one line, distinct exit codes', () => {
     expect(ids.length).toBe(77);
     expect(ids[0]).toBe(49406);
     expect(ids).toContain(0); // "!" is tokenizer_2's pad token
+  });
+});
+
+describe('progress rates', () => {
+  it('a step slower than a second reads as s/it, not "0.00 it/s"', () => {
+    expect(formatRate(2.5)).toBe('2.50 it/s');
+    expect(formatRate(1 / 316.5)).toBe('316.50 s/it');
   });
 });
