@@ -90,6 +90,7 @@ describe.skipIf(!hasFixtures(`${FOLDER}/unet/diffusion_pytorch_model.fp16.safete
       await g.close();
     }
     await expect(quantizeModelToGguf(new FolderSource(join(fixturesDir, FOLDER)), new NodeFileSink(join(tmp, 'no.gguf')), { type: 'q8_0', convType: 'q4_0' })).rejects.toThrow(/convType = "q4_0" needs quantizeConvs/);
+    await expect(quantizeModelToGguf(new FolderSource(join(fixturesDir, FOLDER)), new NodeFileSink(join(tmp, 'no.gguf')), { type: 'q4_K', quantizeConvs: true, convFallback: 'q6_K' })).rejects.toThrow(/convFallback = "q6_K": must be a 32-value block type/);
   });
 
   it('refuses bad arguments before reading anything', () => {
@@ -103,6 +104,8 @@ describe.skipIf(!hasFixtures(`${FOLDER}/unet/diffusion_pytorch_model.fp16.safete
       [['--model', join(tmp, 'missing'), '--type', 'q8_0', '--out', join(tmp, 'm.gguf')], /model folder not found/, 4],
       [['--model', model, '--type', 'q8_0', '--out', join(tmp, 'c.gguf'), '--conv-type', 'q4_0'], /--conv-type needs --quantize-convs/, 2],
       [['--model', model, '--type', 'q8_0', '--out', join(tmp, 'c.gguf'), '--quantize-convs', '--conv-type', 'q3_K'], /--conv-type "q3_K": must be one of/, 2],
+      [['--model', model, '--type', 'q4_K', '--out', join(tmp, 'c.gguf'), '--quantize-convs', '--conv-fallback', 'q4_K'], /--conv-fallback "q4_K": must be a 32-value block type/, 2],
+      [['--model', model, '--type', 'q4_K', '--out', join(tmp, 'c.gguf'), '--conv-fallback', 'q5_0'], /--conv-fallback needs --quantize-convs/, 2],
     ];
     for (const [argv, message, code] of cases) {
       const r = ssd('quantize', ...argv);

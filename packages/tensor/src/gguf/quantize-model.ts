@@ -12,7 +12,7 @@ import { openByteSource, openTensorFile, SDXL_COMPONENTS } from '../sgm/single-f
 import { pipelineToSgm } from '../sgm/to-sgm.js';
 import { GGML_TYPES, ggmlTypeByName, type GgmlType } from './ggml-types.js';
 import { writeGguf, type GgufTensorToWrite } from './gguf-writer.js';
-import { convExportType, exportType, parseTypeRules, writableType } from './type-rules.js';
+import { CONV_K_FALLBACK, convExportType, exportType, parseTypeRules, writableType } from './type-rules.js';
 
 export interface QuantizeModelOptions {
   /** The target type: 'q8_0', 'q5_0', 'q4_0', 'q4_K', 'f16', … (sd.cpp's `--type`). */
@@ -30,6 +30,11 @@ export interface QuantizeModelOptions {
    * rounding error weighs more in a UNet's output than the linear layers'. `typeRules` still come first.
    */
   convType?: string;
+  /**
+   * With `quantizeConvs` and a K-quant: the type of convs whose rows are not whole 256-value super-blocks
+   * (default q8_0: their rounding weighs most; 'q5_0' is llama.cpp's smaller choice). A 32-value block type.
+   */
+  convFallback?: string;
   /** ggml's reference quantizers (default) or sd.cpp's importance-weighted search (its exact bytes). */
   quantizer?: 'reference' | 'sdcpp';
   /** A folder's weight variant to read (e.g. 'fp16'; falls back to the full weights). */
@@ -52,13 +57,16 @@ export async function quantizeModelToGguf(model: ModelSource | string | Blob | B
   const target = writableType(opts.type, 'type');
   if (opts.convType !== undefined && !opts.quantizeConvs) throw new InvalidArgumentError(`convType = ${JSON.stringify(opts.convType)} needs quantizeConvs (convolutions keep their type otherwise, as sd.cpp keeps them)`);
   const convTarget = opts.convType === undefined ? target : writableType(opts.convType, 'convType');
+  if (opts.convFallback !== undefined && !opts.quantizeConvs) throw new InvalidArgumentError(`convFallback = ${JSON.stringify(opts.convFallback)} needs quantizeConvs`);
+  const convFallback = writableType(opts.convFallback ?? CONV_K_FALLBACK, 'convFallback');
+  if (!convFallback.quant || convFallback.blockValues !== 32) throw new InvalidArgumentError(`convFallback = ${JSON.stringify(opts.convFallback)}: must be a 32-value block type (q8_0, q5_0, q5_1, q4_0, q4_1)`);
   const rules = parseTypeRules(opts.typeRules ?? '');
   const opened: TensorSource[] = [];
   try {
     const named = isModelSource(model) ? await folderTensors(model, opts, opened) : await fileTensors(model, opened);
     const types: Record<string, number> = {};
     const plan: GgufTensorToWrite[] = named.map(([name, entry]) => {
-      const conv = opts.quantizeConvs ? convExportType(name, entry.shape, convTarget, rules) : null;
+      const conv = opts.quantizeConvs ? convExportType(name, entry.shape, convTarget, rules, convFallback) : null;
       const type = conv ?? exportType(name, entry.shape, storedType(name, entry), target, rules);
       types[type.name] = (types[type.name] ?? 0) + 1;
       return { name, entry, type, storedShape: conv ? [entry.shape[0], entry.shape.slice(1).reduce((a, b) => a * b, 1)] : undefined };

@@ -56,21 +56,28 @@ export function exportType(name: string, shape: readonly number[], stored: GgmlT
   return sdcppConverts(name, ne0, dst) ? dst : stored;
 }
 
-/** llama.cpp's fallback for rows that are not whole 256-value super-blocks. */
-const K_FALLBACK: Readonly<Record<string, string>> = { q4_K: 'q5_0', q5_K: 'q5_1', q6_K: 'q8_0' };
+/**
+ * A UNet conv whose rows are not whole 256-value super-blocks, asked for a K-quant: q8_0 — not llama.cpp's
+ * q5_0 / q5_1, because in SDXL-family UNets those convs are the 320- and 640-channel levels and the
+ * output conv, whose rounding weighs most in noise_pred. Measured on full-size random SSD-1B (issue 21,
+ * bench:gguf): q4_K --quantize-convs noise_pred rel-L2 vs fp16 8.7e-2 with q5_0 for its 33 such convs
+ * (97 M parameters), 4.6e-2 with q8_0, for 36 MB more.
+ */
+export const CONV_K_FALLBACK = 'q8_0';
 
 /**
  * `--quantize-convs` (beyond sd.cpp, which keeps convs as they are): the type of a UNet conv weight
  * [O, I, kh, kw], quantized by output rows of I·kh·kw values — stored 2-D with its shape in
  * `comfy.gguf.orig_shape.<name>` as ComfyUI-GGUF does; a K-quant whose blocks do not fit a row falls back
- * as llama.cpp does (q4_K → q5_0, q5_K → q5_1, q6_K → q8_0). Null: not such a conv, or no type fits.
+ * to `fallback` (default q8_0, CONV_K_FALLBACK; llama.cpp's choice would be q5_0). Null: not such a
+ * conv, or no type fits.
  */
-export function convExportType(name: string, shape: readonly number[], target: GgmlType, rules: readonly TypeRule[] = []): GgmlType | null {
+export function convExportType(name: string, shape: readonly number[], target: GgmlType, rules: readonly TypeRule[] = [], kFallback: GgmlType = ggmlTypeByName(CONV_K_FALLBACK)!): GgmlType | null {
   if (shape.length !== 4 || !name.endsWith('.weight') || name.startsWith('first_stage_model.') || name.startsWith('vae.')) return null;
   const dst = rules.find((r) => r.pattern.test(name))?.type ?? target;
   if (!dst.quant) return null;
   const row = shape[1] * shape[2] * shape[3];
   if (row % dst.blockValues === 0) return dst;
-  const fallback = K_FALLBACK[dst.name] ? ggmlTypeByName(K_FALLBACK[dst.name])! : null;
+  const fallback = dst.blockValues === 256 ? kFallback : null;
   return fallback && row % fallback.blockValues === 0 ? fallback : null;
 }
