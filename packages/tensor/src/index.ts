@@ -74,7 +74,9 @@ export { readModelIndex, readComponentConfig, readJson, parseJsonLenient, resolv
 export { shardNameProblem } from './shard-index.js';
 export type { ShardIndex } from './shard-index.js';
 export type { ModelIndex, WeightFiles } from './diffusers.js';
-export { WeightStore, permute, buildAndLoad, chooseComputeDtype, parameterStats } from './weights.js';
+export { WeightStore, buildAndLoad, chooseComputeDtype } from './weights.js';
+export { permute } from './host-permute.js';
+export { parameterStats } from './parameter-stats.js';
 export type { TakeOptions, HostData, LoadOptions, LoadProgress } from './weights.js';
 export { isNode, runtimeName, envVar, quietPolling } from './gpu-provider.js';
 export { encodeSafetensors, safetensorsHeader, type TensorToWrite } from './safetensors-writer.js';

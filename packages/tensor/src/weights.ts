@@ -13,6 +13,7 @@ import type { QuantizedWeight } from './quantized.js';
 import { concatRowsEntry, readEntryAs, uploadEntryInto, type QuantizedBlocks, type TensorEntry, type TensorSource } from './tensor-source.js';
 import { Tensor } from './tensor.js';
 import { allocQuantizedWeight, uploadBlocksInto } from './weights-quantized.js';
+import { recordFileParameters } from './parameter-stats.js';
 
 export type HostData = Float32Array | Uint16Array | Int32Array;
 
@@ -121,7 +122,7 @@ export class WeightStore {
     const entry = this.check(key, opts.fileShape ?? shape, dtype, opts.alternateShapes);
     const tensor = this.allocate(shape, dtype, key, !!entry);
     if (entry && this.isReal(tensor)) this.pending.push({ key, entry, tensor, offsetElems: 0, transform: opts.transform });
-    if (opts.fileShape) LOADED_PARAMETERS.set(tensor, shapeSize(opts.fileShape)); // e.g. Winograd-transformed: the file's parameters
+    if (opts.fileShape) recordFileParameters(tensor, shapeSize(opts.fileShape)); // e.g. Winograd-transformed: the file's parameters
     return tensor;
   }
 
@@ -189,7 +190,7 @@ export class WeightStore {
     // after a problem: a placeholder, as for float parameters (finish() throws before anything runs)
     const data = this.allocate([Math.ceil(blocks.byteLength / 4)], 'u32', keys.join('+'), true);
     const w = allocQuantizedWeight(blocks.type, entry.shape, data);
-    LOADED_PARAMETERS.set(data, shapeSize(entry.shape));
+    recordFileParameters(data, shapeSize(entry.shape));
     if (this.isReal(data)) this.pending.push({ key: keys.join('+'), entry, tensor: data, offsetElems: 0, blocks });
     return w;
   }
@@ -338,31 +339,6 @@ function padTo4(b: Uint8Array): Uint8Array {
   return p;
 }
 
-/** Permutes a row-major array of `shape` by `perm` (out dim i = in dim perm[i]). */
-export function permute<T extends HostData>(src: T, shape: readonly number[], perm: readonly number[]): T {
-  const rank = shape.length;
-  const outShape = perm.map((p) => shape[p]);
-  const inStrides = new Array<number>(rank);
-  let s = 1;
-  for (let i = rank - 1; i >= 0; i--) {
-    inStrides[i] = s;
-    s *= shape[i];
-  }
-  const strideForOut = perm.map((p) => inStrides[p]);
-  const out = new (src.constructor as new (n: number) => T)(src.length);
-  const idx = new Array<number>(rank).fill(0);
-  for (let o = 0; o < out.length; o++) {
-    let off = 0;
-    for (let d = 0; d < rank; d++) off += idx[d] * strideForOut[d];
-    out[o] = src[off];
-    for (let d = rank - 1; d >= 0; d--) {
-      if (++idx[d] < outShape[d]) break;
-      idx[d] = 0;
-    }
-  }
-  return out;
-}
-
 /**
  * Builds a model from an opened store and streams its weights in. A model whose load fails (abort,
  * I/O) is disposed; the store's files are closed either way.
@@ -393,15 +369,4 @@ export function chooseComputeDtype(ctx: GpuContext, requested: 'f16' | 'f32' | u
     return 'f32';
   }
   return dtype;
-}
-
-/**
- * The file's parameters behind a weight tensor stored in another form: a quantized weight's block
- * words, a Winograd-transformed conv kernel (4× its 3×3 for F(4×4)).
- */
-const LOADED_PARAMETERS = new WeakMap<Tensor, number>();
-
-/** Parameter count (the file's elements) and GPU bytes (as loaded) of a model's weight tensors. */
-export function parameterStats(params: readonly Tensor[]): { count: number; bytes: number } {
-  return { count: params.reduce((a, t) => a + (LOADED_PARAMETERS.get(t) ?? t.size), 0), bytes: params.reduce((a, t) => a + t.byteSize, 0) };
 }
