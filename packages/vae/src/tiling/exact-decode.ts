@@ -12,7 +12,7 @@
 import { throwIfAborted, type DType, type GpuContext } from '@ssd/tensor';
 import type { Upsample2D } from '@ssd/kernels';
 import type { AutoencoderKLSpec } from '../config.js';
-import { estimateKLDecodeLatentStage, NO_CONV_SCRATCH, tileBytes, type ActivationEstimate, type ConvScratch } from './memory-plan.js';
+import { estimateKLDecodeLatentStage, NO_CONV_SCRATCH, resnetHalfTileBytes, tileBytes, type ActivationEstimate, type ConvScratch } from './memory-plan.js';
 import { normParams, sweep, sweepResnetHalf, type SweepContext } from './sweep.js';
 import { mib, type HostImage, type TilePlan } from './tiling.js';
 import type { Decoder } from '../vae.js';
@@ -65,29 +65,20 @@ export function fitTile(start: number, halo: number, need: (side: number) => rea
 }
 
 /**
- * The tensors live together in one tile of a sweep, as channels per input pixel: the input tile(s), the
- * GroupNorm+SiLU output, the conv output (and a resnet's shortcut; an upsampler's 2×-upsampled output).
+ * Bytes of [the largest tensor, all live tensors] of a sweep's tile of `side` px. A resnet half: see
+ * resnetHalfTileBytes. An upsampler: its input and 2×-upsampled output, and its conv's scratch. The final
+ * sweep: the input, SiLU(conv_norm_out(x)), conv_out's output, the GroupNorm's affine vectors, the scratch.
  */
-function sweepTensors(s: Pick<SweepPlan, 'kind' | 'cin' | 'cout'>): number[] {
+function sweepNeed(s: Omit<SweepPlan, 'tile'>, side: number, dtypeBytes: number, scratch: ConvScratch): [number, number] {
   switch (s.kind) {
     case 'resnet.conv1':
-      return [s.cin, s.cin, s.cout];
     case 'resnet.conv2':
-      return [s.cout, s.cin, s.cout, s.cout, ...(s.cin !== s.cout ? [s.cout] : [])];
+      return resnetHalfTileBytes(s.kind === 'resnet.conv1' ? 'conv1' : 'conv2', s.cin, s.cout, side, dtypeBytes, scratch);
     case 'upsample':
-      return [s.cin, 4 * s.cin];
+      return tileBytes([s.cin, 4 * s.cin], side, dtypeBytes, scratch(s.cin, s.cin, 1, side, side, 2));
     case 'final':
-      return [s.cin, s.cin, s.cout];
+      return tileBytes([s.cin, s.cin, s.cout], side, dtypeBytes, [...scratch(s.cin, s.cout, 1, side, side), s.cin * dtypeBytes, s.cin * dtypeBytes]);
   }
-}
-
-/** Bytes of [the largest tensor, all live tensors] of a sweep's tile of `side` px: its tensors, the GroupNorm's two adjusted affine vectors and its conv's scratch. */
-function sweepNeed(s: Omit<SweepPlan, 'tile'>, side: number, dtypeBytes: number, scratch: ConvScratch): [number, number] {
-  const conv: Parameters<ConvScratch> =
-    s.kind === 'resnet.conv1' ? [s.cin, s.cout, 1, side, side] : s.kind === 'resnet.conv2' ? [s.cout, s.cout, 1, side, side] : s.kind === 'upsample' ? [s.cin, s.cin, 1, side, side, 2] : [s.cin, s.cout, 1, side, side];
-  const normed = s.kind === 'resnet.conv2' ? s.cout : s.kind === 'upsample' ? 0 : s.cin; // GroupNorm's adjusted affine vectors
-  const affine = normed ? [normed * dtypeBytes, normed * dtypeBytes] : [];
-  return tileBytes(sweepTensors(s), side, dtypeBytes, [...scratch(...conv), ...affine]);
 }
 
 /** What an exact plan must respect: the model's element size, the device's limits and the budget. */

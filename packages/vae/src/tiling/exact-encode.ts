@@ -8,7 +8,7 @@
 import { throwIfAborted, type DType, type GpuContext } from '@ssd/tensor';
 import type { AutoencoderKLSpec } from '../config.js';
 import { fitTile, type ExactPlanBounds } from './exact-decode.js';
-import { estimateKLEncodeLatentStage, NO_CONV_SCRATCH, tileBytes, type ActivationEstimate, type ConvScratch } from './memory-plan.js';
+import { estimateKLEncodeLatentStage, NO_CONV_SCRATCH, resnetHalfTileBytes, tileBytes, type ActivationEstimate, type ConvScratch } from './memory-plan.js';
 import { normParams, sweep, sweepResnetHalf, type SweepContext } from './sweep.js';
 import { mib, type HostImage, type TilePlan } from './tiling.js';
 import type { Encoder } from '../vae.js';
@@ -35,26 +35,21 @@ export interface ExactEncodePlan {
   firstCols: number;
 }
 
-/** The tensors live together in one tile of a sweep, as channels per input pixel (cf. exact-decode.ts). */
-function tensors(s: Pick<EncodeSweep, 'kind' | 'cin' | 'cout'>): number[] {
+/**
+ * Bytes of [the largest tensor, all live tensors] of a sweep's tile of `side` px. conv_in: its input and
+ * output, and its scratch; a resnet half: resnetHalfTileBytes; the stride-2 downsampler (direct, no
+ * scratch): its input and the half-size output.
+ */
+function need(s: Omit<EncodeSweep, 'tile'>, side: number, dtypeBytes: number, scratch: ConvScratch): [number, number] {
   switch (s.kind) {
     case 'conv_in':
-      return [s.cin, s.cout];
+      return tileBytes([s.cin, s.cout], side, dtypeBytes, scratch(s.cin, s.cout, 1, side, side));
     case 'resnet.conv1':
-      return [s.cin, s.cin, s.cout];
     case 'resnet.conv2':
-      return [s.cout, s.cin, s.cout, s.cout, ...(s.cin !== s.cout ? [s.cout] : [])];
+      return resnetHalfTileBytes(s.kind === 'resnet.conv1' ? 'conv1' : 'conv2', s.cin, s.cout, side, dtypeBytes, scratch);
     case 'downsample':
-      return [s.cin, 0.25 * s.cin];
+      return tileBytes([s.cin, 0.25 * s.cin], side, dtypeBytes);
   }
-}
-
-/** Bytes of [the largest tensor, all live tensors] of a sweep's tile of `side` px, GroupNorm affine and conv scratch included (stride 2: direct). */
-function need(s: Omit<EncodeSweep, 'tile'>, side: number, dtypeBytes: number, scratch: ConvScratch): [number, number] {
-  const held = s.kind === 'downsample' ? [] : s.kind === 'resnet.conv2' ? scratch(s.cout, s.cout, 1, side, side) : scratch(s.cin, s.cout, 1, side, side);
-  const normed = s.kind === 'resnet.conv1' ? s.cin : s.kind === 'resnet.conv2' ? s.cout : 0; // GroupNorm's adjusted affine vectors
-  const affine = normed ? [normed * dtypeBytes, normed * dtypeBytes] : [];
-  return tileBytes(tensors(s), side, dtypeBytes, [...held, ...affine]);
 }
 
 /** The sweeps of an exact encode of an image of height × width (multiples of the down factor), or null when the latent stage does not fit whole. */

@@ -39,6 +39,18 @@ export function tileBytes(channels: readonly number[], side: number, dtypeBytes:
   return [Math.max(...tensors), [...tensors, ...extra].reduce((a, b) => a + sizeClass(b), 0)];
 }
 
+/**
+ * [largest, all] bytes of one tile of a resnet half swept with global GroupNorm statistics (sweep.ts
+ * sweepResnetHalf), decode and encode alike. conv1: x, SiLU(norm1(x)), conv1's output; conv2: h1, x,
+ * SiLU(norm2(h1)), the output (and conv_shortcut(x) when the channels change) — plus the GroupNorm's two
+ * adjusted affine vectors and the conv's scratch.
+ */
+export function resnetHalfTileBytes(half: 'conv1' | 'conv2', cin: number, cout: number, side: number, dtypeBytes: number, scratch: ConvScratch): [number, number] {
+  const normed = half === 'conv1' ? cin : cout;
+  const tensors = half === 'conv1' ? [cin, cin, cout] : [cout, cin, cout, cout, ...(cin !== cout ? [cout] : [])];
+  return tileBytes(tensors, side, dtypeBytes, [...scratch(normed, cout, 1, side, side), normed * dtypeBytes, normed * dtypeBytes]);
+}
+
 /** Live-set bookkeeping in the order the forward code allocates and frees. */
 class Tracker {
   private live = 0;
