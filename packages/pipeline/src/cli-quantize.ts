@@ -1,7 +1,7 @@
 // `ssd quantize`: a diffusers folder or a single-file checkpoint → one GGUF file, as stable-diffusion.cpp's
 // `sd -M convert --type T` makes it (same key names, type ids and per-tensor rules, so sd.cpp reads it),
 // quantized with ggml's reference quantizers or, with --quantizer sdcpp, byte for byte as sd.cpp does.
-import { InvalidArgumentError, NodeFileSink, openModelSource, parseTypeRules, quantizeModelToGguf, WRITABLE_TYPES } from '@ssd/tensor';
+import { CONV_FALLBACK_TYPES, InvalidArgumentError, NodeFileSink, openModelSource, parseTypeRules, quantizeModelToGguf, WRITABLE_TYPES } from '@ssd/tensor';
 import { parseArgs, str } from './cli-args.js';
 import { modelKind } from './cli-model.js';
 import { prepareOutputPath } from './cli-output-paths.js';
@@ -33,7 +33,7 @@ export async function quantize(argv: string[]): Promise<void> {
   if (convType !== undefined && !(WRITABLE_TYPES as readonly string[]).includes(convType)) throw new InvalidArgumentError(`--conv-type ${JSON.stringify(convType)}: must be one of ${WRITABLE_TYPES.join(', ')}`);
   const convFallback = str(args, 'conv-fallback');
   if (convFallback !== undefined && !args.options.has('quantize-convs')) throw new InvalidArgumentError('--conv-fallback needs --quantize-convs');
-  if (convFallback !== undefined && !['q8_0', 'q5_0', 'q5_1', 'q4_0', 'q4_1'].includes(convFallback)) throw new InvalidArgumentError(`--conv-fallback ${JSON.stringify(convFallback)}: must be a 32-value block type (q8_0, q5_0, q5_1, q4_0, q4_1)`);
+  if (convFallback !== undefined && !(CONV_FALLBACK_TYPES as readonly string[]).includes(convFallback)) throw new InvalidArgumentError(`--conv-fallback ${JSON.stringify(convFallback)}: must be a 32-value block type (${CONV_FALLBACK_TYPES.join(', ')})`);
   const out = str(args, 'out');
   if (!out) throw new InvalidArgumentError('--out is required (the .gguf file to write)');
   if (!/\.gguf$/i.test(out)) throw new InvalidArgumentError(`--out ${JSON.stringify(out)}: the file name must end in .gguf`);

@@ -38,7 +38,7 @@ export { dequantizeBlocks } from './gguf/dequantize.js';
 export { quantizeBlocks } from './gguf/quantize.js';
 export { quantizeRowsSdcpp } from './gguf/quantize-sdcpp.js';
 export { writeGguf, ggufHeader, type GgufTensorToWrite, type WriteGgufOptions } from './gguf/gguf-writer.js';
-export { convExportType, exportType, parseTypeRules, sdcppConverts, WRITABLE_TYPES, type TypeRule, type WritableType } from './gguf/type-rules.js';
+export { CONV_FALLBACK_TYPES, convExportType, exportType, parseTypeRules, sdcppConverts, WRITABLE_TYPES, type TypeRule, type WritableType } from './gguf/type-rules.js';
 export { quantizeModelToGguf, type QuantizeModelOptions, type QuantizeModelResult } from './gguf/quantize-model.js';
 export { sizeClass, type MemoryStats } from './pool.js';
 export { prologue, packUniforms, specKey, foldWorkgroups } from './program.js';

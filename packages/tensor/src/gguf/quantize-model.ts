@@ -12,7 +12,7 @@ import { openByteSource, openTensorFile, SDXL_COMPONENTS } from '../sgm/single-f
 import { pipelineToSgm } from '../sgm/to-sgm.js';
 import { GGML_TYPES, ggmlTypeByName, type GgmlType } from './ggml-types.js';
 import { writeGguf, type GgufTensorToWrite } from './gguf-writer.js';
-import { CONV_K_FALLBACK, convExportType, exportType, parseTypeRules, writableType } from './type-rules.js';
+import { CONV_FALLBACK_TYPES, CONV_K_FALLBACK, convExportType, exportType, parseTypeRules, writableType } from './type-rules.js';
 
 export interface QuantizeModelOptions {
   /** The target type: 'q8_0', 'q5_0', 'q4_0', 'q4_K', 'f16', … (sd.cpp's `--type`). */
@@ -58,8 +58,9 @@ export async function quantizeModelToGguf(model: ModelSource | string | Blob | B
   if (opts.convType !== undefined && !opts.quantizeConvs) throw new InvalidArgumentError(`convType = ${JSON.stringify(opts.convType)} needs quantizeConvs (convolutions keep their type otherwise, as sd.cpp keeps them)`);
   const convTarget = opts.convType === undefined ? target : writableType(opts.convType, 'convType');
   if (opts.convFallback !== undefined && !opts.quantizeConvs) throw new InvalidArgumentError(`convFallback = ${JSON.stringify(opts.convFallback)} needs quantizeConvs`);
-  const convFallback = writableType(opts.convFallback ?? CONV_K_FALLBACK, 'convFallback');
-  if (!convFallback.quant || convFallback.blockValues !== 32) throw new InvalidArgumentError(`convFallback = ${JSON.stringify(opts.convFallback)}: must be a 32-value block type (q8_0, q5_0, q5_1, q4_0, q4_1)`);
+  const fallbackName = opts.convFallback ?? CONV_K_FALLBACK;
+  if (!(CONV_FALLBACK_TYPES as readonly string[]).includes(fallbackName)) throw new InvalidArgumentError(`convFallback = ${JSON.stringify(fallbackName)}: must be a 32-value block type (${CONV_FALLBACK_TYPES.join(', ')})`);
+  const convFallback = ggmlTypeByName(fallbackName)!;
   const rules = parseTypeRules(opts.typeRules ?? '');
   const opened: TensorSource[] = [];
   try {

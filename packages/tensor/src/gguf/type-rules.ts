@@ -65,6 +65,9 @@ export function exportType(name: string, shape: readonly number[], stored: GgmlT
  */
 export const CONV_K_FALLBACK = 'q8_0';
 
+/** The types a conv fallback may take: the writable block types of 32 values, which fit any conv row of 32s. */
+export const CONV_FALLBACK_TYPES: readonly WritableType[] = WRITABLE_TYPES.filter((t) => ggmlTypeByName(t)!.blockValues === 32);
+
 /**
  * `--quantize-convs` (beyond sd.cpp, which keeps convs as they are): the type of a UNet conv weight
  * [O, I, kh, kw], quantized by output rows of I·kh·kw values — stored 2-D with its shape in
